@@ -1,0 +1,318 @@
+package v1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// DiscordBotSpec is what the user asks for: a bot, its token, and how to shard it.
+// +kubebuilder:validation:XValidation:rule="type(self.shards) != int || self.shardsPerPod <= self.shards",message="shardsPerPod must not be greater than shards"
+type DiscordBotSpec struct {
+	// TokenSecretRef names the Secret (in the bot's namespace) holding the bot token.
+	// The token is mounted into bot pods as a file; it never appears in env, status or events.
+	TokenSecretRef SecretKeySelector `json:"tokenSecretRef"`
+
+	// Image is the bot container image. When empty, the operator's --default-bot-image is used.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// ImagePullPolicy for the bot container.
+	// +optional
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// Shards is the total number of gateway shards. Today a whole number >= 1; the field is
+	// an int-or-string so that a later "auto" (Discord's recommended count) fits without an
+	// API change.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int",message="shards must be a whole number (for example 4); automatic shard counts are not supported yet"
+	// +kubebuilder:validation:XValidation:rule="type(self) != int || (self >= 1 && self <= 100000)",message="shards must be between 1 and 100000"
+	Shards intstr.IntOrString `json:"shards,omitempty"`
+
+	// ShardsPerPod is how many consecutive shard IDs one pod runs.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	ShardsPerPod int32 `json:"shardsPerPod,omitempty"`
+
+	// Intents are the gateway intents the bot identifies with, by Discord's names
+	// (GUILDS, GUILD_MESSAGES, MESSAGE_CONTENT, ...).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	Intents []Intent `json:"intents,omitempty"`
+
+	// Gateway overrides where bots connect: a gateway proxy or a self-hosted test server.
+	// +optional
+	Gateway *GatewaySpec `json:"gateway,omitempty"`
+
+	// Health tunes how bot pods prove they are alive.
+	// +kubebuilder:default={}
+	Health HealthSpec `json:"health,omitempty"`
+
+	// Suspend stops every bot pod while true. Nothing else is deleted; setting it back to
+	// false starts the pods again.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// PodTemplate is the part of the bot pods the user may shape.
+	// +optional
+	PodTemplate BotPodTemplate `json:"podTemplate,omitempty"`
+}
+
+// SecretKeySelector selects a key of a Secret in the bot's namespace.
+type SecretKeySelector struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="tokenSecretRef.name must be a valid Secret name (lowercase letters, digits, '-' and '.')"
+	Name string `json:"name"`
+
+	// Key within the Secret whose value is the bot token.
+	// +kubebuilder:default=token
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// GatewaySpec overrides Discord's gateway and REST endpoints.
+type GatewaySpec struct {
+	// URL of the gateway websocket, for example wss://gateway.discord.gg.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['ws', 'wss'] && url(self).getHostname() != ''",message="gateway.url must be a ws:// or wss:// URL with a host, for example wss://gateway.discord.gg"
+	URL string `json:"url,omitempty"`
+
+	// APIURL is the base of the REST API, for example https://discord.com/api/v10.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="gateway.apiURL must be an http:// or https:// URL with a host, for example https://discord.com/api/v10"
+	APIURL string `json:"apiURL,omitempty"`
+}
+
+// HealthSpec tunes the heartbeat Lease each bot pod renews.
+type HealthSpec struct {
+	// LeaseDurationSeconds is how long a pod's heartbeat Lease stays valid without renewal.
+	// Pods renew every quarter of it; the operator restarts a pod whose Lease expires.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=300
+	LeaseDurationSeconds int32 `json:"leaseDurationSeconds,omitempty"`
+}
+
+// BotPodTemplate is the curated part of a bot pod that users may set. Everything else
+// (command, probes, security context, token mount) belongs to the operator.
+type BotPodTemplate struct {
+	// Metadata adds labels and annotations to bot pods.
+	// +optional
+	Metadata PodMetadata `json:"metadata,omitempty"`
+
+	// Resources of the bot container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Env adds environment variables to the bot container. Names starting with
+	// SHARDKEEPER_ are reserved for the operator.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:XValidation:rule="self.all(e, !e.name.startsWith('SHARDKEEPER_'))",message="env names starting with SHARDKEEPER_ are reserved for the operator"
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// NodeSelector constrains bot pods to nodes with these labels.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of bot pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Affinity of bot pods.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// PriorityClassName of bot pods.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// ImagePullSecrets used to pull the bot image.
+	// +optional
+	// +listType=atomic
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+}
+
+// PodMetadata is the labels and annotations added to bot pods.
+type PodMetadata struct {
+	// Labels added to bot pods. Keys under shardkeeper.dev/ are reserved.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('shardkeeper.dev/'))",message="label keys under shardkeeper.dev/ are reserved for the operator"
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// Annotations added to bot pods. Keys under shardkeeper.dev/ are reserved.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('shardkeeper.dev/'))",message="annotation keys under shardkeeper.dev/ are reserved for the operator"
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// BotPhase is a one-word summary of a bot's state.
+// +kubebuilder:validation:Enum=Pending;Starting;Running;Updating;Degraded;Suspended
+type BotPhase string
+
+const (
+	// PhasePending: the bot cannot start yet (for example its token Secret is missing).
+	PhasePending BotPhase = "Pending"
+	// PhaseStarting: pods are being created and not every shard is ready yet.
+	PhaseStarting BotPhase = "Starting"
+	// PhaseRunning: every shard is ready and every pod runs the current spec.
+	PhaseRunning BotPhase = "Running"
+	// PhaseUpdating: pods are being replaced to match a changed spec.
+	PhaseUpdating BotPhase = "Updating"
+	// PhaseDegraded: some shards are not ready and no rollout explains it.
+	PhaseDegraded BotPhase = "Degraded"
+	// PhaseSuspended: spec.suspend is true; no pods run.
+	PhaseSuspended BotPhase = "Suspended"
+)
+
+// MaxReportedProblems bounds status.problems so the status stays small at any shard count.
+const MaxReportedProblems = 10
+
+// DiscordBotStatus is what the operator observed. It stays bounded in size whatever the
+// shard count: healthy shards are counted, only problems are listed.
+type DiscordBotStatus struct {
+	// ObservedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Phase is a one-word summary: Pending, Starting, Running, Updating, Degraded or Suspended.
+	// +optional
+	Phase BotPhase `json:"phase,omitempty"`
+
+	// Shards is the total number of shards the bot should run.
+	// +optional
+	Shards int32 `json:"shards,omitempty"`
+
+	// ReadyShards is the number of shards whose pod is ready.
+	// +optional
+	ReadyShards int32 `json:"readyShards,omitempty"`
+
+	// ShardsSummary is "ready/total", for kubectl get.
+	// +optional
+	ShardsSummary string `json:"shardsSummary,omitempty"`
+
+	// Pods is the number of bot pods that exist.
+	// +optional
+	Pods int32 `json:"pods,omitempty"`
+
+	// ReadyPods is the number of bot pods that are ready.
+	// +optional
+	ReadyPods int32 `json:"readyPods,omitempty"`
+
+	// UpdatedPods is the number of bot pods that run the current spec.
+	// +optional
+	UpdatedPods int32 `json:"updatedPods,omitempty"`
+
+	// Restarts counts bot container restarts and pod replacements after failures, since the
+	// bot was created. Replacements for a spec change are not restarts.
+	// +optional
+	Restarts int64 `json:"restarts,omitempty"`
+
+	// Image is the bot image pods run (spec.image or the operator's default).
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Revision is the hash of the current pod template; pods carry it as a label.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+
+	// Problems lists shard groups that are not healthy, at most MaxReportedProblems of them.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	Problems []ShardGroupProblem `json:"problems,omitempty"`
+
+	// ProblemCount is how many shard groups have problems, including those not listed.
+	// +optional
+	ProblemCount int32 `json:"problemCount,omitempty"`
+
+	// Conditions: Ready, Progressing and Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ShardGroupProblem describes one unhealthy pod and the shards it holds.
+type ShardGroupProblem struct {
+	// Pod is the pod name.
+	Pod string `json:"pod"`
+	// Shards is the shard ID range the pod holds, for example "4-7".
+	Shards string `json:"shards"`
+	// Reason is a CamelCase word, for example CrashLoopBackOff or NotReady.
+	Reason string `json:"reason"`
+	// Message says more, in words.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// Condition types and reasons. Reasons are CamelCase words users can search for.
+const (
+	ConditionReady       = "Ready"
+	ConditionProgressing = "Progressing"
+	ConditionDegraded    = "Degraded"
+
+	ReasonAllShardsReady     = "AllShardsReady"
+	ReasonShardsNotReady     = "ShardsNotReady"
+	ReasonTokenSecretMissing = "TokenSecretMissing"
+	ReasonSuspended          = "Suspended"
+	ReasonCreatingPods       = "CreatingPods"
+	ReasonRollingUpdate      = "RollingUpdate"
+	ReasonReshardingPods     = "RecreatingShardGroups"
+	ReasonRolloutComplete    = "RolloutComplete"
+	ReasonPodsStarting       = "PodsStarting"
+	ReasonPodsFailing        = "PodsFailing"
+	ReasonAsExpected         = "AsExpected"
+)
+
+// DiscordBot runs a Discord bot as sharded gateway sessions in pods the operator manages.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dbot,categories=shardkeeper
+// +kubebuilder:printcolumn:name="Shards",type=string,JSONPath=`.status.shardsSummary`,description="Ready shards / total shards"
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Restarts",type=integer,JSONPath=`.status.restarts`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.pods`,priority=1
+// +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.updatedPods`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 50",message="DiscordBot names are at most 50 characters, so that pod names (<bot>-<index>) stay valid"
+type DiscordBot struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec DiscordBotSpec `json:"spec"`
+	// +optional
+	Status DiscordBotStatus `json:"status,omitempty"`
+}
+
+// DiscordBotList is a list of DiscordBots.
+// +kubebuilder:object:root=true
+type DiscordBotList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DiscordBot `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DiscordBot{}, &DiscordBotList{})
+}

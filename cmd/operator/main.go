@@ -1,0 +1,129 @@
+// Command operator runs the Shardkeeper controller manager: it reconciles DiscordBots into
+// bot pods. Flags and wiring only; the logic lives in controllers/.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/controllers"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type options struct {
+	defaultBotImage         string
+	watchNamespaces         string
+	metricsAddr             string
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionNamespace string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.defaultBotImage, "default-bot-image", "ghcr.io/shardkeeper/bot:"+version,
+		"Bot image for DiscordBots that set no spec.image.")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch for DiscordBots; empty watches all namespaces.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false,
+		"Elect a leader so that only one of several operator replicas reconciles at a time.")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "",
+		"Namespace of the leader election Lease; defaults to the operator's own namespace.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(o); err != nil {
+		ctrl.Log.Error(err, "operator stopped")
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	log := ctrl.Log.WithName("setup")
+	if strings.TrimSpace(o.defaultBotImage) == "" {
+		return errors.New("--default-bot-image must not be empty")
+	}
+	namespaces, err := parseNamespaces(o.watchNamespaces)
+	if err != nil {
+		return err
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(shardkeeperv1.AddToScheme(scheme))
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   controllers.CacheOptions(namespaces),
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "operator.shardkeeper.dev",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// The new leader starts at once when the old one stops cleanly.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+
+	ctx := ctrl.SetupSignalHandler()
+	if err := (&controllers.DiscordBotReconciler{
+		Client:          mgr.GetClient(),
+		Scheme:          mgr.GetScheme(),
+		Recorder:        mgr.GetEventRecorder("shardkeeper"),
+		DefaultBotImage: o.defaultBotImage,
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the DiscordBot controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return err
+	}
+
+	log.Info("starting operator", "version", version, "defaultBotImage", o.defaultBotImage,
+		"watchNamespaces", namespaces, "leaderElection", o.leaderElect)
+	return mgr.Start(ctx)
+}
+
+// parseNamespaces reads --watch-namespaces; an empty list means every namespace.
+func parseNamespaces(list string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, ns := range strings.Split(list, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" || seen[ns] {
+			continue
+		}
+		if len(ns) > 63 || strings.Trim(ns, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || strings.HasPrefix(ns, "-") || strings.HasSuffix(ns, "-") {
+			return nil, fmt.Errorf("--watch-namespaces: %q is not a valid namespace name", ns)
+		}
+		seen[ns] = true
+		out = append(out, ns)
+	}
+	return out, nil
+}

@@ -1,0 +1,119 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// leaseRules is what a bot's pods may do: create Leases (Kubernetes cannot limit create by
+// name) and read and renew only the Leases named after their own shard groups.
+func leaseRules(botName string, topo topology) []rbacv1.PolicyRule {
+	names := make([]string, 0, topo.groups())
+	for g := range topo.groups() {
+		names = append(names, leaseName(podName(botName, g)))
+	}
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		{
+			APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
+			Verbs: []string{"get", "update", "patch"}, ResourceNames: names,
+		},
+	}
+}
+
+// reconcileAccess makes the ServiceAccount, Role and RoleBinding the bot's pods run with.
+func (r *DiscordBotReconciler) reconcileAccess(ctx context.Context, s *scope) error {
+	name := serviceAccountName(s.bot.Name)
+	meta := func(obj client.Object) client.Object {
+		obj.SetName(name)
+		obj.SetNamespace(s.bot.Namespace)
+		return obj
+	}
+
+	sa := meta(&corev1.ServiceAccount{}).(*corev1.ServiceAccount)
+	if err := r.ensureOwned(ctx, s.bot, sa, func() error { return nil }); err != nil {
+		return err
+	}
+
+	role := meta(&rbacv1.Role{}).(*rbacv1.Role)
+	if err := r.ensureOwned(ctx, s.bot, role, func() error {
+		role.Rules = leaseRules(s.bot.Name, s.topo)
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	binding := meta(&rbacv1.RoleBinding{}).(*rbacv1.RoleBinding)
+	return r.ensureOwned(ctx, s.bot, binding, func() error {
+		want := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}
+		if binding.CreationTimestamp.IsZero() {
+			binding.RoleRef = want
+		} else if binding.RoleRef != want {
+			return fmt.Errorf("RoleBinding %s refers to %s %s and roleRef cannot change; delete it and the operator recreates it",
+				name, binding.RoleRef.Kind, binding.RoleRef.Name)
+		}
+		binding.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: s.bot.Namespace}}
+		return nil
+	})
+}
+
+// ensureOwned creates or patches an object the bot owns, with an event when it changed.
+func (r *DiscordBotReconciler) ensureOwned(ctx context.Context, bot *shardkeeperv1.DiscordBot, obj client.Object, mutate func() error) error {
+	kind := kindOf(obj)
+	result, err := controllerutil.CreateOrPatch(ctx, r.Client, obj, func() error {
+		if err := r.adopt(bot, obj); err != nil {
+			return err
+		}
+		return mutate()
+	})
+	if apierrors.IsAlreadyExists(err) {
+		// The cache holds only objects with our labels: this one was made by someone else.
+		return fmt.Errorf("%s %s/%s already exists and is not managed by Shardkeeper; rename or remove it",
+			kind, obj.GetNamespace(), obj.GetName())
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", kind, obj.GetName(), err)
+	}
+	switch result {
+	case controllerutil.OperationResultCreated:
+		r.event(bot, obj, corev1.EventTypeNormal, "Created"+kind, "Create", "created %s %s", kind, obj.GetName())
+	case controllerutil.OperationResultUpdated:
+		r.event(bot, obj, corev1.EventTypeNormal, "Updated"+kind, "Update", "updated %s %s", kind, obj.GetName())
+	}
+	return nil
+}
+
+// adopt sets the labels and the controller owner reference every operator-made object carries.
+func (r *DiscordBotReconciler) adopt(bot *shardkeeperv1.DiscordBot, obj client.Object) error {
+	labels := obj.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	for k, v := range commonLabels(bot.Name) {
+		labels[k] = v
+	}
+	obj.SetLabels(labels)
+	return controllerutil.SetControllerReference(bot, obj, r.Scheme)
+}
+
+func kindOf(obj client.Object) string {
+	switch obj.(type) {
+	case *corev1.ServiceAccount:
+		return "ServiceAccount"
+	case *rbacv1.Role:
+		return "Role"
+	case *rbacv1.RoleBinding:
+		return "RoleBinding"
+	case *corev1.Pod:
+		return "Pod"
+	}
+	return fmt.Sprintf("%T", obj)
+}

@@ -1,0 +1,40 @@
+package controllers
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// CacheOptions scopes the operator's informers: only the namespaces it watches (all when
+// none are given), only the pods and access objects it made (label-selected), and Secrets
+// without their values.
+func CacheOptions(namespaces []string) cache.Options {
+	req, err := labels.NewRequirement(shardkeeperv1.LabelBot, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant label key: cannot fail
+	}
+	ours := labels.NewSelector().Add(*req)
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}:            {Label: ours},
+			&corev1.ServiceAccount{}: {Label: ours},
+			&rbacv1.Role{}:           {Label: ours},
+			&rbacv1.RoleBinding{}:    {Label: ours},
+			&corev1.Secret{}:         {Transform: stripSecretValues},
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = make(map[string]cache.Config, len(namespaces))
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}

@@ -1,0 +1,297 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// annotationCountedRestarts is the container restart count of a pod already added to the
+// bot's status.restarts, so that the status counter survives pod replacement.
+const annotationCountedRestarts = "shardkeeper.dev/counted-restarts"
+
+// DiscordBotReconciler turns a DiscordBot into the bot pods that run its shards, and the
+// ServiceAccount, Role and RoleBinding those pods use.
+type DiscordBotReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	// DefaultBotImage is used when a DiscordBot sets no spec.image.
+	DefaultBotImage string
+	// Clock drives every time-based decision; nil means the real clock.
+	Clock Clock
+}
+
+// scope is one reconcile's working state, passed from phase to phase.
+type scope struct {
+	bot          *shardkeeperv1.DiscordBot
+	topo         topology
+	builder      podBuilder
+	pods         []observedPod
+	tokenProblem string
+	plan         rolloutPlan
+	now          time.Time
+	// newRestarts counts restarts found in this pass; recount holds the pods whose
+	// counted-restarts annotation must move once the status carrying them is saved.
+	newRestarts int64
+	recount     map[*corev1.Pod]int32
+	recheck     time.Duration
+}
+
+// +kubebuilder:rbac:groups=shardkeeper.dev,resources=discordbots,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=shardkeeper.dev,resources=discordbots/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one DiscordBot's pods and access objects in line with its spec.
+func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := logf.FromContext(ctx)
+
+	// 1. Load the bot. A deleted bot's objects go with it through their owner references.
+	bot := &shardkeeperv1.DiscordBot{}
+	if err := r.Get(ctx, req.NamespacedName, bot); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !bot.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+
+	// 2. Whatever happens below, save the status once on the way out.
+	before := bot.DeepCopy()
+	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}}
+	defer func() {
+		if err := r.saveStatus(ctx, before, s); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+		if retErr != nil && !apierrors.IsConflict(retErr) {
+			r.event(bot, nil, corev1.EventTypeWarning, "ReconcileError", "Reconcile", "%s", retErr.Error())
+		}
+	}()
+
+	// 3. Work out the shard layout. The CRD's rules reject bad layouts; this only trips when
+	// the installed CRD is older than the operator.
+	topo, err := topologyOf(&bot.Spec)
+	if err != nil {
+		log.Error(err, "invalid shard layout")
+		meta.SetStatusCondition(&bot.Status.Conditions, metav1.Condition{
+			Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InvalidSpec",
+			Message: err.Error(), ObservedGeneration: bot.Generation,
+		})
+		return ctrl.Result{}, nil
+	}
+	s.topo = topo
+	s.builder = newPodBuilder(bot, r.DefaultBotImage, topo)
+
+	// 4. Run the phases in order; the first error stops the pass and is retried with backoff.
+	phases := []func(context.Context, *scope) error{
+		r.reconcileAccess,
+		r.checkToken,
+		r.observePods,
+		r.countRestarts,
+		r.rollOut,
+	}
+	for _, phase := range phases {
+		if err := phase(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	// 5. Look again when a starting pod would turn into a problem; events cover the rest.
+	return ctrl.Result{RequeueAfter: s.recheck}, nil
+}
+
+// observePods lists the bot's pods from the label-selected cache.
+func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) error {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(s.bot.Namespace), client.MatchingLabels(selectorLabels(s.bot.Name))); err != nil {
+		return fmt.Errorf("listing pods: %w", err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if !metav1.IsControlledBy(pod, s.bot) {
+			continue // a pod of an earlier bot with this name, or someone else's
+		}
+		s.pods = append(s.pods, observePod(pod))
+	}
+	return nil
+}
+
+// countRestarts finds container restarts not yet added to status.restarts.
+func (r *DiscordBotReconciler) countRestarts(_ context.Context, s *scope) error {
+	for _, p := range s.pods {
+		var total int32
+		for _, cs := range p.pod.Status.ContainerStatuses {
+			total += cs.RestartCount
+		}
+		counted, _ := strconv.ParseInt(p.pod.Annotations[annotationCountedRestarts], 10, 32)
+		if int64(total) > counted {
+			s.newRestarts += int64(total) - counted
+			s.recount[p.pod] = total
+		}
+	}
+	return nil
+}
+
+// rollOut plans the pod changes and carries them out.
+func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
+	s.plan = planRollout(rolloutInput{
+		topo:           s.topo,
+		revision:       s.builder.revision,
+		suspended:      s.bot.Spec.Suspend,
+		tokenAvailable: s.tokenProblem == "",
+		pods:           s.pods,
+	})
+	var errs []error
+	for _, a := range s.plan.actions {
+		if err := r.apply(ctx, s, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction) error {
+	log := logf.FromContext(ctx)
+	switch a.kind {
+	case createPod:
+		pod := s.builder.build(a.group)
+		if err := controllerutil.SetControllerReference(s.bot, pod, r.Scheme); err != nil {
+			return err
+		}
+		if err := r.Create(ctx, pod); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return nil // the cache has not seen it yet, or the old one is still going
+			}
+			return fmt.Errorf("creating pod %s: %w", pod.Name, err)
+		}
+		log.Info("created pod", "pod", pod.Name, "shards", s.topo.describeShards(a.group), "revision", s.builder.revision)
+		r.event(s.bot, pod, corev1.EventTypeNormal, a.reason, "Create", "created pod %s: %s", pod.Name, a.message)
+	case deletePod:
+		uid := a.pod.UID
+		err := r.Delete(ctx, a.pod, client.Preconditions{UID: &uid})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil // already gone, or replaced by a newer pod we will see next pass
+		}
+		if err != nil {
+			return fmt.Errorf("deleting pod %s: %w", a.pod.Name, err)
+		}
+		log.Info("deleted pod", "pod", a.pod.Name, "reason", a.reason, "detail", a.message)
+		eventType := corev1.EventTypeNormal
+		if a.restart {
+			eventType = corev1.EventTypeWarning
+			s.newRestarts++
+		}
+		r.event(s.bot, a.pod, eventType, a.reason, "Delete", "deleted pod %s: %s", a.pod.Name, a.message)
+	}
+	return nil
+}
+
+// saveStatus computes the status, patches it if it changed, and emits an event for every
+// condition whose status or reason changed. Then it marks counted restarts on the pods.
+func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeeperv1.DiscordBot, s *scope) error {
+	bot := s.bot
+	if s.topo.shards > 0 {
+		s.recheck = computeStatus(bot, botObservation{
+			topo:         s.topo,
+			revision:     s.builder.revision,
+			image:        s.builder.inputs.Image,
+			suspended:    bot.Spec.Suspend,
+			tokenProblem: s.tokenProblem,
+			pods:         s.pods,
+			plan:         s.plan,
+			now:          s.now,
+		})
+	}
+	bot.Status.Restarts = before.Status.Restarts + s.newRestarts
+
+	if !equality.Semantic.DeepEqual(before.Status, bot.Status) {
+		// Optimistic lock: restarts are a running sum, so a stale base must not win.
+		if err := r.Status().Patch(ctx, bot, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("saving status: %w", err)
+		}
+		r.conditionEvents(before, bot)
+	}
+
+	var errs []error
+	for pod, total := range s.recount {
+		patch := client.MergeFrom(pod.DeepCopy())
+		metav1.SetMetaDataAnnotation(&pod.ObjectMeta, annotationCountedRestarts, strconv.Itoa(int(total)))
+		if err := r.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("marking restarts counted on pod %s: %w", pod.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// conditionEvents emits one event per condition whose status or reason changed.
+func (r *DiscordBotReconciler) conditionEvents(before, after *shardkeeperv1.DiscordBot) {
+	for _, c := range after.Status.Conditions {
+		old := meta.FindStatusCondition(before.Status.Conditions, c.Type)
+		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		eventType := corev1.EventTypeNormal
+		if isBadCondition(c) {
+			eventType = corev1.EventTypeWarning
+		}
+		r.event(after, nil, eventType, c.Reason, "ConditionChanged", "%s=%s: %s", c.Type, c.Status, c.Message)
+	}
+}
+
+// isBadCondition tells which condition states deserve a Warning event.
+func isBadCondition(c metav1.Condition) bool {
+	switch c.Type {
+	case shardkeeperv1.ConditionDegraded:
+		return c.Status == metav1.ConditionTrue
+	case shardkeeperv1.ConditionReady:
+		return c.Status == metav1.ConditionFalse && c.Reason != shardkeeperv1.ReasonSuspended && c.Reason != shardkeeperv1.ReasonShardsNotReady
+	}
+	return false
+}
+
+func (r *DiscordBotReconciler) event(bot *shardkeeperv1.DiscordBot, related runtime.Object, eventType, reason, action, note string, args ...any) {
+	if r.Recorder == nil {
+		return
+	}
+	r.Recorder.Eventf(bot, related, eventType, reason, action, note, args...)
+}
+
+// SetupWithManager registers the controller, its watches and the token Secret index.
+func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &shardkeeperv1.DiscordBot{}, tokenSecretIndex, indexTokenSecret); err != nil {
+		return fmt.Errorf("indexing bots by token Secret: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&shardkeeperv1.DiscordBot{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&corev1.Pod{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.botsForSecret)).
+		Named("discordbot").
+		Complete(r)
+}

@@ -1,0 +1,207 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// observedPod is what the rollout needs to know about one existing bot pod.
+type observedPod struct {
+	pod         *corev1.Pod
+	group       int32 // -1 when the pod's group label is missing or garbage
+	revision    string
+	topology    string
+	ready       bool
+	terminating bool
+	failed      bool // phase Failed or Succeeded: restartPolicy Always will not bring it back
+}
+
+func observePod(pod *corev1.Pod) observedPod {
+	o := observedPod{
+		pod:         pod,
+		group:       -1,
+		revision:    pod.Labels[shardkeeperv1.LabelRevision],
+		topology:    pod.Labels[shardkeeperv1.LabelTopology],
+		terminating: pod.DeletionTimestamp != nil,
+		failed:      pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded,
+	}
+	if g, err := strconv.ParseInt(pod.Labels[shardkeeperv1.LabelShardGroup], 10, 32); err == nil && g >= 0 {
+		o.group = int32(g)
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			o.ready = c.Status == corev1.ConditionTrue
+		}
+	}
+	return o
+}
+
+type actionKind int
+
+const (
+	createPod actionKind = iota
+	deletePod
+)
+
+// podAction is one step the reconciler takes; reason and message go into the event.
+type podAction struct {
+	kind    actionKind
+	group   int32
+	pod     *corev1.Pod // the pod to delete
+	reason  string
+	message string
+	restart bool // a replacement after a failure, counted in status.restarts
+}
+
+// Event reasons for pod actions.
+const (
+	eventPodCreated         = "PodCreated"
+	eventPodReplaced        = "PodReplaced"
+	eventShardGroupsChanged = "ShardGroupsChanged"
+	eventPodFailed          = "PodFailed"
+	eventSuspended          = "Suspended"
+	eventOrphanPod          = "OrphanPodDeleted"
+)
+
+// rolloutInput is everything the rollout decision depends on.
+type rolloutInput struct {
+	topo           topology
+	revision       string
+	suspended      bool
+	tokenAvailable bool
+	pods           []observedPod
+}
+
+// rolloutPlan is the decision: what to do now and why the bot is (or is not) progressing.
+type rolloutPlan struct {
+	actions []podAction
+	// progress is the Progressing condition's reason, "" when the rollout is complete.
+	progress string
+	message  string
+}
+
+// planRollout decides which pods to create and delete. It is pure: the same input always
+// gives the same plan. The rules:
+//   - suspended: delete every pod;
+//   - no token: touch nothing (running pods keep their mounted token; new ones could not start);
+//   - pods of another topology (shards or shardsPerPod changed) are all deleted, and new
+//     shard groups are created only once the old ones are gone, so shards never overlap;
+//   - failed pods are deleted (and recreated on a later pass);
+//   - missing groups are created;
+//   - outdated pods are replaced one at a time, and only while every other pod is ready.
+//     Outdated pods that are not ready are unavailable anyway and are replaced at once.
+func planRollout(in rolloutInput) rolloutPlan {
+	var plan rolloutPlan
+	if in.suspended {
+		for _, p := range in.pods {
+			if !p.terminating {
+				plan.actions = append(plan.actions, deleteAction(p, eventSuspended, "spec.suspend is true"))
+			}
+		}
+		return plan
+	}
+	if !in.tokenAvailable {
+		return plan
+	}
+
+	groups := in.topo.groups()
+	byGroup := make(map[int32]observedPod, len(in.pods))
+	oldTopology := 0
+	for _, p := range in.pods {
+		wrongTopology := p.topology != in.topo.label()
+		if wrongTopology {
+			oldTopology++
+		}
+		switch {
+		case p.terminating:
+			if !wrongTopology && p.group >= 0 {
+				byGroup[p.group] = p // its name is taken until it is gone
+			}
+		case wrongTopology:
+			plan.actions = append(plan.actions, deleteAction(p, eventShardGroupsChanged,
+				fmt.Sprintf("shard layout changed from %s to %s (shards x per pod)", orUnknown(p.topology), in.topo.label())))
+		case p.group < 0 || p.group >= groups:
+			plan.actions = append(plan.actions, deleteAction(p, eventOrphanPod, "pod belongs to no shard group"))
+		case p.failed:
+			a := deleteAction(p, eventPodFailed, fmt.Sprintf("pod %s, recreating it", p.pod.Status.Phase))
+			a.restart = true
+			plan.actions = append(plan.actions, a)
+			byGroup[p.group] = p
+		default:
+			byGroup[p.group] = p
+		}
+	}
+	if oldTopology > 0 {
+		plan.progress = shardkeeperv1.ReasonReshardingPods
+		plan.message = fmt.Sprintf("removing %d pods of the old shard layout before creating %d shard groups", oldTopology, groups)
+		return plan
+	}
+
+	missing := 0
+	for g := range groups {
+		if _, ok := byGroup[g]; !ok {
+			missing++
+			plan.actions = append(plan.actions, podAction{kind: createPod, group: g, reason: eventPodCreated,
+				message: fmt.Sprintf("shards %s", in.topo.describeShards(g))})
+		}
+	}
+
+	var outdatedReady []observedPod
+	outdated, settled := 0, missing == 0
+	for _, g := range sortedGroups(byGroup) {
+		p := byGroup[g]
+		if p.terminating || p.failed || !p.ready {
+			settled = false
+		}
+		if p.terminating || p.failed || p.revision == in.revision {
+			continue
+		}
+		outdated++
+		if p.ready {
+			outdatedReady = append(outdatedReady, p)
+			continue
+		}
+		plan.actions = append(plan.actions, deleteAction(p, eventPodReplaced,
+			fmt.Sprintf("replacing not-ready pod of revision %s with revision %s", orUnknown(p.revision), in.revision)))
+	}
+	if settled && len(outdatedReady) > 0 {
+		p := outdatedReady[0]
+		plan.actions = append(plan.actions, deleteAction(p, eventPodReplaced,
+			fmt.Sprintf("rolling from revision %s to %s, one pod at a time", orUnknown(p.revision), in.revision)))
+	}
+
+	switch {
+	case outdated > 0:
+		plan.progress = shardkeeperv1.ReasonRollingUpdate
+		plan.message = fmt.Sprintf("%d of %d pods still run an older revision; replacing them one at a time", outdated, groups)
+	case missing > 0:
+		plan.progress = shardkeeperv1.ReasonCreatingPods
+		plan.message = fmt.Sprintf("creating %d of %d pods", missing, groups)
+	}
+	return plan
+}
+
+func deleteAction(p observedPod, reason, message string) podAction {
+	return podAction{kind: deletePod, group: p.group, pod: p.pod, reason: reason, message: message}
+}
+
+func sortedGroups(m map[int32]observedPod) []int32 {
+	keys := make([]int32, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}

@@ -1,0 +1,75 @@
+package controllers
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// topology is how a bot's shards are split across pods. Pods carry it as a label, so a
+// change of shard count or shards per pod tells old shard groups from new ones.
+type topology struct {
+	shards       int32
+	shardsPerPod int32
+}
+
+// topologyOf reads the topology from a spec the API server has validated and defaulted.
+func topologyOf(spec *shardkeeperv1.DiscordBotSpec) (topology, error) {
+	if spec.Shards.Type != 0 { // intstr.String: "auto" is not implemented yet
+		return topology{}, fmt.Errorf("shards %q is not a whole number", spec.Shards.StrVal)
+	}
+	t := topology{shards: spec.Shards.IntVal, shardsPerPod: spec.ShardsPerPod}
+	if t.shardsPerPod < 1 {
+		t.shardsPerPod = 1
+	}
+	if t.shards < 1 {
+		return topology{}, fmt.Errorf("shards must be at least 1, got %d", t.shards)
+	}
+	if t.shardsPerPod > t.shards {
+		return topology{}, fmt.Errorf("shardsPerPod (%d) must not be greater than shards (%d)", t.shardsPerPod, t.shards)
+	}
+	return t, nil
+}
+
+// groups is the number of pods: ceil(shards / shardsPerPod).
+func (t topology) groups() int32 {
+	return (t.shards + t.shardsPerPod - 1) / t.shardsPerPod
+}
+
+// shardRange returns the first and last shard ID of a group; the last group may be short.
+func (t topology) shardRange(group int32) (first, last int32) {
+	first = group * t.shardsPerPod
+	last = min(first+t.shardsPerPod, t.shards) - 1
+	return first, last
+}
+
+// shardIDs lists a group's shard IDs as the SHARDKEEPER_SHARD_IDS value: "4,5,6,7".
+func (t topology) shardIDs(group int32) string {
+	first, last := t.shardRange(group)
+	ids := make([]string, 0, last-first+1)
+	for id := first; id <= last; id++ {
+		ids = append(ids, strconv.Itoa(int(id)))
+	}
+	return strings.Join(ids, ",")
+}
+
+// describeShards is the short human form: "3" or "4-7".
+func (t topology) describeShards(group int32) string {
+	first, last := t.shardRange(group)
+	if first == last {
+		return strconv.Itoa(int(first))
+	}
+	return fmt.Sprintf("%d-%d", first, last)
+}
+
+// label is the topology's label value, e.g. "16x4" for 16 shards, 4 per pod.
+func (t topology) label() string {
+	return fmt.Sprintf("%dx%d", t.shards, t.shardsPerPod)
+}
+
+// podName is the name of a bot's pod for a shard group.
+func podName(botName string, group int32) string {
+	return fmt.Sprintf("%s-%d", botName, group)
+}

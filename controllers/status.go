@@ -1,0 +1,213 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// startupGrace is how long a new pod may stay not ready before it counts as a problem.
+// A big bot's shards identify one bucket per 5 s, so this is generous.
+const startupGrace = 5 * time.Minute
+
+// waitingReasonsThatFail are container waiting reasons that will not fix themselves.
+var waitingReasonsThatFail = []string{
+	"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
+	"CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+}
+
+// podProblem judges one pod: ok is false when something is wrong with it. recheck is how
+// long until a pod that is fine now (a starting pod) would become a problem.
+func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, recheck time.Duration) {
+	if p.ready || p.terminating {
+		return "", "", true, 0
+	}
+	if p.failed {
+		return "PodFailed", fmt.Sprintf("pod %s: %s", p.pod.Status.Phase, p.pod.Status.Message), false, 0
+	}
+	for _, cs := range p.pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && slices.Contains(waitingReasonsThatFail, w.Reason) {
+			return w.Reason, fmt.Sprintf("container %s: %s", cs.Name, w.Message), false, 0
+		}
+	}
+	for _, c := range p.pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			return "Unschedulable", c.Message, false, 0
+		}
+	}
+	age := now.Sub(p.pod.CreationTimestamp.Time)
+	if age < startupGrace {
+		return "", "", true, startupGrace - age
+	}
+	return "NotReady", fmt.Sprintf("not ready %s after creation", age.Round(time.Second)), false, 0
+}
+
+// botObservation is everything the status is computed from.
+type botObservation struct {
+	topo      topology
+	revision  string
+	image     string
+	suspended bool
+	// tokenProblem is why the token cannot be used ("" when it can).
+	tokenProblem string
+	pods         []observedPod
+	plan         rolloutPlan
+	now          time.Time
+}
+
+// computeStatus fills the status from an observation and returns when to look again for
+// time-based changes (a starting pod that would turn into a problem), 0 for never.
+// Counters that carry history (restarts) are left to the caller.
+func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Duration {
+	st := &bot.Status
+	st.ObservedGeneration = bot.Generation
+	st.Shards = obs.topo.shards
+	st.Image = obs.image
+	st.Revision = obs.revision
+	st.Pods, st.ReadyPods, st.UpdatedPods, st.ReadyShards = 0, 0, 0, 0
+	st.Problems, st.ProblemCount = nil, 0
+
+	var recheck time.Duration
+	starting := 0
+	for _, p := range obs.pods {
+		if p.terminating {
+			continue
+		}
+		st.Pods++
+		current := p.topology == obs.topo.label() && p.group >= 0 && p.group < obs.topo.groups()
+		if p.revision == obs.revision && current {
+			st.UpdatedPods++
+		}
+		if p.ready {
+			st.ReadyPods++
+			if current {
+				first, last := obs.topo.shardRange(p.group)
+				st.ReadyShards += last - first + 1
+			}
+		}
+		reason, message, ok, after := podProblem(p, obs.now)
+		if ok {
+			if after > 0 {
+				starting++
+				recheck = minPositive(recheck, after)
+			}
+			continue
+		}
+		st.ProblemCount++
+		if len(st.Problems) < shardkeeperv1.MaxReportedProblems {
+			shards := "?"
+			if current {
+				shards = obs.topo.describeShards(p.group)
+			}
+			st.Problems = append(st.Problems, shardkeeperv1.ShardGroupProblem{
+				Pod: p.pod.Name, Shards: shards, Reason: reason, Message: truncate(message, 256),
+			})
+		}
+	}
+	slices.SortFunc(st.Problems, func(a, b shardkeeperv1.ShardGroupProblem) int {
+		return compareNatural(a.Pod, b.Pod)
+	})
+	st.ShardsSummary = fmt.Sprintf("%d/%d", st.ReadyShards, st.Shards)
+
+	setConditions(bot, obs, starting)
+	st.Phase = phaseOf(bot, obs)
+	return recheck
+}
+
+func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting int) {
+	st := &bot.Status
+	set := func(typ string, status metav1.ConditionStatus, reason, message string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: typ, Status: status, Reason: reason, Message: message, ObservedGeneration: bot.Generation,
+		})
+	}
+
+	switch {
+	case obs.suspended:
+		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonSuspended, "spec.suspend is true: no bot pods run")
+		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonSuspended, "spec.suspend is true")
+	case obs.tokenProblem != "":
+		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, obs.tokenProblem)
+		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, "waiting for the token Secret")
+	default:
+		if st.ReadyShards == st.Shards && st.UpdatedPods == obs.topo.groups() {
+			set(shardkeeperv1.ConditionReady, metav1.ConditionTrue, shardkeeperv1.ReasonAllShardsReady,
+				fmt.Sprintf("all %d shards are ready", st.Shards))
+		} else {
+			set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonShardsNotReady,
+				fmt.Sprintf("%d of %d shards are ready", st.ReadyShards, st.Shards))
+		}
+		switch {
+		case obs.plan.progress != "":
+			set(shardkeeperv1.ConditionProgressing, metav1.ConditionTrue, obs.plan.progress, obs.plan.message)
+		case starting > 0:
+			set(shardkeeperv1.ConditionProgressing, metav1.ConditionTrue, shardkeeperv1.ReasonPodsStarting,
+				fmt.Sprintf("waiting for %d starting pods to become ready", starting))
+		default:
+			set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonRolloutComplete,
+				fmt.Sprintf("all %d pods run revision %s", obs.topo.groups(), obs.revision))
+		}
+	}
+
+	if st.ProblemCount > 0 && !obs.suspended {
+		first := st.Problems[0]
+		msg := fmt.Sprintf("pod %s (shards %s): %s", first.Pod, first.Shards, first.Reason)
+		if st.ProblemCount > 1 {
+			msg += fmt.Sprintf(", and %d more pods with problems", st.ProblemCount-1)
+		}
+		set(shardkeeperv1.ConditionDegraded, metav1.ConditionTrue, shardkeeperv1.ReasonPodsFailing, msg)
+	} else {
+		set(shardkeeperv1.ConditionDegraded, metav1.ConditionFalse, shardkeeperv1.ReasonAsExpected, "no pod has a problem")
+	}
+}
+
+func phaseOf(bot *shardkeeperv1.DiscordBot, obs botObservation) shardkeeperv1.BotPhase {
+	switch {
+	case obs.suspended:
+		return shardkeeperv1.PhaseSuspended
+	case obs.tokenProblem != "":
+		return shardkeeperv1.PhasePending
+	case meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionReady):
+		return shardkeeperv1.PhaseRunning
+	case meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionDegraded):
+		return shardkeeperv1.PhaseDegraded
+	case obs.plan.progress == shardkeeperv1.ReasonRollingUpdate || obs.plan.progress == shardkeeperv1.ReasonReshardingPods:
+		return shardkeeperv1.PhaseUpdating
+	default:
+		return shardkeeperv1.PhaseStarting
+	}
+}
+
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// compareNatural orders pod names so that bot-2 comes before bot-10.
+func compareNatural(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	if a < b {
+		return -1
+	}
+	if a > b {
+		return 1
+	}
+	return 0
+}
