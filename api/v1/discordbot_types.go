@@ -202,7 +202,8 @@ type DiscordBotStatus struct {
 
 	// ReadyShards is the number of shards whose pod is ready.
 	// +optional
-	ReadyShards int32 `json:"readyShards,omitempty"`
+	// +kubebuilder:default=0
+	ReadyShards int32 `json:"readyShards"`
 
 	// ShardsSummary is "ready/total", for kubectl get.
 	// +optional
@@ -210,20 +211,24 @@ type DiscordBotStatus struct {
 
 	// Pods is the number of bot pods that exist.
 	// +optional
-	Pods int32 `json:"pods,omitempty"`
+	// +kubebuilder:default=0
+	Pods int32 `json:"pods"`
 
 	// ReadyPods is the number of bot pods that are ready.
 	// +optional
-	ReadyPods int32 `json:"readyPods,omitempty"`
+	// +kubebuilder:default=0
+	ReadyPods int32 `json:"readyPods"`
 
 	// UpdatedPods is the number of bot pods that run the current spec.
 	// +optional
-	UpdatedPods int32 `json:"updatedPods,omitempty"`
+	// +kubebuilder:default=0
+	UpdatedPods int32 `json:"updatedPods"`
 
 	// Restarts counts bot container restarts and pod replacements after failures, since the
 	// bot was created. Replacements for a spec change are not restarts.
 	// +optional
-	Restarts int64 `json:"restarts,omitempty"`
+	// +kubebuilder:default=0
+	Restarts int64 `json:"restarts"`
 
 	// Image is the bot image pods run (spec.image or the operator's default).
 	// +optional

@@ -1,0 +1,175 @@
+package v1_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/testenv"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	env, err := testenv.Start()
+	if err != nil {
+		panic(err)
+	}
+	if err := apiextensionsv1.AddToScheme(env.Scheme); err != nil {
+		panic(err)
+	}
+	k8s, err = client.New(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// botYAML builds a DiscordBot manifest; extra is appended under spec.
+func botYAML(name, extra string) string {
+	return `apiVersion: shardkeeper.dev/v1
+kind: DiscordBot
+metadata:
+  name: ` + name + `
+  namespace: default
+spec:
+  tokenSecretRef:
+    name: bot-token
+` + extra
+}
+
+func create(t *testing.T, manifest string) (*unstructured.Unstructured, error) {
+	t.Helper()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(manifest), &obj.Object); err != nil {
+		t.Fatalf("bad test manifest: %v", err)
+	}
+	err := k8s.Create(context.Background(), obj, client.DryRunAll)
+	return obj, err
+}
+
+func TestInvalidSpecsAreRejectedWithClearMessages(t *testing.T) {
+	tests := []struct {
+		name     string
+		manifest string
+		want     string
+	}{
+		{"more shards per pod than shards", botYAML("a", "  shards: 2\n  shardsPerPod: 3\n"),
+			"shardsPerPod must not be greater than shards"},
+		{"zero shards", botYAML("a", "  shards: 0\n"), "shards must be between 1 and 100000"},
+		{"auto shards not yet supported", botYAML("a", "  shards: auto\n"),
+			"automatic shard counts are not supported yet"},
+		{"unknown intent", botYAML("a", "  intents: [GUILDS, GUILD_MESAGES]\n"), `Unsupported value: "GUILD_MESAGES"`},
+		{"duplicate intent", botYAML("a", "  intents: [GUILDS, GUILDS]\n"), "Duplicate value"},
+		{"gateway url over http", botYAML("a", "  gateway:\n    url: http://gateway.example\n"),
+			"gateway.url must be a ws:// or wss:// URL"},
+		{"gateway url without host", botYAML("a", "  gateway:\n    url: 'wss://'\n"),
+			"gateway.url must be a ws:// or wss:// URL"},
+		{"api url over websocket", botYAML("a", "  gateway:\n    apiURL: wss://discord.example/api\n"),
+			"gateway.apiURL must be an http:// or https:// URL"},
+		{"lease too short", botYAML("a", "  health:\n    leaseDurationSeconds: 5\n"),
+			"should be greater than or equal to 10"},
+		{"lease too long", botYAML("a", "  health:\n    leaseDurationSeconds: 301\n"),
+			"should be less than or equal to 300"},
+		{"reserved env", botYAML("a", "  podTemplate:\n    env:\n    - name: SHARDKEEPER_SHARD_IDS\n      value: '0'\n"),
+			"env names starting with SHARDKEEPER_ are reserved"},
+		{"reserved label", botYAML("a", "  podTemplate:\n    metadata:\n      labels:\n        shardkeeper.dev/bot: x\n"),
+			"label keys under shardkeeper.dev/ are reserved"},
+		{"name too long", botYAML(strings.Repeat("b", 51), ""), "DiscordBot names are at most 50 characters"},
+		{"missing token secret", `{"apiVersion":"shardkeeper.dev/v1","kind":"DiscordBot","metadata":{"name":"a","namespace":"default"},"spec":{}}`,
+			"spec.tokenSecretRef: Required value"},
+		{"bad secret name", strings.Replace(botYAML("a", ""), "bot-token", "Bot_Token", 1),
+			"tokenSecretRef.name must be a valid Secret name"},
+		{"bad pull policy", botYAML("a", "  imagePullPolicy: Sometimes\n"), `Unsupported value: "Sometimes"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := create(t, tc.manifest)
+			if err == nil {
+				t.Fatalf("accepted; want rejection containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("rejected with\n  %v\nwant a message containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidSpecsAreAcceptedAndDefaulted(t *testing.T) {
+	obj, err := create(t, botYAML("minimal", ""))
+	if err != nil {
+		t.Fatalf("minimal bot rejected: %v", err)
+	}
+	var bot shardkeeperv1.DiscordBot
+	if err := k8s.Scheme().Convert(obj, &bot, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := bot.Spec.Shards.IntValue(); got != 1 {
+		t.Errorf("default shards = %d, want 1", got)
+	}
+	if bot.Spec.ShardsPerPod != 1 {
+		t.Errorf("default shardsPerPod = %d, want 1", bot.Spec.ShardsPerPod)
+	}
+	if bot.Spec.TokenSecretRef.Key != "token" {
+		t.Errorf("default tokenSecretRef.key = %q, want token", bot.Spec.TokenSecretRef.Key)
+	}
+	if bot.Spec.Health.LeaseDurationSeconds != 20 {
+		t.Errorf("default health.leaseDurationSeconds = %d, want 20", bot.Spec.Health.LeaseDurationSeconds)
+	}
+
+	full := botYAML("full", `  shards: 16
+  shardsPerPod: 4
+  intents: [GUILDS, GUILD_MESSAGES, MESSAGE_CONTENT]
+  gateway:
+    url: wss://gateway.example:8443/ws
+    apiURL: http://discord-fake.test.svc:8080/api/v10
+  health:
+    leaseDurationSeconds: 300
+  podTemplate:
+    metadata:
+      labels: {team: games}
+    env:
+    - name: LOG_LEVEL
+      value: debug
+`)
+	if _, err := create(t, full); err != nil {
+		t.Fatalf("full bot rejected: %v", err)
+	}
+}
+
+func TestEveryIntentInTheSchemaHasABit(t *testing.T) {
+	// The CRD enum and the bit table must list the same names.
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := k8s.Get(context.Background(), client.ObjectKey{Name: "discordbots.shardkeeper.dev"}, &crd); err != nil {
+		t.Fatal(err)
+	}
+	enum := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["intents"].Items.Schema.Enum
+	known := shardkeeperv1.KnownIntents()
+	if len(enum) != len(known) {
+		t.Errorf("the CRD lists %d intents, the bit table %d", len(enum), len(known))
+	}
+	for _, raw := range enum {
+		name := strings.Trim(string(raw.Raw), `"`)
+		if _, err := shardkeeperv1.IntentMask([]shardkeeperv1.Intent{shardkeeperv1.Intent(name)}); err != nil {
+			t.Errorf("the CRD accepts intent %s but it has no bit: %v", name, err)
+		}
+	}
+	for _, in := range shardkeeperv1.KnownIntents() {
+		if _, err := create(t, botYAML("intent", "  intents: ["+string(in)+"]\n")); err != nil {
+			t.Errorf("intent %s has a bit but the CRD rejects it: %v", in, err)
+		}
+	}
+	mask, err := shardkeeperv1.IntentMask([]shardkeeperv1.Intent{"GUILDS", "GUILD_MESSAGES", "MESSAGE_CONTENT"})
+	if err != nil || mask != 1|1<<9|1<<15 {
+		t.Errorf("IntentMask = %d, %v; want %d", mask, err, 1|1<<9|1<<15)
+	}
+}
