@@ -21,7 +21,7 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from markers.
-	$(CONTROLLER_GEN) rbac:roleName=shardkeeper-operator crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=operator crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -54,8 +54,12 @@ build: ## Build the operator binary into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/operator ./cmd/operator
 
 .PHONY: run
-run: manifests ## Run the operator against the cluster in $$KUBECONFIG (install the CRD first: make install).
-	go run ./cmd/operator --default-bot-image=$(DEFAULT_BOT_IMAGE)
+run: envtest-assets ## Run a local control plane, the operator and the sample bots (no cluster needed).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/localplane --default-bot-image=$(DEFAULT_BOT_IMAGE)
+
+.PHONY: run-operator
+run-operator: ## Run the operator against the cluster in $$KUBECONFIG (install the CRD first: make install).
+	go run ./cmd/operator --default-bot-image=$(DEFAULT_BOT_IMAGE) --metrics-bind-address=:8080 --health-probe-bind-address=:8081
 
 .PHONY: install
 install: manifests ## Install the CRD into the cluster in $$KUBECONFIG.

@@ -295,3 +295,13 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 		Named("discordbot").
 		Complete(r)
 }
+
+// NewDiscordBotReconciler wires a reconciler to a manager's client, scheme and events.
+func NewDiscordBotReconciler(mgr ctrl.Manager, defaultBotImage string) *DiscordBotReconciler {
+	return &DiscordBotReconciler{
+		Client:          mgr.GetClient(),
+		Scheme:          mgr.GetScheme(),
+		Recorder:        mgr.GetEventRecorder("shardkeeper"),
+		DefaultBotImage: defaultBotImage,
+	}
+}

@@ -74,12 +74,7 @@ func runSuite(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := (&DiscordBotReconciler{
-		Client:          mgr.GetClient(),
-		Scheme:          mgr.GetScheme(),
-		Recorder:        mgr.GetEventRecorder("shardkeeper"),
-		DefaultBotImage: testDefaultImage,
-	}).SetupWithManager(ctx, mgr); err != nil {
+	if err := NewDiscordBotReconciler(mgr, testDefaultImage).SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

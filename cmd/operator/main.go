@@ -90,12 +90,7 @@ func run(o options) error {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	if err := (&controllers.DiscordBotReconciler{
-		Client:          mgr.GetClient(),
-		Scheme:          mgr.GetScheme(),
-		Recorder:        mgr.GetEventRecorder("shardkeeper"),
-		DefaultBotImage: o.defaultBotImage,
-	}).SetupWithManager(ctx, mgr); err != nil {
+	if err := controllers.NewDiscordBotReconciler(mgr, o.defaultBotImage).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the DiscordBot controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

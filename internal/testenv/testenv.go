@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -77,6 +77,15 @@ func Start() (*Env, error) {
 		return nil, fmt.Errorf("starting envtest from %s: %w", dir, err)
 	}
 	return &Env{env: env, Config: cfg, Scheme: scheme}, nil
+}
+
+// AdminKubeconfig returns a kubeconfig for a cluster-admin user, for kubectl.
+func (e *Env) AdminKubeconfig() ([]byte, error) {
+	admin, err := e.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating the admin user: %w", err)
+	}
+	return admin.KubeConfig()
 }
 
 // Stop stops the control plane.
