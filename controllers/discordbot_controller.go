@@ -56,6 +56,9 @@ type scope struct {
 	newRestarts int64
 	recount     map[*corev1.Pod]int32
 	recheck     time.Duration
+	// observed is set once the pods were listed; before that the status is not recomputed,
+	// so a failed pass never writes a status made of half the facts.
+	observed bool
 }
 
 // +kubebuilder:rbac:groups=shardkeeper.dev,resources=discordbots,verbs=get;list;watch;update;patch
@@ -86,6 +89,10 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	defer func() {
 		if err := r.saveStatus(ctx, before, s); err != nil {
 			retErr = errors.Join(retErr, err)
+		}
+		// Look again when a starting pod would turn into a problem; watches cover the rest.
+		if retErr == nil && s.recheck > 0 {
+			result.RequeueAfter = s.recheck
 		}
 		if retErr != nil && !apierrors.IsConflict(retErr) {
 			r.event(bot, nil, corev1.EventTypeWarning, "ReconcileError", "Reconcile", "%s", retErr.Error())
@@ -120,8 +127,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}
 
-	// 5. Look again when a starting pod would turn into a problem; events cover the rest.
-	return ctrl.Result{RequeueAfter: s.recheck}, nil
+	return ctrl.Result{}, nil
 }
 
 // observePods lists the bot's pods from the label-selected cache.
@@ -137,6 +143,7 @@ func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) error 
 		}
 		s.pods = append(s.pods, observePod(pod))
 	}
+	s.observed = true
 	return nil
 }
 
@@ -214,7 +221,7 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 // condition whose status or reason changed. Then it marks counted restarts on the pods.
 func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeeperv1.DiscordBot, s *scope) error {
 	bot := s.bot
-	if s.topo.shards > 0 {
+	if s.observed {
 		s.recheck = computeStatus(bot, botObservation{
 			topo:         s.topo,
 			revision:     s.builder.revision,

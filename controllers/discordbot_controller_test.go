@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -470,4 +472,42 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+func TestPodThatNeverGetsReadyTurnsDegradedOnTime(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createTokenSecret(t, ns, "slow-token", "token")
+	bot := newBot(ns, "slow", 1, 1)
+	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
+	var pod corev1.Pod
+	g.Eventually(func(g Gomega) {
+		p, ok := botPods(g, ns, "slow")["slow-0"]
+		g.Expect(ok).To(BeTrue())
+		pod = p
+	}, wait, tick).Should(Succeed())
+
+	// Reconcile by hand on a clock of our own, beside the running operator.
+	clock := clocktesting.NewFakePassiveClock(pod.CreationTimestamp.Add(time.Minute))
+	r := &DiscordBotReconciler{Client: k8s, Scheme: k8s.Scheme(), DefaultBotImage: testDefaultImage, Clock: clock}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bot)}
+
+	// A minute in, the pod is still starting: come back when its grace runs out, no sooner
+	// and without polling.
+	var res ctrl.Result
+	g.Eventually(func() error {
+		var err error
+		res, err = r.Reconcile(ctx, req)
+		return err
+	}, wait, tick).Should(Succeed())
+	g.Expect(res.RequeueAfter).To(Equal(startupGrace - time.Minute))
+
+	// Past the grace, the pod is a problem and the bot is Degraded.
+	clock.SetTime(pod.CreationTimestamp.Add(startupGrace + time.Second))
+	g.Eventually(func() error { _, err := r.Reconcile(ctx, req); return err }, wait, tick).Should(Succeed())
+	b := getBot(g, ns, "slow")
+	g.Expect(b.Status.Problems).To(ConsistOf(HaveField("Reason", "NotReady")))
+	g.Expect(meta.IsStatusConditionTrue(b.Status.Conditions, shardkeeperv1.ConditionDegraded)).To(BeTrue())
 }
