@@ -77,9 +77,13 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// 1. Load the bot. A deleted bot's objects go with it through their owner references.
 	bot := &shardkeeperv1.DiscordBot{}
 	if err := r.Get(ctx, req.NamespacedName, bot); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetBotMetrics(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !bot.DeletionTimestamp.IsZero() {
+		forgetBotMetrics(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
 
@@ -195,6 +199,7 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 			}
 			return fmt.Errorf("creating pod %s: %w", pod.Name, err)
 		}
+		metricPodActions.WithLabelValues("create", a.reason).Inc()
 		log.Info("created pod", "pod", pod.Name, "shards", s.topo.describeShards(a.group), "revision", s.builder.revision)
 		r.event(s.bot, pod, corev1.EventTypeNormal, a.reason, "Create", "created pod %s: %s", pod.Name, a.message)
 	case deletePod:
@@ -206,6 +211,7 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 		if err != nil {
 			return fmt.Errorf("deleting pod %s: %w", a.pod.Name, err)
 		}
+		metricPodActions.WithLabelValues("delete", a.reason).Inc()
 		log.Info("deleted pod", "pod", a.pod.Name, "reason", a.reason, "detail", a.message)
 		eventType := corev1.EventTypeNormal
 		if a.restart {
@@ -234,6 +240,7 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 		})
 	}
 	bot.Status.Restarts = before.Status.Restarts + s.newRestarts
+	recordBotMetrics(bot)
 
 	if !equality.Semantic.DeepEqual(before.Status, bot.Status) {
 		// Optimistic lock: restarts are a running sum, so a stale base must not win.

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -433,36 +436,36 @@ func TestKubectlGetShowsShardsPhaseAndRestarts(t *testing.T) {
 	g.Expect(cell("Reason")).To(Equal(shardkeeperv1.ReasonAllShardsReady))
 	g.Expect(cell("Image")).To(Equal(testDefaultImage))
 	g.Expect(cell("Pods")).To(BeNumerically("==", 2))
+
+	// The same facts on the operator's /metrics.
+	g.Expect(testutil.ToFloat64(metricBotReadyShards.WithLabelValues(ns, "seen"))).To(Equal(4.0))
+	g.Expect(testutil.ToFloat64(metricBotReady.WithLabelValues(ns, "seen"))).To(Equal(1.0))
+
+	// Deleting the bot drops its series.
+	g.Expect(hasSeries(metricBotShards, ns, "seen")).To(BeTrue())
+	g.Expect(k8s.Delete(ctx, getBot(g, ns, "seen"))).To(Succeed())
+	g.Eventually(func() bool { return hasSeries(metricBotShards, ns, "seen") }, wait, tick).Should(BeFalse())
 }
 
-func TestDeletingBotLeavesOwnerReferencesToCleanUp(t *testing.T) {
-	envtestOnly(t)
-	g := NewWithT(t)
-	ctx := context.Background()
-	ns := newNamespace(t)
-	createTokenSecret(t, ns, "gone-token", "token")
-	bot := newBot(ns, "gone", 1, 1)
-	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "gone")).To(HaveLen(1)) }, wait, tick).Should(Succeed())
-	// envtest runs no garbage collector: check that everything created points at the bot,
-	// with blockOwnerDeletion, so the real collector removes it.
-	key := client.ObjectKey{Namespace: ns, Name: "shardkeeper-gone"}
-	pod := botPods(g, ns, "gone")["gone-0"]
-	objs := []client.Object{&pod, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}}
-	for _, o := range objs[1:] {
-		g.Expect(k8s.Get(ctx, key, o)).To(Succeed())
+// hasSeries tells whether a metric has a series for the bot.
+func hasSeries(c prometheus.Collector, ns, bot string) bool {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { c.Collect(ch); close(ch) }()
+	found := false
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range pb.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["namespace"] == ns && labels["bot"] == bot {
+			found = true
+		}
 	}
-	for _, o := range objs {
-		refs := o.GetOwnerReferences()
-		g.Expect(refs).To(HaveLen(1), "%T", o)
-		g.Expect(refs[0].UID).To(Equal(bot.UID))
-		g.Expect(*refs[0].Controller).To(BeTrue())
-		g.Expect(*refs[0].BlockOwnerDeletion).To(BeTrue())
-	}
-	// The Secret is the user's: the operator never takes ownership of it.
-	var secret corev1.Secret
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gone-token"}, &secret)).To(Succeed())
-	g.Expect(secret.OwnerReferences).To(BeEmpty())
+	return found
 }
 
 func keys[V any](m map[string]V) []string {
