@@ -1,0 +1,189 @@
+package botruntime
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// DefaultGatewayURL and DefaultAPIURL are Discord's own endpoints.
+const (
+	DefaultGatewayURL = "wss://gateway.discord.gg"
+	DefaultAPIURL     = "https://discord.com/api/v10"
+)
+
+// Config is everything a runtime needs to know. The operator fills it through SHARDKEEPER_*
+// environment variables (api/v1/env.go); outside Kubernetes, flags fill it.
+type Config struct {
+	// ShardIDs are the shards this process runs; ShardCount is the bot's total.
+	ShardIDs   []int
+	ShardCount int
+	// TokenFile holds the bot token. It is read once at start and never logged.
+	TokenFile string
+	Intents   []shardkeeperv1.Intent
+	// GatewayURL and APIURL default to Discord's.
+	GatewayURL string
+	APIURL     string
+	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":8081". Empty turns it off.
+	HealthAddr string
+	// Identity, for logs, metrics and (later) the heartbeat Lease.
+	BotName, Namespace, PodName string
+	// LeaseName and LeaseDuration describe the heartbeat Lease (used by the lease issue).
+	LeaseName     string
+	LeaseDuration time.Duration
+	// MaxConcurrency is Discord's identify concurrency (shards identify in buckets of
+	// shard_id % MaxConcurrency, one per IdentifyInterval).
+	MaxConcurrency   int
+	IdentifyInterval time.Duration
+	// ResumeStateFile, when set, keeps resume state across restarts outside Kubernetes.
+	ResumeStateFile string
+	// TerminationLogPath receives the fatal reason when the process exits because no shard
+	// can run; Kubernetes shows it in the container status. Empty turns it off.
+	TerminationLogPath string
+}
+
+// ConfigFromEnv reads the operator's SHARDKEEPER_* variables, then lets flags (when fs is
+// not nil and args are given) override them, then validates. Every problem is reported at
+// once, in one error.
+func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var problems []string
+	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+
+	cfg := Config{
+		TokenFile:          getenv(shardkeeperv1.EnvTokenFile),
+		GatewayURL:         orDefault(getenv(shardkeeperv1.EnvGatewayURL), DefaultGatewayURL),
+		APIURL:             orDefault(getenv(shardkeeperv1.EnvAPIURL), DefaultAPIURL),
+		BotName:            getenv(shardkeeperv1.EnvBotName),
+		Namespace:          getenv(shardkeeperv1.EnvNamespace),
+		PodName:            getenv(shardkeeperv1.EnvPodName),
+		LeaseName:          getenv(shardkeeperv1.EnvLeaseName),
+		MaxConcurrency:     1,
+		IdentifyInterval:   5 * time.Second,
+		TerminationLogPath: "/dev/termination-log",
+	}
+	shardIDs := getenv(shardkeeperv1.EnvShardIDs)
+	shardCount := getenv(shardkeeperv1.EnvShardCount)
+	intents := getenv(shardkeeperv1.EnvIntents)
+	healthPort := orDefault(getenv(shardkeeperv1.EnvHealthPort), "8081")
+	lease := orDefault(getenv(shardkeeperv1.EnvLeaseDurationSeconds), "20")
+	healthAddr := ":" + healthPort
+
+	if fs != nil {
+		fs.StringVar(&shardIDs, "shards", shardIDs, "Comma-separated shard IDs this process runs (env "+shardkeeperv1.EnvShardIDs+"), e.g. 0,1.")
+		fs.StringVar(&shardCount, "shard-count", orDefault(shardCount, "1"), "Total shard count of the bot (env "+shardkeeperv1.EnvShardCount+").")
+		fs.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "File holding the bot token (env "+shardkeeperv1.EnvTokenFile+").")
+		fs.StringVar(&intents, "intents", intents, "Comma-separated gateway intents, e.g. GUILDS,GUILD_MESSAGES (env "+shardkeeperv1.EnvIntents+").")
+		fs.StringVar(&cfg.GatewayURL, "gateway-url", cfg.GatewayURL, "Gateway websocket URL (env "+shardkeeperv1.EnvGatewayURL+").")
+		fs.StringVar(&cfg.APIURL, "api-url", cfg.APIURL, "REST API base URL (env "+shardkeeperv1.EnvAPIURL+").")
+		fs.StringVar(&healthAddr, "health-addr", healthAddr, "Address of /healthz, /readyz and /metrics; empty turns them off.")
+		fs.IntVar(&cfg.MaxConcurrency, "max-concurrency", cfg.MaxConcurrency, "Discord's identify max_concurrency for this bot.")
+		fs.StringVar(&cfg.ResumeStateFile, "resume-state-file", "", "Keep gateway resume state in this file across restarts (outside Kubernetes).")
+		fs.StringVar(&cfg.TerminationLogPath, "termination-log", cfg.TerminationLogPath, "Where to write the fatal reason on exit; empty turns it off.")
+		if err := fs.Parse(args); err != nil {
+			return Config{}, err
+		}
+	}
+	if shardCount == "" {
+		shardCount = "1"
+	}
+	if shardIDs == "" {
+		shardIDs = "0"
+	}
+	cfg.HealthAddr = healthAddr
+
+	n, err := strconv.Atoi(strings.TrimSpace(shardCount))
+	if err != nil || n < 1 {
+		bad("shard count %q must be a whole number >= 1", shardCount)
+	}
+	cfg.ShardCount = n
+	for _, f := range strings.Split(shardIDs, ",") {
+		id, err := strconv.Atoi(strings.TrimSpace(f))
+		switch {
+		case err != nil:
+			bad("shard ID %q is not a number", f)
+		case id < 0 || (n >= 1 && id >= n):
+			bad("shard ID %d is outside 0..%d (shard count %d)", id, n-1, n)
+		case slices.Contains(cfg.ShardIDs, id):
+			bad("shard ID %d is listed twice", id)
+		default:
+			cfg.ShardIDs = append(cfg.ShardIDs, id)
+		}
+	}
+	if cfg.Intents, err = shardkeeperv1.ParseIntents(intents); err != nil {
+		bad("intents: %v", err)
+	}
+	if cfg.TokenFile == "" {
+		bad("no token file: set %s or --token-file", shardkeeperv1.EnvTokenFile)
+	}
+	if err := checkURL(cfg.GatewayURL, "ws", "wss"); err != nil {
+		bad("gateway URL: %v", err)
+	}
+	if err := checkURL(cfg.APIURL, "http", "https"); err != nil {
+		bad("API URL: %v", err)
+	}
+	if secs, err := strconv.Atoi(lease); err != nil || secs < 1 {
+		bad("lease duration %q must be a whole number of seconds", lease)
+	} else {
+		cfg.LeaseDuration = time.Duration(secs) * time.Second
+	}
+	if cfg.MaxConcurrency < 1 {
+		bad("max concurrency must be >= 1, got %d", cfg.MaxConcurrency)
+	}
+	if len(problems) > 0 {
+		return Config{}, &ConfigError{Problems: problems}
+	}
+	return cfg, nil
+}
+
+// ConfigError lists everything wrong with a configuration.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "invalid bot configuration: " + strings.Join(e.Problems, "; ")
+}
+
+// readToken reads the token file. The token is trimmed and checked for shape only.
+func readToken(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading token file: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	token = strings.TrimPrefix(token, "Bot ")
+	if token == "" {
+		return "", errors.New("token file " + path + " is empty")
+	}
+	if strings.ContainsAny(token, " \t\r\n") {
+		return "", errors.New("token file " + path + " holds more than one word")
+	}
+	return token, nil
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+		return fmt.Errorf("%q must be a %s URL with a host", raw, strings.Join(schemes, " or "))
+	}
+	return nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,74 @@
+package botruntime
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// livenessWindow is how long a shard's supervisor may go without progress (a frame read,
+// a heartbeat sent, a state change) before the process counts as wedged. It covers the
+// longest backoff plus a dial timeout; a connected shard makes progress every heartbeat.
+const livenessWindow = backoffMax + dialTimeout + 30*time.Second
+
+// healthReport is the body of /healthz and /readyz.
+type healthReport struct {
+	OK      bool          `json:"ok"`
+	Problem string        `json:"problem,omitempty"`
+	Backlog int64         `json:"backlog"`
+	Shards  []ShardStatus `json:"shards"`
+}
+
+// Live reports whether the process and its loops are alive. A reconnecting shard is alive;
+// a shard stopped by a fatal close code is too (restarting would not help).
+func (r *Runtime) Live() (bool, string) {
+	for _, st := range r.Shards() {
+		if st.State == StateFailed || st.State == StateStopped {
+			continue
+		}
+		if since := time.Since(st.LastProgress); since > livenessWindow {
+			return false, fmt.Sprintf("shard %d made no progress for %s (state %s)", st.ID, since.Round(time.Second), st.State)
+		}
+	}
+	return true, ""
+}
+
+// Ready reports whether every shard is connected (Ready or Resumed) and the dispatcher's
+// backlog is under its soft bound.
+func (r *Runtime) Ready() (bool, string) {
+	for _, st := range r.Shards() {
+		if st.State != StateReady && st.State != StateResumed {
+			if st.Fatal != nil {
+				return false, fmt.Sprintf("shard %d stopped: %s", st.ID, st.Fatal.Reason)
+			}
+			return false, fmt.Sprintf("shard %d is %s", st.ID, st.State)
+		}
+	}
+	if r.dispatcher.overloaded() {
+		return false, fmt.Sprintf("dispatcher backlog %d is over its bound %d", r.dispatcher.depth.Load(), r.dispatcher.softBacklog)
+	}
+	return true, ""
+}
+
+// HealthHandler serves /healthz, /readyz and /metrics.
+func (r *Runtime) HealthHandler() http.Handler {
+	mux := http.NewServeMux()
+	report := func(check func() (bool, string)) http.HandlerFunc {
+		return func(w http.ResponseWriter, _ *http.Request) {
+			ok, problem := check()
+			body := healthReport{OK: ok, Problem: problem, Backlog: r.dispatcher.depth.Load(), Shards: r.Shards()}
+			w.Header().Set("Content-Type", "application/json")
+			if !ok {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			_ = json.NewEncoder(w).Encode(body)
+		}
+	}
+	mux.Handle("/healthz", report(r.Live))
+	mux.Handle("/readyz", report(r.Ready))
+	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.registry, promhttp.HandlerOpts{}))
+	return mux
+}

@@ -1,0 +1,88 @@
+package botruntime
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// heartbeater keeps one connection's heartbeat. It runs on its own goroutine with its own
+// timer, so nothing the read loop or handlers do can delay it.
+//
+// The zombie check is exact where disgo v0.19.6's is not: a heartbeat is marked outstanding
+// before it is written, so an ACK that arrives before the write call returns (a fast
+// loopback) still counts, and a heartbeat is a zombie only when the previous one was never
+// ACKed by the time the next is due.
+type heartbeater struct {
+	interval time.Duration
+	// write sends one heartbeat frame; seq is the session's last sequence number.
+	write    func() error
+	onZombie func()
+	onRTT    func(time.Duration)
+	onLate   func(time.Duration)
+	touch    func()
+
+	mu          sync.Mutex
+	outstanding bool
+	sentAt      time.Time
+}
+
+// run sends heartbeats until ctx ends or the connection turns out to be a zombie. The first
+// heartbeat waits interval * jitter, as Discord asks, so reconnecting shards spread out.
+func (h *heartbeater) run(ctx context.Context) {
+	due := time.Now().Add(time.Duration(rand.Float64() * float64(h.interval)))
+	timer := time.NewTimer(time.Until(due))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		h.mu.Lock()
+		if h.outstanding {
+			h.mu.Unlock()
+			h.onZombie()
+			return
+		}
+		h.outstanding, h.sentAt = true, now
+		h.mu.Unlock()
+
+		if err := h.write(); err != nil {
+			return // the read loop sees the broken connection and ends it
+		}
+		h.onLate(time.Since(due))
+		h.touch()
+
+		due = due.Add(h.interval)
+		if now := time.Now(); due.Before(now) {
+			due = now.Add(h.interval) // never send a burst to catch up
+		}
+		timer.Reset(time.Until(due))
+	}
+}
+
+// sendNow answers Discord's op 1 (heartbeat request) at once.
+func (h *heartbeater) sendNow() error {
+	h.mu.Lock()
+	if !h.outstanding {
+		h.outstanding, h.sentAt = true, time.Now()
+	}
+	h.mu.Unlock()
+	return h.write()
+}
+
+// ack records an op 11 read at time t.
+func (h *heartbeater) ack(t time.Time) {
+	h.mu.Lock()
+	if !h.outstanding {
+		h.mu.Unlock()
+		return
+	}
+	rtt := t.Sub(h.sentAt)
+	h.outstanding = false
+	h.mu.Unlock()
+	h.onRTT(rtt)
+}

@@ -1,0 +1,92 @@
+package botruntime
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are one runtime's Prometheus series, on a registry of its own so that tests can
+// run several runtimes in one process.
+type metrics struct {
+	registry *prometheus.Registry
+
+	shardState      *prometheus.GaugeVec
+	heartbeatRTT    *prometheus.HistogramVec
+	heartbeatLate   *prometheus.HistogramVec
+	reconnects      *prometheus.CounterVec
+	resumes         *prometheus.CounterVec
+	identifies      *prometheus.CounterVec
+	zombies         *prometheus.CounterVec
+	fatal           *prometheus.GaugeVec
+	events          *prometheus.CounterVec
+	handlerDuration prometheus.Histogram
+	handlerPanics   prometheus.Counter
+	queueDepth      prometheus.Gauge
+	droppedEvents   prometheus.Counter
+	guilds          *prometheus.GaugeVec
+}
+
+// heartbeatBuckets reach from a fast loopback round trip to a heartbeat interval.
+var heartbeatBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+func newMetrics() *metrics {
+	shard := []string{"shard"}
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		shardState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shardkeeper_shard_state",
+			Help: "1 for the state each shard is in (Connecting, Identifying, Resuming, Ready, Resumed, Reconnecting, Stopped, Failed).",
+		}, []string{"shard", "state"}),
+		heartbeatRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shardkeeper_heartbeat_rtt_seconds", Help: "Time from sending a heartbeat to reading its ACK.",
+			Buckets: heartbeatBuckets,
+		}, shard),
+		heartbeatLate: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shardkeeper_heartbeat_send_lateness_seconds", Help: "How late each heartbeat was written, against its schedule.",
+			Buckets: heartbeatBuckets,
+		}, shard),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_reconnects_total", Help: "Gateway reconnects, by reason.",
+		}, []string{"shard", "reason"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_resumes_total", Help: "Sessions resumed (RESUMED received).",
+		}, shard),
+		identifies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_identifies_total", Help: "Identify payloads sent (new sessions).",
+		}, shard),
+		zombies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_zombie_connections_total", Help: "Connections closed because a heartbeat was not ACKed in time.",
+		}, shard),
+		fatal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shardkeeper_shard_fatal", Help: "1 when a shard stopped for good, with the reason.",
+		}, []string{"shard", "reason", "close_code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_events_total", Help: "Dispatch events received, by type.",
+		}, []string{"type"}),
+		handlerDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shardkeeper_handler_duration_seconds", Help: "Time user handlers took per event.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 12),
+		}),
+		handlerPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shardkeeper_handler_panics_total", Help: "Handler panics recovered by the dispatcher.",
+		}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "shardkeeper_dispatcher_queue_depth", Help: "Events received and not yet handled.",
+		}),
+		droppedEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shardkeeper_dispatcher_dropped_events_total", Help: "Events dropped because the backlog reached its hard limit.",
+		}),
+		guilds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shardkeeper_shard_guilds", Help: "Guilds the shard serves.",
+		}, shard),
+	}
+	m.registry.MustRegister(m.shardState, m.heartbeatRTT, m.heartbeatLate, m.reconnects, m.resumes,
+		m.identifies, m.zombies, m.fatal, m.events, m.handlerDuration, m.handlerPanics, m.queueDepth,
+		m.droppedEvents, m.guilds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func shardLabel(id int) string { return strconv.Itoa(id) }

@@ -1,0 +1,265 @@
+package botruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// ErrAlreadyRunning is returned by a second Run: one runtime, one set of sessions.
+var ErrAlreadyRunning = errors.New("botruntime: Run was already called on this runtime")
+
+// DefaultShutdownTimeout is how long Run waits for handlers to drain after ctx ends.
+// Kubernetes gives a pod 30 s by default between SIGTERM and SIGKILL.
+const DefaultShutdownTimeout = 20 * time.Second
+
+// Runtime runs a bot's shards in this process. Create it with New, register handlers with
+// Handle, then call Run once.
+type Runtime struct {
+	cfg             Config
+	log             logr.Logger
+	metrics         *metrics
+	dispatcher      *dispatcher
+	waiters         *waiters
+	sessions        []*session
+	store           ResumeStore
+	limiter         IdentifyLimiter
+	shutdownTimeout time.Duration
+	workers         int
+	softBacklog     int
+	hardBacklog     int
+
+	started    atomic.Bool
+	healthAddr atomic.Value // string, once listening
+}
+
+// Option changes how New builds a runtime.
+type Option func(*Runtime)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l logr.Logger) Option { return func(r *Runtime) { r.log = l } }
+
+// WithResumeStore sets where resume state is loaded from at start and saved to at shutdown.
+func WithResumeStore(s ResumeStore) Option { return func(r *Runtime) { r.store = s } }
+
+// WithIdentifyLimiter replaces the in-process identify limiter (the lease issue shares
+// buckets across pods through it).
+func WithIdentifyLimiter(l IdentifyLimiter) Option { return func(r *Runtime) { r.limiter = l } }
+
+// WithWorkers sets the number of dispatcher workers.
+func WithWorkers(n int) Option { return func(r *Runtime) { r.workers = n } }
+
+// WithBacklog sets the dispatcher's soft (readiness) and hard (drop) backlog bounds.
+func WithBacklog(soft, hard int) Option {
+	return func(r *Runtime) { r.softBacklog, r.hardBacklog = soft, hard }
+}
+
+// WithShutdownTimeout sets how long Run drains handlers after its context ends.
+func WithShutdownTimeout(d time.Duration) Option { return func(r *Runtime) { r.shutdownTimeout = d } }
+
+// New builds a runtime from a configuration. It reads the token file; a bad configuration
+// or token file is an error here, before anything connects.
+func New(cfg Config, opts ...Option) (*Runtime, error) {
+	r := &Runtime{
+		cfg:             cfg,
+		log:             logr.Discard(),
+		shutdownTimeout: DefaultShutdownTimeout,
+		workers:         DefaultWorkers,
+		softBacklog:     DefaultSoftBacklog,
+		hardBacklog:     DefaultHardBacklog,
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	if len(cfg.ShardIDs) == 0 || cfg.ShardCount < 1 {
+		return nil, &ConfigError{Problems: []string{"no shards to run"}}
+	}
+	token, err := readToken(cfg.TokenFile)
+	if err != nil {
+		return nil, &ConfigError{Problems: []string{err.Error()}}
+	}
+	intents, err := shardkeeperv1.IntentMask(cfg.Intents)
+	if err != nil {
+		return nil, &ConfigError{Problems: []string{err.Error()}}
+	}
+	if r.store == nil {
+		r.store = NewMemoryResumeStore()
+		if cfg.ResumeStateFile != "" {
+			r.store = FileResumeStore{Path: cfg.ResumeStateFile}
+		}
+	}
+	if r.limiter == nil {
+		interval := cfg.IdentifyInterval
+		if interval <= 0 {
+			interval = 5 * time.Second
+		}
+		r.limiter = NewLocalIdentifyLimiter(cfg.MaxConcurrency, interval)
+	}
+	r.metrics = newMetrics()
+	r.waiters = newWaiters(r.log.WithName("waitfor"))
+	r.dispatcher = newDispatcher(r.workers, r.softBacklog, r.hardBacklog, r.metrics, r.log.WithName("dispatcher"), r.waiters)
+	for _, id := range cfg.ShardIDs {
+		r.sessions = append(r.sessions, &session{
+			shard: id, shardCount: cfg.ShardCount, token: token, intents: intents,
+			gatewayURL: cfg.GatewayURL, dispatcher: r.dispatcher, limiter: r.limiter,
+			metrics: r.metrics, log: r.log.WithName("gateway"), state: StateConnecting,
+			lastProgress: time.Now(),
+		})
+	}
+	return r, nil
+}
+
+// Handle adds a handler for every event. Handlers must be added before Run.
+func (r *Runtime) Handle(h Handler) error {
+	if r.started.Load() {
+		return errors.New("botruntime: Handle after Run")
+	}
+	r.dispatcher.handlers = append(r.dispatcher.handlers, h)
+	return nil
+}
+
+// Run connects every shard and runs until ctx ends, then shuts down gracefully: sessions
+// close with a resumable code, queued events are handled up to the shutdown timeout, and
+// resume state goes to the store. If every shard stops for a fatal reason first, Run
+// returns a *NoShardCanRunError. Run may be called once.
+func (r *Runtime) Run(ctx context.Context) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	r.loadResumeState(ctx)
+
+	var health *http.Server
+	if r.cfg.HealthAddr != "" {
+		ln, err := net.Listen("tcp", r.cfg.HealthAddr)
+		if err != nil {
+			return fmt.Errorf("health server: %w", err)
+		}
+		r.healthAddr.Store(ln.Addr().String())
+		health = &http.Server{Handler: r.HealthHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := health.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Error(err, "health server stopped")
+			}
+		}()
+	}
+
+	r.dispatcher.start()
+	waitCtx, stopWaiters := context.WithCancel(context.Background())
+	defer stopWaiters()
+	go r.waiters.run(waitCtx)
+
+	sessionCtx, stopSessions := context.WithCancel(ctx)
+	defer stopSessions()
+	var running sync.WaitGroup
+	for _, s := range r.sessions {
+		running.Add(1)
+		go func() { defer running.Done(); s.run(sessionCtx) }()
+	}
+	allStopped := make(chan struct{})
+	go func() { running.Wait(); close(allStopped) }()
+
+	r.log.Info("runtime started", "shards", r.cfg.ShardIDs, "shardCount", r.cfg.ShardCount)
+	select {
+	case <-ctx.Done():
+		r.log.Info("shutting down: closing sessions resumably, draining handlers", "timeout", r.shutdownTimeout)
+	case <-allStopped:
+	}
+
+	// 1. Stop accepting events: sessions close with a resumable code.
+	stopSessions()
+	<-allStopped
+	// 2. Let handlers finish what was accepted, up to the deadline.
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), r.shutdownTimeout)
+	unhandled := r.dispatcher.drain(drainCtx)
+	cancelDrain()
+	// 3. Hand the resume state on, so the next process resumes instead of identifying.
+	r.saveResumeState(unhandled)
+
+	if health != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = health.Shutdown(shutdownCtx)
+		cancel()
+	}
+	if fatal := r.allFailed(); fatal != nil {
+		return &NoShardCanRunError{Reason: *fatal}
+	}
+	return nil
+}
+
+func (r *Runtime) loadResumeState(ctx context.Context) {
+	states, err := r.store.Load(ctx)
+	if err != nil {
+		r.log.Error(err, "cannot load resume state; identifying fresh")
+		return
+	}
+	for _, s := range r.sessions {
+		st, ok := states[s.shard]
+		if !ok || st.SessionID == "" || time.Since(st.SavedAt) > ResumeMaxAge {
+			continue
+		}
+		s.mu.Lock()
+		s.sessionID, s.seq, s.resumeURL = st.SessionID, st.Sequence, st.ResumeURL
+		s.mu.Unlock()
+		r.log.Info("will resume the previous process's session", "shard", s.shard, "sequence", st.Sequence)
+	}
+}
+
+func (r *Runtime) saveResumeState(unhandled map[int]int) {
+	var states []ResumeState
+	now := time.Now()
+	for _, s := range r.sessions {
+		st := s.status()
+		if st.SessionID == "" || st.Fatal != nil {
+			continue
+		}
+		seq := st.Sequence
+		if first, ok := unhandled[s.shard]; ok && first < seq {
+			seq = first // replay what handlers never saw
+		}
+		states = append(states, ResumeState{Shard: s.shard, SessionID: st.SessionID, Sequence: seq, ResumeURL: st.ResumeURL, SavedAt: now})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.Save(ctx, states); err != nil {
+		r.log.Error(err, "cannot save resume state; the next process will identify")
+	}
+}
+
+// allFailed returns the first fatal reason if every shard stopped for one.
+func (r *Runtime) allFailed() *FatalReason {
+	var first *FatalReason
+	for _, s := range r.sessions {
+		st := s.status()
+		if st.Fatal == nil {
+			return nil
+		}
+		if first == nil {
+			first = st.Fatal
+		}
+	}
+	return first
+}
+
+// Shards returns a snapshot of every shard.
+func (r *Runtime) Shards() []ShardStatus {
+	out := make([]ShardStatus, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		out = append(out, s.status())
+	}
+	return out
+}
+
+// HealthAddr is the address the health server listens on, once Run started it.
+func (r *Runtime) HealthAddr() string {
+	addr, _ := r.healthAddr.Load().(string)
+	return addr
+}

@@ -1,0 +1,524 @@
+package botruntime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/disgoorg/disgo/gateway"
+	"github.com/disgoorg/snowflake/v2"
+	"github.com/go-logr/logr"
+	"github.com/gorilla/websocket"
+)
+
+// ShardState is where a shard is in its life.
+type ShardState string
+
+const (
+	StateConnecting   ShardState = "Connecting"
+	StateIdentifying  ShardState = "Identifying"
+	StateResuming     ShardState = "Resuming"
+	StateReady        ShardState = "Ready"
+	StateResumed      ShardState = "Resumed"
+	StateReconnecting ShardState = "Reconnecting"
+	StateStopped      ShardState = "Stopped"
+	StateFailed       ShardState = "Failed"
+)
+
+var allStates = []ShardState{StateConnecting, StateIdentifying, StateResuming, StateReady, StateResumed, StateReconnecting, StateStopped, StateFailed}
+
+// Gateway protocol constants.
+const (
+	gatewayVersion = 10
+	// closeResumable is the close code we send when we mean to come back: anything but
+	// 1000/1001 keeps the session resumable, and 4000 is what Discord's docs use.
+	closeResumable = 4000
+
+	dialTimeout  = 30 * time.Second
+	writeTimeout = 10 * time.Second
+
+	backoffBase = time.Second
+	backoffMax  = 60 * time.Second
+	// healthyAfter is how long a connection must stay up for the backoff to start over.
+	healthyAfter = 60 * time.Second
+)
+
+// ShardStatus is a snapshot of one shard, for health checks, metrics and resume state.
+type ShardStatus struct {
+	ID           int           `json:"id"`
+	State        ShardState    `json:"state"`
+	SessionID    string        `json:"-"`
+	Sequence     int           `json:"sequence"`
+	ResumeURL    string        `json:"-"`
+	Latency      time.Duration `json:"latencyNanos"`
+	Guilds       int           `json:"guilds"`
+	LastEvent    time.Time     `json:"lastEvent,omitzero"`
+	LastProgress time.Time     `json:"lastProgress"`
+	Fatal        *FatalReason  `json:"fatal,omitempty"`
+	Reconnects   int           `json:"reconnects"`
+}
+
+// session runs one shard: it connects, identifies or resumes, keeps the heartbeat, feeds
+// events to the dispatcher and reconnects until its context ends or a fatal close code
+// stops it. Exactly one goroutine (run) drives it; a reconnect is a turn of its loop, never
+// a new goroutine, so nothing can start a second session for the same shard.
+type session struct {
+	shard, shardCount int
+	token             string
+	intents           int64
+	gatewayURL        string
+	dispatcher        *dispatcher
+	limiter           IdentifyLimiter
+	metrics           *metrics
+	log               logr.Logger
+
+	mu           sync.Mutex
+	state        ShardState
+	sessionID    string
+	resumeURL    string
+	seq          int
+	latency      time.Duration
+	guilds       map[snowflake.ID]struct{}
+	lastEvent    time.Time
+	lastProgress time.Time
+	readySince   time.Time
+	fatal        *FatalReason
+	reconnects   int
+}
+
+// outcome is how one connection ended and what to do next.
+type outcome struct {
+	reason string       // metric label: reconnect_requested, zombie, connection_lost, ...
+	fatal  *FatalReason // stop for good
+	resume bool         // keep the session and resume it
+	delay  time.Duration
+	asked  bool // set by the side that closed on purpose
+}
+
+func (s *session) status() ShardStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ShardStatus{
+		ID: s.shard, State: s.state, SessionID: s.sessionID, Sequence: s.seq, ResumeURL: s.resumeURL,
+		Latency: s.latency, Guilds: len(s.guilds), LastEvent: s.lastEvent, LastProgress: s.lastProgress,
+		Fatal: s.fatal, Reconnects: s.reconnects,
+	}
+}
+
+func (s *session) setState(st ShardState) {
+	s.mu.Lock()
+	s.state = st
+	s.lastProgress = time.Now()
+	s.mu.Unlock()
+	label := shardLabel(s.shard)
+	for _, other := range allStates {
+		v := 0.0
+		if other == st {
+			v = 1
+		}
+		s.metrics.shardState.WithLabelValues(label, string(other)).Set(v)
+	}
+}
+
+func (s *session) touch() {
+	s.mu.Lock()
+	s.lastProgress = time.Now()
+	s.mu.Unlock()
+}
+
+// run is the shard's supervisor loop.
+func (s *session) run(ctx context.Context) {
+	log := s.log.WithValues("shard", s.shard)
+	attempt := 0
+	for {
+		if ctx.Err() != nil {
+			s.setState(StateStopped)
+			return
+		}
+		out, upFor := s.connect(ctx)
+		if out.fatal != nil {
+			s.mu.Lock()
+			s.fatal = out.fatal
+			s.mu.Unlock()
+			s.setState(StateFailed)
+			s.metrics.fatal.WithLabelValues(shardLabel(s.shard), out.fatal.Reason, strconv.Itoa(out.fatal.CloseCode)).Set(1)
+			log.Error(nil, "shard stopped for good", "reason", out.fatal.Reason, "closeCode", out.fatal.CloseCode, "detail", out.fatal.Message)
+			return
+		}
+		if ctx.Err() != nil {
+			s.setState(StateStopped)
+			return
+		}
+		if !out.resume {
+			s.forgetSession()
+		}
+		if upFor >= healthyAfter {
+			attempt = 0
+		}
+		delay := out.delay
+		if delay == 0 && !out.asked {
+			delay = backoff(attempt)
+			attempt++
+		}
+		s.mu.Lock()
+		s.reconnects++
+		s.mu.Unlock()
+		s.metrics.reconnects.WithLabelValues(shardLabel(s.shard), out.reason).Inc()
+		log.Info("reconnecting", "reason", out.reason, "resume", out.resume, "after", delay)
+		s.setState(StateReconnecting)
+		if !sleep(ctx, delay) {
+			s.setState(StateStopped)
+			return
+		}
+	}
+}
+
+// backoff is jittered exponential: between half and all of min(base*2^attempt, max).
+func backoff(attempt int) time.Duration {
+	d := backoffMax
+	if attempt < 6 {
+		d = min(backoffBase<<attempt, backoffMax)
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (s *session) forgetSession() {
+	s.mu.Lock()
+	s.sessionID, s.resumeURL, s.seq = "", "", 0
+	s.mu.Unlock()
+}
+
+// conn is one websocket connection and the single place that decides how it ended.
+type conn struct {
+	ws      *websocket.Conn
+	writeMu sync.Mutex
+	endOnce sync.Once
+	ended   chan struct{}
+	out     outcome
+}
+
+func (c *conn) writeJSON(v any) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return c.ws.WriteJSON(v)
+}
+
+// end closes the connection on purpose with a close code; the first caller's outcome wins.
+func (c *conn) end(code int, text string, out outcome) {
+	c.endOnce.Do(func() {
+		out.asked = true
+		c.out = out
+		close(c.ended)
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+		_ = c.ws.Close()
+	})
+}
+
+func (c *conn) endedOnPurpose() (outcome, bool) {
+	select {
+	case <-c.ended:
+		return c.out, true
+	default:
+		return outcome{}, false
+	}
+}
+
+// envelope is a gateway payload before its data is decoded.
+type envelope struct {
+	Op gateway.Opcode  `json:"op"`
+	S  int             `json:"s"`
+	T  string          `json:"t"`
+	D  json.RawMessage `json:"d"`
+}
+
+// connect runs one connection from dial to close and says how it ended and how long the
+// session was up on it.
+func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
+	log := s.log.WithValues("shard", s.shard)
+	s.mu.Lock()
+	base, resuming := s.gatewayURL, s.sessionID != ""
+	if resuming && s.resumeURL != "" {
+		base = s.resumeURL
+	}
+	s.mu.Unlock()
+	s.setState(StateConnecting)
+
+	dialCtx, cancelDial := context.WithTimeout(ctx, dialTimeout)
+	ws, _, err := websocket.DefaultDialer.DialContext(dialCtx, gatewayAddress(base), nil)
+	cancelDial()
+	if err != nil {
+		log.Info("cannot connect to the gateway", "error", err.Error())
+		return outcome{reason: "dial_failed", resume: resuming}, 0
+	}
+	c := &conn{ws: ws, ended: make(chan struct{})}
+	connCtx, cancelConn := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer func() {
+		cancelConn()
+		_ = ws.Close()
+		background.Wait()
+	}()
+
+	// Shutdown closes with a resumable code, so the next process can resume.
+	background.Add(1)
+	go func() {
+		defer background.Done()
+		<-connCtx.Done()
+		if ctx.Err() != nil {
+			c.end(closeResumable, "shutting down, will resume", outcome{reason: "shutdown", resume: true})
+		}
+	}()
+
+	var hb *heartbeater
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			if out, ok := c.endedOnPurpose(); ok {
+				return out, s.upFor()
+			}
+			return s.classifyReadError(err), s.upFor()
+		}
+		s.touch()
+		var env envelope
+		if err := json.Unmarshal(data, &env); err != nil {
+			log.Error(err, "undecodable gateway payload; ignoring it")
+			continue
+		}
+		switch env.Op {
+		case gateway.OpcodeHello:
+			var hello gateway.MessageDataHello
+			if err := json.Unmarshal(env.D, &hello); err != nil || hello.HeartbeatInterval <= 0 {
+				c.end(closeResumable, "bad hello", outcome{reason: "bad_hello", resume: true})
+				continue
+			}
+			if hb != nil {
+				continue // a second Hello on one connection: keep the first heartbeat
+			}
+			hb = s.newHeartbeater(c, time.Duration(hello.HeartbeatInterval)*time.Millisecond)
+			background.Add(2)
+			go func() { defer background.Done(); hb.run(connCtx) }()
+			go func() { defer background.Done(); s.authenticate(connCtx, c, log) }()
+
+		case gateway.OpcodeHeartbeatACK:
+			if hb != nil {
+				hb.ack(time.Now())
+			}
+
+		case gateway.OpcodeHeartbeat:
+			if hb != nil {
+				_ = hb.sendNow()
+			}
+
+		case gateway.OpcodeReconnect:
+			c.end(closeResumable, "reconnect requested", outcome{reason: "reconnect_requested", resume: true})
+
+		case gateway.OpcodeInvalidSession:
+			var resumable bool
+			_ = json.Unmarshal(env.D, &resumable)
+			// Discord asks for a random 1-5 s wait before the next identify or resume.
+			wait := time.Second + time.Duration(rand.Int64N(int64(4*time.Second)))
+			c.end(closeResumable, "invalid session", outcome{reason: "invalid_session", resume: resumable, delay: wait})
+
+		case gateway.OpcodeDispatch:
+			s.dispatch(env, log)
+		}
+	}
+}
+
+func (s *session) upFor() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readySince.IsZero() {
+		return 0
+	}
+	d := time.Since(s.readySince)
+	s.readySince = time.Time{}
+	return d
+}
+
+// classifyReadError turns the end of a connection we did not close into an outcome.
+func (s *session) classifyReadError(err error) outcome {
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		return outcome{reason: "connection_lost", resume: true}
+	}
+	if fatal, ok := fatalFor(ce.Code); ok {
+		return outcome{reason: "fatal", fatal: &fatal}
+	}
+	switch ce.Code {
+	case 4007, 4009: // invalid seq, session timed out: the session is gone
+		return outcome{reason: "session_invalidated", resume: false}
+	case websocket.CloseNormalClosure, websocket.CloseGoingAway:
+		return outcome{reason: "closed_by_server", resume: false}
+	}
+	return outcome{reason: "closed_" + strconv.Itoa(ce.Code), resume: true}
+}
+
+func (s *session) newHeartbeater(c *conn, interval time.Duration) *heartbeater {
+	label := shardLabel(s.shard)
+	var hb *heartbeater
+	hb = &heartbeater{
+		interval: interval,
+		write: func() error {
+			s.mu.Lock()
+			seq := s.seq
+			s.mu.Unlock()
+			var d any // null before the first dispatch
+			if seq > 0 {
+				d = seq
+			}
+			return c.writeJSON(map[string]any{"op": gateway.OpcodeHeartbeat, "d": d})
+		},
+		onZombie: func() {
+			s.metrics.zombies.WithLabelValues(label).Inc()
+			s.log.Info("heartbeat was not acknowledged in time; closing the zombie connection to resume", "shard", s.shard, "interval", interval)
+			c.end(closeResumable, "heartbeat ACK missing", outcome{reason: "zombie", resume: true})
+		},
+		onRTT: func(rtt time.Duration) {
+			s.mu.Lock()
+			s.latency = rtt
+			s.mu.Unlock()
+			s.metrics.heartbeatRTT.WithLabelValues(label).Observe(rtt.Seconds())
+		},
+		onLate: func(late time.Duration) { s.metrics.heartbeatLate.WithLabelValues(label).Observe(late.Seconds()) },
+		touch:  s.touch,
+	}
+	return hb
+}
+
+// authenticate resumes the session if there is one, or identifies through the identify
+// limiter. It runs beside the read loop so that waiting for an identify slot never stops
+// heartbeat ACKs from being read.
+func (s *session) authenticate(ctx context.Context, c *conn, log logr.Logger) {
+	s.mu.Lock()
+	sessionID, seq := s.sessionID, s.seq
+	s.mu.Unlock()
+	if sessionID != "" {
+		s.setState(StateResuming)
+		err := c.writeJSON(map[string]any{"op": gateway.OpcodeResume, "d": gateway.MessageDataResume{
+			Token: s.token, SessionID: sessionID, Seq: seq,
+		}})
+		if err != nil {
+			log.Info("sending resume failed", "error", err.Error())
+		}
+		return
+	}
+	s.setState(StateIdentifying)
+	if err := s.limiter.Wait(ctx, s.shard); err != nil {
+		return // the connection ended while waiting
+	}
+	shard := [2]int{s.shard, s.shardCount}
+	err := c.writeJSON(map[string]any{"op": gateway.OpcodeIdentify, "d": gateway.MessageDataIdentify{
+		Token: s.token,
+		Properties: gateway.IdentifyCommandDataProperties{
+			OS: "linux", Browser: "shardkeeper", Device: "shardkeeper",
+		},
+		Shard:   &shard,
+		Intents: gateway.Intents(s.intents),
+	}})
+	if err != nil {
+		log.Info("sending identify failed", "error", err.Error())
+		return
+	}
+	s.metrics.identifies.WithLabelValues(shardLabel(s.shard)).Inc()
+}
+
+// guildOnly reads the guild ID of an event without decoding all of it.
+type guildOnly struct {
+	GuildID snowflake.ID `json:"guild_id"`
+	ID      snowflake.ID `json:"id"`
+}
+
+// dispatch records an event's sequence and hands it to the dispatcher. It never blocks.
+func (s *session) dispatch(env envelope, log logr.Logger) {
+	now := time.Now()
+	data, err := gateway.UnmarshalEventData(env.D, gateway.EventType(env.T))
+	if err != nil {
+		log.Error(err, "undecodable event; it is skipped", "type", env.T, "seq", env.S)
+	}
+	var ids guildOnly
+	_ = json.Unmarshal(env.D, &ids)
+	guildID := ids.GuildID
+
+	s.mu.Lock()
+	if env.S > 0 {
+		s.seq = env.S
+	}
+	s.lastEvent = now
+	switch ev := data.(type) {
+	case gateway.EventReady:
+		s.sessionID, s.resumeURL = ev.SessionID, ev.ResumeGatewayURL
+		s.guilds = make(map[snowflake.ID]struct{}, len(ev.Guilds))
+		for _, g := range ev.Guilds {
+			s.guilds[g.ID] = struct{}{}
+		}
+		s.readySince = now
+	case gateway.EventResumed:
+		s.readySince = now
+	case gateway.EventGuildCreate:
+		guildID = ids.ID
+		if s.guilds == nil {
+			s.guilds = map[snowflake.ID]struct{}{}
+		}
+		s.guilds[ids.ID] = struct{}{}
+	case gateway.EventGuildUpdate:
+		guildID = ids.ID
+	case gateway.EventGuildDelete:
+		guildID = ids.ID
+		if !ev.Unavailable {
+			delete(s.guilds, ids.ID)
+		}
+	}
+	guilds := len(s.guilds)
+	s.mu.Unlock()
+
+	switch data.(type) {
+	case gateway.EventReady:
+		s.setState(StateReady)
+		log.Info("identified: shard is ready", "guilds", guilds)
+	case gateway.EventResumed:
+		s.setState(StateResumed)
+		s.metrics.resumes.WithLabelValues(shardLabel(s.shard)).Inc()
+		log.Info("session resumed")
+	}
+	s.metrics.guilds.WithLabelValues(shardLabel(s.shard)).Set(float64(guilds))
+	s.metrics.events.WithLabelValues(env.T).Inc()
+	if data == nil {
+		return
+	}
+	s.dispatcher.enqueue(Event{Shard: s.shard, Type: gateway.EventType(env.T), Seq: env.S, GuildID: guildID, Data: data, Received: now})
+}
+
+// gatewayAddress adds the version and encoding to a gateway URL.
+func gatewayAddress(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	q := u.Query()
+	q.Set("v", strconv.Itoa(gatewayVersion))
+	q.Set("encoding", "json")
+	u.RawQuery = q.Encode()
+	return u.String()
+}

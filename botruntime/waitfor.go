@@ -1,0 +1,144 @@
+package botruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// DefaultWaitTimeout bounds a WaitFor whose context has no deadline: an interaction token
+// lives 15 minutes, nothing waits longer.
+const DefaultWaitTimeout = 15 * time.Minute
+
+// ErrWaitTimeout is returned (wrapped) when WaitFor's deadline passes with no match.
+var ErrWaitTimeout = errors.New("no matching event before the deadline")
+
+// waiters runs WaitFor filters on a goroutine of their own: never on a gateway read loop
+// (filters are user code) and never on a handler worker (a handler waiting for the next
+// event of its own guild would wait behind itself).
+type waiters struct {
+	count  atomic.Int32
+	mu     sync.Mutex
+	set    map[*waiter]struct{}
+	queue  []Event
+	signal chan struct{}
+	log    logr.Logger
+}
+
+type waiter struct {
+	match func(Event) bool
+	found chan Event
+}
+
+func newWaiters(log logr.Logger) *waiters {
+	return &waiters{set: map[*waiter]struct{}{}, signal: make(chan struct{}, 1), log: log}
+}
+
+// offer passes an event to the waiters. It never blocks and costs one atomic load when
+// nobody waits.
+func (w *waiters) offer(ev Event) {
+	if w.count.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.queue = append(w.queue, ev)
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+// run matches offered events against waiters until ctx ends.
+func (w *waiters) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.signal:
+		}
+		for {
+			w.mu.Lock()
+			if len(w.queue) == 0 {
+				w.queue = nil
+				w.mu.Unlock()
+				break
+			}
+			ev := w.queue[0]
+			w.queue = w.queue[1:]
+			candidates := make([]*waiter, 0, len(w.set))
+			for wt := range w.set {
+				candidates = append(candidates, wt)
+			}
+			w.mu.Unlock()
+			for _, wt := range candidates {
+				if w.matches(wt, ev) {
+					select {
+					case wt.found <- ev:
+					default: // it already has its event
+					}
+				}
+			}
+		}
+	}
+}
+
+func (w *waiters) matches(wt *waiter, ev Event) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error(fmt.Errorf("panic: %v", p), "WaitFor filter panicked; treating it as no match")
+			ok = false
+		}
+	}()
+	return wt.match(ev)
+}
+
+func (w *waiters) add(match func(Event) bool) *waiter {
+	wt := &waiter{match: match, found: make(chan Event, 1)}
+	w.mu.Lock()
+	w.set[wt] = struct{}{}
+	w.mu.Unlock()
+	w.count.Add(1)
+	return wt
+}
+
+func (w *waiters) remove(wt *waiter) {
+	w.mu.Lock()
+	if _, ok := w.set[wt]; ok {
+		delete(w.set, wt)
+		w.count.Add(-1)
+	}
+	w.mu.Unlock()
+}
+
+// WaitFor waits for the first event, from any shard, that match accepts, and returns it.
+// It may be called from any goroutine, handlers included. It returns when ctx ends (with
+// ErrWaitTimeout wrapped if its deadline passed); a ctx without a deadline is bounded by
+// DefaultWaitTimeout. Nothing is left behind: the filter is unregistered on return, and no
+// goroutine is started.
+func (r *Runtime) WaitFor(ctx context.Context, match func(Event) bool) (Event, error) {
+	if match == nil {
+		return Event{}, errors.New("WaitFor needs a filter")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultWaitTimeout)
+		defer cancel()
+	}
+	wt := r.waiters.add(match)
+	defer r.waiters.remove(wt)
+	select {
+	case ev := <-wt.found:
+		return ev, nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return Event{}, fmt.Errorf("WaitFor: %w", ErrWaitTimeout)
+		}
+		return Event{}, fmt.Errorf("WaitFor: %w", ctx.Err())
+	}
+}
