@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/disgoorg/disgo/rest"
 	"github.com/go-logr/logr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -37,6 +39,8 @@ type Runtime struct {
 	workers         int
 	softBacklog     int
 	hardBacklog     int
+
+	rest rest.Rest
 
 	started    atomic.Bool
 	healthAddr atomic.Value // string, once listening
@@ -104,6 +108,8 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 		}
 		r.limiter = NewLocalIdentifyLimiter(cfg.MaxConcurrency, interval)
 	}
+	r.rest = rest.New(rest.NewClient(token, rest.WithURL(cfg.APIURL),
+		rest.WithLogger(slog.New(logr.ToSlogHandler(r.log.WithName("rest"))))))
 	r.metrics = newMetrics()
 	r.waiters = newWaiters(r.log.WithName("waitfor"))
 	r.dispatcher = newDispatcher(r.workers, r.softBacklog, r.hardBacklog, r.metrics, r.log.WithName("dispatcher"), r.waiters)
@@ -263,3 +269,6 @@ func (r *Runtime) HealthAddr() string {
 	addr, _ := r.healthAddr.Load().(string)
 	return addr
 }
+
+// Config returns the runtime's configuration.
+func (r *Runtime) Config() Config { return r.cfg }

@@ -1,0 +1,74 @@
+// Command bot is Shardkeeper's default Discord bot, built on botruntime: /ping, !ping,
+// /shard and /confirm. The operator configures it through SHARDKEEPER_* variables;
+// outside Kubernetes, flags do (bot --help).
+//
+// Exit codes: 0 clean shutdown, 1 unexpected error, 2 bad configuration, and when no shard
+// can run: 10 token invalid (4004), 11 invalid shard (4010), 12 sharding required (4011),
+// 13 invalid API version (4012), 14 invalid intents (4013), 15 disallowed intents (4014).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-logr/logr"
+
+	"github.com/shardkeeper/shardkeeper/botruntime"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
+	cfg, err := botruntime.ConfigFromEnv(os.Getenv, flag.NewFlagSet("bot", flag.ContinueOnError), args)
+	if errors.Is(err, flag.ErrHelp) {
+		return botruntime.ExitOK
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		writeTermination(cfg.TerminationLogPath, "BadConfiguration: "+err.Error())
+		return botruntime.ExitBadConfig
+	}
+	rt, err := botruntime.New(cfg, botruntime.WithLogger(log))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		writeTermination(cfg.TerminationLogPath, "BadConfiguration: "+err.Error())
+		return botruntime.ExitBadConfig
+	}
+	bot := &pingBot{rt: rt, log: log.WithName("bot")}
+	if err := rt.Handle(bot.handle); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return botruntime.ExitError
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err = rt.Run(ctx)
+	var fatal *botruntime.NoShardCanRunError
+	switch {
+	case errors.As(err, &fatal):
+		log.Error(err, "exiting: no shard can run")
+		writeTermination(cfg.TerminationLogPath, fatal.Reason.Reason+": "+fatal.Reason.Message)
+		return fatal.ExitCode()
+	case err != nil:
+		log.Error(err, "exiting")
+		return botruntime.ExitError
+	}
+	return botruntime.ExitOK
+}
+
+// writeTermination leaves the reason where Kubernetes shows it in the container status.
+func writeTermination(path, reason string) {
+	if path == "" {
+		return
+	}
+	_ = os.WriteFile(path, []byte(reason), 0o644)
+}
