@@ -235,7 +235,9 @@ func TestMissingACKIsAZombieAndResumes(t *testing.T) {
 	}
 }
 
-func closeCodeSeen(srv *discordtest.Server, shard int) int { return srv.Stats().PerShard[shard].LastCloseCode }
+func closeCodeSeen(srv *discordtest.Server, shard int) int {
+	return srv.Stats().PerShard[shard].LastCloseCode
+}
 
 func TestReconnectAndInvalidSession(t *testing.T) {
 	tests := []struct {
@@ -329,6 +331,7 @@ func TestShutdownHandsTheSessionToTheNextProcess(t *testing.T) {
 	if err := stop1(); err != nil { // SIGTERM
 		t.Fatal(err)
 	}
+	eventually(t, "the fake saw the close frame", func() bool { return closeCodeSeen(srv, 0) != 0 })
 	if code := closeCodeSeen(srv, 0); code != 4000 {
 		t.Errorf("closed with %d on shutdown; want 4000, which keeps the session resumable", code)
 	}

@@ -41,6 +41,7 @@ const (
 	closeResumable = 4000
 
 	dialTimeout  = 30 * time.Second
+	closeGrace   = time.Second
 	writeTimeout = 10 * time.Second
 
 	backoffBase = time.Second
@@ -230,8 +231,15 @@ func (c *conn) end(code int, text string, out outcome) {
 		out.asked = true
 		c.out = out
 		close(c.ended)
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-		_ = c.ws.Close()
+		// Close the websocket way: send our close frame and let the read loop see the
+		// server's answer (or give up after closeGrace). Dropping the socket at once can
+		// reset the connection before the server reads the code that keeps the session.
+		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+		if err != nil {
+			_ = c.ws.Close()
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 	})
 }
 
