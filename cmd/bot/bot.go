@@ -32,6 +32,8 @@ type pingBot struct {
 	rt       *botruntime.Runtime
 	log      logr.Logger
 	register sync.Once
+	// confirmWait is how long /confirm waits (confirmTimeout; shorter in tests).
+	confirmWait time.Duration
 }
 
 func (b *pingBot) handle(ctx context.Context, ev botruntime.Event) {
@@ -92,7 +94,7 @@ func (b *pingBot) confirm(ctx context.Context, cmd discord.ApplicationCommandInt
 	if err != nil {
 		return err
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, confirmTimeout)
+	waitCtx, cancel := context.WithTimeout(ctx, b.confirmWait)
 	defer cancel()
 	ev, err := b.rt.WaitFor(waitCtx, func(ev botruntime.Event) bool {
 		in, ok := ev.Data.(gateway.EventInteractionCreate)

@@ -43,7 +43,7 @@ func run(args []string) int {
 		writeTermination(cfg.TerminationLogPath, "BadConfiguration: "+err.Error())
 		return botruntime.ExitBadConfig
 	}
-	bot := &pingBot{rt: rt, log: log.WithName("bot")}
+	bot := &pingBot{rt: rt, log: log.WithName("bot"), confirmWait: confirmTimeout}
 	if err := rt.Handle(bot.handle); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return botruntime.ExitError

@@ -1,0 +1,77 @@
+// Package discordtest is a scriptable, in-process FAKE of Discord's gateway
+// (websocket) and of the small part of its REST API that a bot runtime needs. It
+// exists so that tests of shardkeeper's bot runtime and operator can exercise real
+// network code — identify, heartbeats, resume after a dropped connection, op 7 / op 9,
+// close codes, identify rate limits — deterministically and without touching
+// discord.com.
+//
+// # What it does
+//
+// NewServer starts an HTTP server on 127.0.0.1 with a random port. Server.URL is the
+// gateway URL ("ws://127.0.0.1:PORT"; clients append "?v=10&encoding=json"),
+// Server.APIURL the REST base ("http://127.0.0.1:PORT/api/v10").
+//
+// The gateway follows Discord's documented protocol (API v10, JSON encoding, no
+// compression): Hello on connect; Identify creates a session and is answered with
+// READY and then one GUILD_CREATE for every configured guild that routes to the
+// identifying shard (shard_id = (guild_id >> 22) % num_shards); heartbeats are
+// answered with op 11; Resume replays every stored dispatch newer than the client's
+// seq with its original seq and then sends RESUMED; unknown or expired sessions get
+// op 9 d=false. Protocol violations close the connection with Discord's close codes
+// (4001 unknown opcode, 4002 decode error, 4003 not authenticated, 4004 bad token,
+// 4005 already authenticated, 4007 bad resume seq, 4009 heartbeat timeout when
+// Options.EnforceHeartbeats is set, 4010 invalid shard, 4011 sharding required, 4012
+// bad API version, 4013 invalid intents, 4014 disallowed intents).
+//
+// Sequence numbers are per session and start at 1 with READY. Every dispatch is
+// stored in its session, so a client that resumes after Server.Cut (or any other
+// disconnect) gets exactly the events it missed. A session whose connection ended
+// stays resumable for Options.ResumeWindow, except when the client itself closed
+// with 1000 or 1001, which — as on Discord — ends the session.
+//
+// The close code a client sends is recorded (ShardStats.LastCloseCode) before the
+// server echoes the close frame, so a client that completes the close handshake can be
+// checked right after. A client that closes its socket right after writing its close
+// frame may lose that frame (with unread data pending, the kernel resets the
+// connection), and the server then records 0 — exactly what Discord would see.
+//
+// Tests script failures through hooks that act on a shard's current connection
+// (SetACKs, Cut, CloseWith, Reconnect, InvalidSession), inject events (Dispatch,
+// DispatchToShard, SendMessage, SendSlashCommand, SendButtonPress) and observe the
+// client through Stats (identifies, resumes, heartbeat arrival times, the close code
+// the client sent, the identify log with bucket violations, ...), WaitConnected,
+// WaitStats, Replies and WaitReply. Every method is safe for concurrent use.
+//
+// The REST side serves GET /gateway, GET /gateway/bot, GET /users/@me, GET
+// /applications/@me, global and guild application commands (GET/PUT/POST), the
+// interaction callback, the interaction webhook (original response edit, follow-ups)
+// and POST /channels/{id}/messages, recording every reply a bot sends.
+//
+// All payloads the fake sends are checked in its tests to unmarshal with disgo's
+// (github.com/disgoorg/disgo) gateway and discord types, and disgo's own gateway and
+// REST clients are run against it.
+//
+// # What it does not do
+//
+//   - No transport or payload compression, no ETF encoding: a client asking for
+//     compress=zlib-stream/zstd-stream or encoding=etf is closed with 4002 (with a
+//     reason saying so) right after Hello.
+//   - No TLS; URLs are ws:// and http:// on loopback.
+//   - Intents are validated at identify (4013/4014) but not used to filter events:
+//     every dispatched event is delivered whatever the session's intents, and message
+//     content is never blanked.
+//   - Identify rate limits and the session start budget are observed, never enforced:
+//     identifies in one bucket closer than Options.IdentifyInterval are counted in
+//     Stats.BucketViolations and SessionStartRemaining stops at 0, but identifies are
+//     still accepted. reset_after is reported as the configured constant.
+//   - The server never sends op 1 (heartbeat request) to the client, and heartbeats are
+//     only policed when Options.EnforceHeartbeats is set.
+//   - No REST rate limiting (no X-RateLimit headers, never 429), no caching, no state
+//     beyond what is listed above: channels, members, roles are not modelled; a
+//     guild's only channel is a text channel "general" whose ID equals the guild ID.
+//   - Gateway commands other than Heartbeat, Identify and Resume (presence update,
+//     voice state update, request guild members, ...) are accepted once authenticated
+//     and otherwise ignored.
+//   - Voice, sharded "max_concurrency" waiting rooms, guild subscriptions and
+//     everything else Discord does are out of scope.
+package discordtest
