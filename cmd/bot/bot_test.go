@@ -112,7 +112,6 @@ func TestConfirmTimesOut(t *testing.T) {
 	waitReply(t, srv, discordtest.ReplyFollowupEdit, "Not confirmed")
 }
 
-
 // TestBadConfigurationExitsWithCode2 runs the real binary: configuration errors end the
 // process with exit code 2 and one clear message.
 func TestBadConfigurationExitsWithCode2(t *testing.T) {
