@@ -121,19 +121,45 @@ func (w *waiters) remove(wt *waiter) {
 // ErrWaitTimeout wrapped if its deadline passed); a ctx without a deadline is bounded by
 // DefaultWaitTimeout. Nothing is left behind: the filter is unregistered on return, and no
 // goroutine is started.
+//
+// When the awaited event may come as soon as the bot acts (a button it is about to show),
+// use Expect before acting, so the event cannot slip by between acting and waiting.
 func (r *Runtime) WaitFor(ctx context.Context, match func(Event) bool) (Event, error) {
+	e := r.Expect(match)
+	defer e.Cancel()
+	return e.Wait(ctx)
+}
+
+// Expectation is a registered filter: events it matches from now on are kept for Wait.
+type Expectation struct {
+	r  *Runtime
+	wt *waiter
+}
+
+// Expect starts watching for an event now. Call Wait to receive it, and Cancel (or Wait,
+// which cancels on return) so that nothing stays registered.
+func (r *Runtime) Expect(match func(Event) bool) *Expectation {
 	if match == nil {
-		return Event{}, errors.New("WaitFor needs a filter")
+		match = func(Event) bool { return false }
 	}
+	return &Expectation{r: r, wt: r.waiters.add(match)}
+}
+
+// Cancel unregisters the expectation. It is safe to call more than once.
+func (e *Expectation) Cancel() { e.r.waiters.remove(e.wt) }
+
+// Wait returns the first matching event since Expect, or ctx's error (ErrWaitTimeout when
+// its deadline passed; without a deadline it waits at most DefaultWaitTimeout). The
+// expectation is cancelled when Wait returns.
+func (e *Expectation) Wait(ctx context.Context) (Event, error) {
+	defer e.Cancel()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultWaitTimeout)
 		defer cancel()
 	}
-	wt := r.waiters.add(match)
-	defer r.waiters.remove(wt)
 	select {
-	case ev := <-wt.found:
+	case ev := <-e.wt.found:
 		return ev, nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {

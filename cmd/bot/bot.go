@@ -87,6 +87,16 @@ func (b *pingBot) command(ctx context.Context, ev botruntime.Event, cmd discord.
 // confirm shows a button and waits for it with WaitFor, bounded by confirmTimeout.
 func (b *pingBot) confirm(ctx context.Context, cmd discord.ApplicationCommandInteraction) error {
 	customID := "confirm:" + cmd.ID().String()
+	// Watch for the press before showing the button, so a quick press cannot slip by.
+	press := b.rt.Expect(func(ev botruntime.Event) bool {
+		in, ok := ev.Data.(gateway.EventInteractionCreate)
+		if !ok {
+			return false
+		}
+		button, ok := in.Interaction.(discord.ComponentInteraction)
+		return ok && button.Data.CustomID() == customID
+	})
+	defer press.Cancel()
 	err := b.respond(ctx, cmd, discord.MessageCreate{
 		Content:    "Press the button within 30 seconds.",
 		Components: []discord.LayoutComponent{discord.NewActionRow(discord.NewSuccessButton("Confirm", customID))},
@@ -96,14 +106,7 @@ func (b *pingBot) confirm(ctx context.Context, cmd discord.ApplicationCommandInt
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, b.confirmWait)
 	defer cancel()
-	ev, err := b.rt.WaitFor(waitCtx, func(ev botruntime.Event) bool {
-		in, ok := ev.Data.(gateway.EventInteractionCreate)
-		if !ok {
-			return false
-		}
-		press, ok := in.Interaction.(discord.ComponentInteraction)
-		return ok && press.Data.CustomID() == customID
-	})
+	ev, err := press.Wait(waitCtx)
 	if errors.Is(err, botruntime.ErrWaitTimeout) {
 		timedOut := "Not confirmed: no press within 30 seconds."
 		empty := []discord.LayoutComponent{}
@@ -114,9 +117,9 @@ func (b *pingBot) confirm(ctx context.Context, cmd discord.ApplicationCommandInt
 	if err != nil {
 		return err
 	}
-	press := ev.Data.(gateway.EventInteractionCreate).Interaction
-	done := fmt.Sprintf("Confirmed by %s.", press.User().Username)
-	return b.rt.REST().CreateInteractionResponse(press.ID(), press.Token(), discord.InteractionResponse{
+	pressed := ev.Data.(gateway.EventInteractionCreate).Interaction
+	done := fmt.Sprintf("Confirmed by %s.", pressed.User().Username)
+	return b.rt.REST().CreateInteractionResponse(pressed.ID(), pressed.Token(), discord.InteractionResponse{
 		Type: discord.InteractionResponseTypeUpdateMessage,
 		Data: discord.MessageUpdate{Content: &done, Components: &[]discord.LayoutComponent{}},
 	}, rest.WithCtx(ctx))

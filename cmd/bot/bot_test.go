@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,14 +117,36 @@ func TestConfirmTimesOut(t *testing.T) {
 	waitReply(t, srv, discordtest.ReplyFollowupEdit, "Not confirmed")
 }
 
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// botBinary builds cmd/bot once per test run.
+func botBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shardkeeper-bot")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "bot")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building the bot: %v", buildErr)
+	}
+	return binPath
+}
+
 // TestBadConfigurationExitsWithCode2 runs the real binary: configuration errors end the
 // process with exit code 2 and one clear message.
 func TestBadConfigurationExitsWithCode2(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "bot")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "--termination-log=")
+	cmd := exec.Command(botBinary(t), "--termination-log=")
 	cmd.Env = []string{"SHARDKEEPER_SHARD_IDS=0,7", "SHARDKEEPER_SHARD_COUNT=2"}
 	out, err := cmd.CombinedOutput()
 	exit, ok := err.(*exec.ExitError)
@@ -130,5 +157,99 @@ func TestBadConfigurationExitsWithCode2(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// botProcess starts the real bot binary against srv, configured the way the operator does.
+func botProcess(t *testing.T, srv *discordtest.Server, token string, extraArgs ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(botBinary(t), append([]string{"--health-addr=127.0.0.1:0"}, extraArgs...)...)
+	cmd.Env = []string{
+		"SHARDKEEPER_SHARD_IDS=0", "SHARDKEEPER_SHARD_COUNT=1", "SHARDKEEPER_INTENTS=GUILDS,GUILD_MESSAGES",
+		"SHARDKEEPER_TOKEN_FILE=" + tokenFile, "SHARDKEEPER_GATEWAY_URL=" + srv.URL(), "SHARDKEEPER_API_URL=" + srv.APIURL(),
+	}
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, &logs
+}
+
+func exitCode(t *testing.T, cmd *exec.Cmd, logs *bytes.Buffer) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("bot: %v\n%s", err, logs)
+		}
+		return 0
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the bot did not exit\n%s", logs)
+		return -1
+	}
+}
+
+// TestSIGTERMThenANewProcessResumes: the pod-replacement path. The first process closes
+// resumably on SIGTERM and leaves its resume state; the second resumes the session.
+func TestSIGTERMThenANewProcessResumes(t *testing.T) {
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 200 * time.Millisecond, Guilds: []uint64{guild}})
+	defer srv.Close()
+	state := filepath.Join(t.TempDir(), "resume.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	first, logs := botProcess(t, srv, discordtest.DefaultToken, "--resume-state-file="+state)
+	if err := srv.WaitConnected(ctx, 0); err != nil {
+		t.Fatalf("first process never connected: %v\n%s", err, logs)
+	}
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, first, logs); code != botruntime.ExitOK {
+		t.Fatalf("exit code %d after SIGTERM\n%s", code, logs)
+	}
+	srv.SendMessage(guild, 1, "sent between the two processes")
+
+	_, logs2 := botProcess(t, srv, discordtest.DefaultToken, "--resume-state-file="+state)
+	if _, err := srv.WaitStats(ctx, func(s discordtest.Stats) bool { return s.Resumes == 1 }); err != nil {
+		t.Fatalf("second process did not resume: %v; stats %+v\n%s", err, srv.Stats(), logs2)
+	}
+	if st := srv.Stats(); st.Identifies != 1 {
+		t.Errorf("%d identifies; the second process should have resumed only", st.Identifies)
+	}
+}
+
+// TestInvalidTokenExitsWithCode10: no crash loop inside the process, a documented exit
+// code, and the reason where Kubernetes shows it.
+func TestInvalidTokenExitsWithCode10(t *testing.T) {
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 200 * time.Millisecond})
+	defer srv.Close()
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	cmd, logs := botProcess(t, srv, "not-the-token", "--termination-log="+termLog)
+	if code := exitCode(t, cmd, logs); code != botruntime.ExitTokenInvalid {
+		t.Fatalf("exit code %d, want %d\n%s", code, botruntime.ExitTokenInvalid, logs)
+	}
+	reason, _ := os.ReadFile(termLog)
+	if !strings.HasPrefix(string(reason), "TokenInvalid: ") {
+		t.Errorf("termination log %q", reason)
+	}
+	if strings.Contains(logs.String(), "not-the-token") || strings.Contains(string(reason), "not-the-token") {
+		t.Error("the token appears in the logs or the termination message")
+	}
+	if n := srv.Stats().Connections; n != 1 {
+		t.Errorf("%d connections: a rejected token must not be retried", n)
 	}
 }
