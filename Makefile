@@ -50,8 +50,13 @@ test: verify-generated vet envtest-assets ## Run every test (builds missing envt
 ##@ Build
 
 .PHONY: build
-build: ## Build the operator binary into bin/.
+build: ## Build the operator and bot binaries into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/operator ./cmd/operator
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/bot ./cmd/bot
+
+.PHONY: bench
+bench: ## Measure slow handlers against the heartbeat (botruntime beside plain disgo).
+	go run ./bench/heartbeat
 
 .PHONY: run
 run: envtest-assets ## Run a local control plane, the operator and the sample bots (no cluster needed).
