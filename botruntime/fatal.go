@@ -1,6 +1,10 @@
 package botruntime
 
-import "fmt"
+import (
+	"fmt"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
 
 // FatalReason is why a shard stopped for good: reconnecting would fail the same way.
 // The Reason strings are the condition reasons the operator shows.
@@ -26,12 +30,12 @@ const (
 )
 
 var fatalCloseCodes = map[int]FatalReason{
-	4004: {Reason: "TokenInvalid", Message: "Discord rejected the bot token (close 4004 authentication failed)", ExitCode: ExitTokenInvalid},
-	4010: {Reason: "InvalidShard", Message: "Discord rejected the shard ID or count (close 4010 invalid shard)", ExitCode: ExitInvalidShard},
-	4011: {Reason: "ShardingRequired", Message: "the bot is in too many guilds for its shard count (close 4011 sharding required)", ExitCode: ExitShardingRequired},
-	4012: {Reason: "InvalidAPIVersion", Message: "Discord rejected the gateway API version (close 4012)", ExitCode: ExitInvalidAPIVersion},
-	4013: {Reason: "IntentsInvalid", Message: "Discord rejected the intents (close 4013 invalid intents)", ExitCode: ExitIntentsInvalid},
-	4014: {Reason: "IntentsDisallowed", Message: "a privileged intent is not enabled for this application in the developer portal (close 4014 disallowed intents)", ExitCode: ExitIntentsDisallowed},
+	4004: {Reason: shardkeeperv1.ReasonTokenInvalid, Message: "Discord rejected the bot token (close 4004 authentication failed)", ExitCode: ExitTokenInvalid},
+	4010: {Reason: shardkeeperv1.ReasonInvalidShard, Message: "Discord rejected the shard ID or count (close 4010 invalid shard)", ExitCode: ExitInvalidShard},
+	4011: {Reason: shardkeeperv1.ReasonShardingRequired, Message: "the bot is in too many guilds for its shard count (close 4011 sharding required)", ExitCode: ExitShardingRequired},
+	4012: {Reason: shardkeeperv1.ReasonInvalidAPIVersion, Message: "Discord rejected the gateway API version (close 4012)", ExitCode: ExitInvalidAPIVersion},
+	4013: {Reason: shardkeeperv1.ReasonIntentsInvalid, Message: "Discord rejected the intents (close 4013 invalid intents)", ExitCode: ExitIntentsInvalid},
+	4014: {Reason: shardkeeperv1.ReasonIntentsDisallowed, Message: "a privileged intent is not enabled for this application in the developer portal (close 4014 disallowed intents)", ExitCode: ExitIntentsDisallowed},
 }
 
 // fatalFor returns the fatal reason of a close code, if the code is fatal.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +33,11 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 		return "PodFailed", fmt.Sprintf("pod %s: %s", p.pod.Status.Phase, p.pod.Status.Message), false, 0
 	}
 	for _, cs := range p.pod.Status.ContainerStatuses {
+		// The bot says why it stopped for good (invalid token, disallowed intents...):
+		// that reason beats the kubelet's CrashLoopBackOff.
+		if reason, message, ok := fatalBotReason(cs); ok {
+			return reason, message, false, 0
+		}
 		if w := cs.State.Waiting; w != nil && slices.Contains(waitingReasonsThatFail, w.Reason) {
 			return w.Reason, fmt.Sprintf("container %s: %s", cs.Name, w.Message), false, 0
 		}
@@ -46,6 +52,21 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 		return "", "", true, startupGrace - age
 	}
 	return "NotReady", fmt.Sprintf("not ready %s after creation", age.Round(time.Second)), false, 0
+}
+
+// fatalBotReason reads a fatal reason from the bot container's termination message,
+// "<Reason>: <message>", as botruntime writes it when no shard can run.
+func fatalBotReason(cs corev1.ContainerStatus) (reason, message string, ok bool) {
+	for _, t := range []*corev1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {
+		if t == nil || t.ExitCode == 0 {
+			continue
+		}
+		reason, message, found := strings.Cut(strings.TrimSpace(t.Message), ": ")
+		if found && shardkeeperv1.IsFatalBotReason(reason) {
+			return reason, message, true
+		}
+	}
+	return "", "", false
 }
 
 // botObservation is everything the status is computed from.

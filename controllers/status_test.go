@@ -46,6 +46,18 @@ func TestPodProblem(t *testing.T) {
 			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
 				Reason: corev1.PodReasonUnschedulable, Message: "0/3 nodes are available"}}
 		}), wantReason: "Unschedulable"},
+		"bot stopped for good: its own reason beats CrashLoopBackOff": {pod: withPod(time.Minute, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "bot",
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+					ExitCode: 10, Message: "TokenInvalid: Discord rejected the bot token (close 4004 authentication failed)"}}}}
+		}), wantReason: shardkeeperv1.ReasonTokenInvalid},
+		"a crash message that is not ours is not trusted as a reason": {pod: withPod(time.Minute, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "bot",
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+				LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+					ExitCode: 2, Message: "panic: runtime error: index out of range"}}}}
+		}), wantReason: "CrashLoopBackOff"},
 		"container creating is not a problem": {pod: withPod(time.Minute, func(p *corev1.Pod) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "bot",
 				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}

@@ -27,3 +27,25 @@ const (
 	LabelManagedBy  = "app.kubernetes.io/managed-by"
 	ManagedByValue  = "shardkeeper"
 )
+
+// Reasons a bot pod stops for good, written by botruntime to the container's termination
+// message as "<Reason>: <message>" and shown by the operator in status.
+const (
+	ReasonTokenInvalid      = "TokenInvalid"
+	ReasonInvalidShard      = "InvalidShard"
+	ReasonShardingRequired  = "ShardingRequired"
+	ReasonInvalidAPIVersion = "InvalidAPIVersion"
+	ReasonIntentsInvalid    = "IntentsInvalid"
+	ReasonIntentsDisallowed = "IntentsDisallowed"
+	ReasonBadConfiguration  = "BadConfiguration"
+)
+
+// IsFatalBotReason tells whether a reason is one of the above.
+func IsFatalBotReason(reason string) bool {
+	switch reason {
+	case ReasonTokenInvalid, ReasonInvalidShard, ReasonShardingRequired, ReasonInvalidAPIVersion,
+		ReasonIntentsInvalid, ReasonIntentsDisallowed, ReasonBadConfiguration:
+		return true
+	}
+	return false
+}

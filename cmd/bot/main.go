@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
 )
 
@@ -34,13 +35,13 @@ func run(args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		writeTermination(cfg.TerminationLogPath, "BadConfiguration: "+err.Error())
+		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
 		return botruntime.ExitBadConfig
 	}
 	rt, err := botruntime.New(cfg, botruntime.WithLogger(log))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		writeTermination(cfg.TerminationLogPath, "BadConfiguration: "+err.Error())
+		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
 		return botruntime.ExitBadConfig
 	}
 	bot := &pingBot{rt: rt, log: log.WithName("bot"), confirmWait: confirmTimeout}
