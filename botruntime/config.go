@@ -52,7 +52,7 @@ type Config struct {
 
 // ConfigFromEnv reads the operator's SHARDKEEPER_* variables, then lets flags (when fs is
 // not nil and args are given) override them, then validates. Every problem is reported at
-// once, in one error.
+// once, in one error; with an error, the returned Config is only good for reporting it.
 func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -141,7 +141,9 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 		bad("max concurrency must be >= 1, got %d", cfg.MaxConcurrency)
 	}
 	if len(problems) > 0 {
-		return Config{}, &ConfigError{Problems: problems}
+		// The partial config goes back too: the caller still needs TerminationLogPath to
+		// say why it exits.
+		return cfg, &ConfigError{Problems: problems}
 	}
 	return cfg, nil
 }

@@ -21,6 +21,10 @@ type Event struct {
 	GuildID  snowflake.ID // 0 for events outside a guild
 	Data     gateway.EventData
 	Received time.Time
+
+	// session numbers the shard's sessions in this process, so bookkeeping of a hung
+	// handler from an old session never touches the new one.
+	session uint64
 }
 
 // Handler handles one event. It runs on a dispatcher worker, never on a gateway read loop,
@@ -60,7 +64,13 @@ type dispatcher struct {
 	// inflight holds, per shard, the sequence numbers accepted and not yet handled, so a
 	// shutdown that cannot drain everything resumes from the first unhandled event.
 	inflightMu sync.Mutex
-	inflight   map[int]map[int]struct{}
+	inflight   map[int]*inflightSet
+}
+
+// inflightSet is one shard's accepted-but-unhandled sequence numbers, for its current session.
+type inflightSet struct {
+	session uint64
+	seqs    map[int]struct{}
 }
 
 type eventQueue struct {
@@ -79,7 +89,7 @@ func newDispatcher(workers int, soft, hard int, m *metrics, log logr.Logger, w *
 		metrics:     m,
 		log:         log,
 		waiters:     w,
-		inflight:    map[int]map[int]struct{}{},
+		inflight:    map[int]*inflightSet{},
 	}
 	for range workers {
 		d.queues = append(d.queues, &eventQueue{signal: make(chan struct{}, 1)})
@@ -117,11 +127,11 @@ func (d *dispatcher) enqueue(ev Event) bool {
 	}
 	d.inflightMu.Lock()
 	set := d.inflight[ev.Shard]
-	if set == nil {
-		set = map[int]struct{}{}
+	if set == nil || set.session != ev.session {
+		set = &inflightSet{session: ev.session, seqs: map[int]struct{}{}}
 		d.inflight[ev.Shard] = set
 	}
-	set[ev.Seq] = struct{}{}
+	set.seqs[ev.Seq] = struct{}{}
 	d.inflightMu.Unlock()
 
 	d.metrics.queueDepth.Set(float64(d.depth.Add(1)))
@@ -187,7 +197,9 @@ func (d *dispatcher) handle(ev Event) {
 	d.metrics.handlerDuration.Observe(time.Since(start).Seconds())
 	d.metrics.queueDepth.Set(float64(d.depth.Add(-1)))
 	d.inflightMu.Lock()
-	delete(d.inflight[ev.Shard], ev.Seq)
+	if set := d.inflight[ev.Shard]; set != nil && set.session == ev.session {
+		delete(set.seqs, ev.Seq)
+	}
 	d.inflightMu.Unlock()
 }
 
@@ -218,7 +230,7 @@ func (d *dispatcher) drain(ctx context.Context) map[int]int {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		d.log.Info("shutdown deadline reached with events still queued; they will be replayed on resume",
+		d.log.Info("shutdown deadline reached with events unhandled; the saved resume point is before the first of them, so a process that resumes gets them again",
 			"backlog", d.depth.Load())
 	}
 	d.cancelHandler()
@@ -228,7 +240,7 @@ func (d *dispatcher) drain(ctx context.Context) map[int]int {
 	unhandled := map[int]int{}
 	for shard, set := range d.inflight {
 		first := -1
-		for seq := range set {
+		for seq := range set.seqs {
 			if first < 0 || seq < first {
 				first = seq
 			}

@@ -462,3 +462,18 @@ func metric(t *testing.T, rt *botruntime.Runtime, name string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func TestUnreachableResumeURLFallsBackToIdentify(t *testing.T) {
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	defer srv.Close()
+	store := botruntime.NewMemoryResumeStore()
+	_ = store.Save(context.Background(), []botruntime.ResumeState{{
+		Shard: 0, ShardCount: 1, SessionID: "lost", Sequence: 3, ResumeURL: "ws://127.0.0.1:1", SavedAt: time.Now(),
+	}})
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithResumeStore(store))
+	running(t, rt)
+	eventually(t, "identified through the gateway URL", func() bool { return allReady(rt) })
+	if st := srv.Stats().PerShard[0]; st.Identifies != 1 {
+		t.Errorf("identifies %d", st.Identifies)
+	}
+}

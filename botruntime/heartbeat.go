@@ -21,7 +21,11 @@ type heartbeater struct {
 	onZombie func()
 	onRTT    func(time.Duration)
 	onLate   func(time.Duration)
-	touch    func()
+	// onWriteError ends the connection: a heartbeat that cannot be written is a dead link.
+	onWriteError func(error)
+	touch        func()
+	// requested carries Discord's op 1 (send a heartbeat now) from the read loop.
+	requested chan struct{}
 
 	mu          sync.Mutex
 	outstanding bool
@@ -38,6 +42,18 @@ func (h *heartbeater) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.requestChan():
+			// Discord asked for a heartbeat now; it does not move the schedule.
+			h.mu.Lock()
+			if !h.outstanding {
+				h.outstanding, h.sentAt = true, time.Now()
+			}
+			h.mu.Unlock()
+			if err := h.write(); err != nil {
+				h.writeFailed(err)
+				return
+			}
+			continue
 		case <-timer.C:
 		}
 		now := time.Now()
@@ -51,7 +67,8 @@ func (h *heartbeater) run(ctx context.Context) {
 		h.mu.Unlock()
 
 		if err := h.write(); err != nil {
-			return // the read loop sees the broken connection and ends it
+			h.writeFailed(err)
+			return
 		}
 		h.onLate(time.Since(due))
 		h.touch()
@@ -64,14 +81,20 @@ func (h *heartbeater) run(ctx context.Context) {
 	}
 }
 
-// sendNow answers Discord's op 1 (heartbeat request) at once.
-func (h *heartbeater) sendNow() error {
-	h.mu.Lock()
-	if !h.outstanding {
-		h.outstanding, h.sentAt = true, time.Now()
+// request asks for a heartbeat now (Discord's op 1). It never blocks: the read loop calls it.
+func (h *heartbeater) request() {
+	select {
+	case h.requestChan() <- struct{}{}:
+	default: // one is already pending
 	}
-	h.mu.Unlock()
-	return h.write()
+}
+
+func (h *heartbeater) requestChan() chan struct{} { return h.requested }
+
+func (h *heartbeater) writeFailed(err error) {
+	if h.onWriteError != nil {
+		h.onWriteError(err)
+	}
 }
 
 // ack records an op 11 read at time t.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,11 +15,14 @@ import (
 // ResumeState is what a process needs to resume a shard's session instead of identifying:
 // Discord replays what was missed, and no session start is spent.
 type ResumeState struct {
-	Shard     int       `json:"shard"`
-	SessionID string    `json:"sessionID"`
-	Sequence  int       `json:"sequence"`
-	ResumeURL string    `json:"resumeURL"`
-	SavedAt   time.Time `json:"savedAt"`
+	Shard int `json:"shard"`
+	// ShardCount is the count the session identified with; after resharding the state is
+	// useless (it would resume into the old guild split) and is ignored.
+	ShardCount int       `json:"shardCount"`
+	SessionID  string    `json:"sessionID"`
+	Sequence   int       `json:"sequence"`
+	ResumeURL  string    `json:"resumeURL"`
+	SavedAt    time.Time `json:"savedAt"`
 }
 
 // ResumeStore keeps resume state between processes. The heartbeat Lease will be one; the
@@ -26,7 +30,8 @@ type ResumeState struct {
 type ResumeStore interface {
 	// Load returns the saved states by shard. A shard without state identifies.
 	Load(ctx context.Context) (map[int]ResumeState, error)
-	// Save replaces the saved states.
+	// Save stores the states of the shards given, keeping other shards' states (runtimes
+	// with different shards may share a store).
 	Save(ctx context.Context, states []ResumeState) error
 }
 
@@ -60,7 +65,6 @@ func (m *MemoryResumeStore) Load(context.Context) (map[int]ResumeState, error) {
 func (m *MemoryResumeStore) Save(_ context.Context, states []ResumeState) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.states = make(map[int]ResumeState, len(states))
 	for _, s := range states {
 		m.states[s.Shard] = s
 	}
@@ -90,8 +94,20 @@ func (f FileResumeStore) Load(context.Context) (map[int]ResumeState, error) {
 	return out, nil
 }
 
-func (f FileResumeStore) Save(_ context.Context, states []ResumeState) error {
-	raw, err := json.MarshalIndent(states, "", "  ")
+func (f FileResumeStore) Save(ctx context.Context, states []ResumeState) error {
+	merged, err := f.Load(ctx)
+	if err != nil {
+		merged = map[int]ResumeState{} // an unreadable file is replaced, not kept
+	}
+	for _, s := range states {
+		merged[s.Shard] = s
+	}
+	list := make([]ResumeState, 0, len(merged))
+	for _, s := range merged {
+		list = append(list, s)
+	}
+	slices.SortFunc(list, func(a, b ResumeState) int { return a.Shard - b.Shard })
+	raw, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
 		return err
 	}

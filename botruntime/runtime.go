@@ -209,11 +209,18 @@ func (r *Runtime) loadResumeState(ctx context.Context) {
 	}
 	for _, s := range r.sessions {
 		st, ok := states[s.shard]
-		if !ok || st.SessionID == "" || time.Since(st.SavedAt) > ResumeMaxAge {
+		switch {
+		case !ok || st.SessionID == "":
+			continue
+		case time.Since(st.SavedAt) > ResumeMaxAge:
+			r.log.Info("saved session is too old to resume; identifying", "shard", s.shard, "age", time.Since(st.SavedAt).Round(time.Second))
+			continue
+		case st.ShardCount != r.cfg.ShardCount:
+			r.log.Info("saved session was for another shard count; identifying", "shard", s.shard, "savedCount", st.ShardCount)
 			continue
 		}
 		s.mu.Lock()
-		s.sessionID, s.seq, s.resumeURL = st.SessionID, st.Sequence, st.ResumeURL
+		s.sessionID, s.seq, s.resumeURL, s.seenAt = st.SessionID, st.Sequence, st.ResumeURL, st.SavedAt
 		s.mu.Unlock()
 		r.log.Info("will resume the previous process's session", "shard", s.shard, "sequence", st.Sequence)
 	}
@@ -221,7 +228,6 @@ func (r *Runtime) loadResumeState(ctx context.Context) {
 
 func (r *Runtime) saveResumeState(unhandled map[int]int) {
 	var states []ResumeState
-	now := time.Now()
 	for _, s := range r.sessions {
 		st := s.status()
 		if st.SessionID == "" || st.Fatal != nil {
@@ -231,7 +237,10 @@ func (r *Runtime) saveResumeState(unhandled map[int]int) {
 		if first, ok := unhandled[s.shard]; ok && first < seq {
 			seq = first // replay what handlers never saw
 		}
-		states = append(states, ResumeState{Shard: s.shard, SessionID: st.SessionID, Sequence: seq, ResumeURL: st.ResumeURL, SavedAt: now})
+		// SavedAt is when the session last proved alive, not now: state that never came
+		// back to life must age out.
+		states = append(states, ResumeState{Shard: s.shard, ShardCount: r.cfg.ShardCount, SessionID: st.SessionID,
+			Sequence: seq, ResumeURL: st.ResumeURL, SavedAt: st.SessionSeenAt})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -42,7 +42,10 @@ const (
 
 	dialTimeout  = 30 * time.Second
 	closeGrace   = time.Second
-	writeTimeout = 10 * time.Second
+	helloTimeout = 30 * time.Second
+	// maxResumeDialFailures failed dials to a resume URL make the shard identify anew.
+	maxResumeDialFailures = 2
+	writeTimeout          = 10 * time.Second
 
 	backoffBase = time.Second
 	backoffMax  = 60 * time.Second
@@ -63,6 +66,8 @@ type ShardStatus struct {
 	LastProgress time.Time     `json:"lastProgress"`
 	Fatal        *FatalReason  `json:"fatal,omitempty"`
 	Reconnects   int           `json:"reconnects"`
+	// SessionSeenAt is when the session last proved alive; resume state carries it.
+	SessionSeenAt time.Time `json:"-"`
 }
 
 // session runs one shard: it connects, identifies or resumes, keeps the heartbeat, feeds
@@ -91,6 +96,13 @@ type session struct {
 	readySince   time.Time
 	fatal        *FatalReason
 	reconnects   int
+	// seenAt is when the current session last proved alive (a frame read on it); saved
+	// resume state carries it, so stale state never looks fresh.
+	seenAt time.Time
+	// generation counts sessions identified by this process (see Event.session).
+	generation uint64
+	// resumeDialFailures counts failed dials to the resume URL in a row (supervisor only).
+	resumeDialFailures int
 }
 
 // outcome is how one connection ended and what to do next.
@@ -108,7 +120,7 @@ func (s *session) status() ShardStatus {
 	return ShardStatus{
 		ID: s.shard, State: s.state, SessionID: s.sessionID, Sequence: s.seq, ResumeURL: s.resumeURL,
 		Latency: s.latency, Guilds: len(s.guilds), LastEvent: s.lastEvent, LastProgress: s.lastProgress,
-		Fatal: s.fatal, Reconnects: s.reconnects,
+		Fatal: s.fatal, Reconnects: s.reconnects, SessionSeenAt: s.seenAt,
 	}
 }
 
@@ -125,6 +137,17 @@ func (s *session) setState(st ShardState) {
 		}
 		s.metrics.shardState.WithLabelValues(label, string(other)).Set(v)
 	}
+}
+
+// touchFrame records a frame read: the connection, and the session on it, are alive.
+func (s *session) touchFrame() {
+	s.mu.Lock()
+	now := time.Now()
+	s.lastProgress = now
+	if s.sessionID != "" {
+		s.seenAt = now
+	}
+	s.mu.Unlock()
 }
 
 func (s *session) touch() {
@@ -152,19 +175,34 @@ func (s *session) run(ctx context.Context) {
 			log.Error(nil, "shard stopped for good", "reason", out.fatal.Reason, "closeCode", out.fatal.CloseCode, "detail", out.fatal.Message)
 			return
 		}
+		// Forget a dead session before anything else, so a shutdown never saves it.
+		if !out.resume {
+			s.forgetSession()
+		}
+		if out.reason == "dial_failed" && out.resume {
+			s.resumeDialFailures++
+			if s.resumeDialFailures >= maxResumeDialFailures {
+				// The resume URL is unreachable (egress rules, a host gone): start over
+				// through the main gateway URL rather than retry it forever.
+				log.Info("cannot reach the resume URL; identifying through the gateway URL instead", "failures", s.resumeDialFailures)
+				s.forgetSession()
+			}
+		} else {
+			s.resumeDialFailures = 0
+		}
 		if ctx.Err() != nil {
 			s.setState(StateStopped)
 			return
 		}
-		if !out.resume {
-			s.forgetSession()
-		}
 		if upFor >= healthyAfter {
 			attempt = 0
 		}
+		// Discord asked us to reconnect (op 7, op 9) on a session that was up: go at once
+		// (op 9's own 1-5 s wait aside). Anything else, or a connection that never got to
+		// READY/RESUMED, backs off, so no path can loop tight or burn session starts.
 		delay := out.delay
-		if delay == 0 && !out.asked {
-			delay = backoff(attempt)
+		if !out.asked || upFor == 0 {
+			delay = max(delay, backoff(attempt))
 			attempt++
 		}
 		s.mu.Lock()
@@ -205,7 +243,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 func (s *session) forgetSession() {
 	s.mu.Lock()
-	s.sessionID, s.resumeURL, s.seq = "", "", 0
+	s.sessionID, s.resumeURL, s.seq, s.seenAt = "", "", 0, time.Time{}
 	s.mu.Unlock()
 }
 
@@ -298,6 +336,8 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 		}
 	}()
 
+	// A server that upgrades and never says Hello must not hold the shard forever.
+	_ = ws.SetReadDeadline(time.Now().Add(helloTimeout))
 	var hb *heartbeater
 	for {
 		_, data, err := ws.ReadMessage()
@@ -307,7 +347,7 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 			}
 			return s.classifyReadError(err), s.upFor()
 		}
-		s.touch()
+		s.touchFrame()
 		var env envelope
 		if err := json.Unmarshal(data, &env); err != nil {
 			log.Error(err, "undecodable gateway payload; ignoring it")
@@ -323,6 +363,7 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 			if hb != nil {
 				continue // a second Hello on one connection: keep the first heartbeat
 			}
+			_ = ws.SetReadDeadline(time.Time{})
 			hb = s.newHeartbeater(c, time.Duration(hello.HeartbeatInterval)*time.Millisecond)
 			background.Add(2)
 			go func() { defer background.Done(); hb.run(connCtx) }()
@@ -335,7 +376,7 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 
 		case gateway.OpcodeHeartbeat:
 			if hb != nil {
-				_ = hb.sendNow()
+				hb.request() // the heartbeat goroutine writes it; the read loop never writes
 			}
 
 		case gateway.OpcodeReconnect:
@@ -387,7 +428,8 @@ func (s *session) newHeartbeater(c *conn, interval time.Duration) *heartbeater {
 	label := shardLabel(s.shard)
 	var hb *heartbeater
 	hb = &heartbeater{
-		interval: interval,
+		requested: make(chan struct{}, 1),
+		interval:  interval,
 		write: func() error {
 			s.mu.Lock()
 			seq := s.seq
@@ -410,7 +452,10 @@ func (s *session) newHeartbeater(c *conn, interval time.Duration) *heartbeater {
 			s.metrics.heartbeatRTT.WithLabelValues(label).Observe(rtt.Seconds())
 		},
 		onLate: func(late time.Duration) { s.metrics.heartbeatLate.WithLabelValues(label).Observe(late.Seconds()) },
-		touch:  s.touch,
+		onWriteError: func(err error) {
+			c.end(closeResumable, "heartbeat write failed", outcome{reason: "heartbeat_write_failed", resume: true})
+		},
+		touch: s.touch,
 	}
 	return hb
 }
@@ -476,7 +521,8 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	s.lastEvent = now
 	switch ev := data.(type) {
 	case gateway.EventReady:
-		s.sessionID, s.resumeURL = ev.SessionID, ev.ResumeGatewayURL
+		s.sessionID, s.resumeURL, s.seenAt = ev.SessionID, ev.ResumeGatewayURL, now
+		s.generation++
 		s.guilds = make(map[snowflake.ID]struct{}, len(ev.Guilds))
 		for _, g := range ev.Guilds {
 			s.guilds[g.ID] = struct{}{}
@@ -498,7 +544,7 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 			delete(s.guilds, ids.ID)
 		}
 	}
-	guilds := len(s.guilds)
+	guilds, generation := len(s.guilds), s.generation
 	s.mu.Unlock()
 
 	switch data.(type) {
@@ -515,7 +561,7 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	if data == nil {
 		return
 	}
-	s.dispatcher.enqueue(Event{Shard: s.shard, Type: gateway.EventType(env.T), Seq: env.S, GuildID: guildID, Data: data, Received: now})
+	s.dispatcher.enqueue(Event{Shard: s.shard, Type: gateway.EventType(env.T), Seq: env.S, GuildID: guildID, Data: data, Received: now, session: generation})
 }
 
 // gatewayAddress adds the version and encoding to a gateway URL.

@@ -22,17 +22,30 @@ var ErrWaitTimeout = errors.New("no matching event before the deadline")
 // (filters are user code) and never on a handler worker (a handler waiting for the next
 // event of its own guild would wait behind itself).
 type waiters struct {
-	count  atomic.Int32
-	mu     sync.Mutex
-	set    map[*waiter]struct{}
-	queue  []Event
-	signal chan struct{}
-	log    logr.Logger
+	count   atomic.Int32
+	mu      sync.Mutex
+	set     map[*waiter]struct{}
+	queue   []offered
+	offers  uint64 // events offered while someone waited; orders events against waiters
+	dropped int
+	signal  chan struct{}
+	log     logr.Logger
+}
+
+// maxWaiterQueue bounds events waiting for filters: filters must be quick, and a blocked
+// one must not make memory grow without end.
+const maxWaiterQueue = 10_000
+
+type offered struct {
+	ev    Event
+	stamp uint64
 }
 
 type waiter struct {
 	match func(Event) bool
 	found chan Event
+	// since is the offer count when the waiter was added: it sees only later events.
+	since uint64
 }
 
 func newWaiters(log logr.Logger) *waiters {
@@ -46,7 +59,17 @@ func (w *waiters) offer(ev Event) {
 		return
 	}
 	w.mu.Lock()
-	w.queue = append(w.queue, ev)
+	w.offers++
+	if len(w.queue) >= maxWaiterQueue {
+		w.dropped++
+		if w.dropped == 1 {
+			w.log.Error(nil, "WaitFor filters are not keeping up (a filter blocks?); events are skipped for waiters", "queued", len(w.queue))
+		}
+		w.mu.Unlock()
+		return
+	}
+	w.dropped = 0
+	w.queue = append(w.queue, offered{ev: ev, stamp: w.offers})
 	w.mu.Unlock()
 	select {
 	case w.signal <- struct{}{}:
@@ -69,17 +92,19 @@ func (w *waiters) run(ctx context.Context) {
 				w.mu.Unlock()
 				break
 			}
-			ev := w.queue[0]
+			next := w.queue[0]
 			w.queue = w.queue[1:]
 			candidates := make([]*waiter, 0, len(w.set))
 			for wt := range w.set {
-				candidates = append(candidates, wt)
+				if wt.since < next.stamp { // events from before the waiter are not its business
+					candidates = append(candidates, wt)
+				}
 			}
 			w.mu.Unlock()
 			for _, wt := range candidates {
-				if w.matches(wt, ev) {
+				if w.matches(wt, next.ev) {
 					select {
-					case wt.found <- ev:
+					case wt.found <- next.ev:
 					default: // it already has its event
 					}
 				}
@@ -101,9 +126,10 @@ func (w *waiters) matches(wt *waiter, ev Event) (ok bool) {
 func (w *waiters) add(match func(Event) bool) *waiter {
 	wt := &waiter{match: match, found: make(chan Event, 1)}
 	w.mu.Lock()
+	wt.since = w.offers
 	w.set[wt] = struct{}{}
+	w.count.Add(1) // under the lock: an offer after this line is stamped after since
 	w.mu.Unlock()
-	w.count.Add(1)
 	return wt
 }
 
@@ -136,7 +162,8 @@ type Expectation struct {
 	wt *waiter
 }
 
-// Expect starts watching for an event now. Call Wait to receive it, and Cancel (or Wait,
+// Expect starts watching for an event now: events received before Expect never match.
+// Filters run on one goroutine shared by all waiters, so they must be quick. Call Wait to receive it, and Cancel (or Wait,
 // which cancels on return) so that nothing stays registered.
 func (r *Runtime) Expect(match func(Event) bool) *Expectation {
 	if match == nil {

@@ -96,14 +96,25 @@ func (b *pingBot) confirm(ctx context.Context, cmd discord.ApplicationCommandInt
 		button, ok := in.Interaction.(discord.ComponentInteraction)
 		return ok && button.Data.CustomID() == customID
 	})
-	defer press.Cancel()
 	err := b.respond(ctx, cmd, discord.MessageCreate{
 		Content:    "Press the button within 30 seconds.",
 		Components: []discord.LayoutComponent{discord.NewActionRow(discord.NewSuccessButton("Confirm", customID))},
 	})
 	if err != nil {
+		press.Cancel()
 		return err
 	}
+	// Wait off the dispatcher worker: this guild's other events go on meanwhile.
+	go func() {
+		if err := b.awaitConfirm(ctx, cmd, press); err != nil {
+			b.log.Error(err, "finishing /confirm")
+		}
+	}()
+	return nil
+}
+
+// awaitConfirm waits for the button of one /confirm and answers the press or the timeout.
+func (b *pingBot) awaitConfirm(ctx context.Context, cmd discord.ApplicationCommandInteraction, press *botruntime.Expectation) error {
 	waitCtx, cancel := context.WithTimeout(ctx, b.confirmWait)
 	defer cancel()
 	ev, err := press.Wait(waitCtx)

@@ -146,7 +146,8 @@ func botBinary(t *testing.T) string {
 // TestBadConfigurationExitsWithCode2 runs the real binary: configuration errors end the
 // process with exit code 2 and one clear message.
 func TestBadConfigurationExitsWithCode2(t *testing.T) {
-	cmd := exec.Command(botBinary(t), "--termination-log=")
+	termLog := filepath.Join(t.TempDir(), "termination-log")
+	cmd := exec.Command(botBinary(t), "--termination-log="+termLog)
 	cmd.Env = []string{"SHARDKEEPER_SHARD_IDS=0,7", "SHARDKEEPER_SHARD_COUNT=2"}
 	out, err := cmd.CombinedOutput()
 	exit, ok := err.(*exec.ExitError)
@@ -157,6 +158,10 @@ func TestBadConfigurationExitsWithCode2(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	// The operator reads the reason from the termination message.
+	if reason, _ := os.ReadFile(termLog); !strings.HasPrefix(string(reason), "BadConfiguration: ") {
+		t.Errorf("termination log %q", reason)
 	}
 }
 
