@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/disgoorg/disgo/discord"
+	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/snowflake/v2"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -475,5 +477,57 @@ func TestUnreachableResumeURLFallsBackToIdentify(t *testing.T) {
 	eventually(t, "identified through the gateway URL", func() bool { return allReady(rt) })
 	if st := srv.Stats().PerShard[0]; st.Identifies != 1 {
 		t.Errorf("identifies %d", st.Identifies)
+	}
+}
+
+func TestReplyLaterAcknowledgesAtOnceAndRepliesAfterTheWork(t *testing.T) {
+	g := guildOnShard(1, 0, 1)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	defer srv.Close()
+	rt := newRuntime(t, srv, []int{0}, 1)
+	release := make(chan struct{})
+	replied := make(chan error, 1)
+	_ = rt.Handle(func(ctx context.Context, ev botruntime.Event) {
+		in, ok := ev.Data.(gateway.EventInteractionCreate)
+		if !ok {
+			return
+		}
+		replied <- rt.ReplyLater(ctx, in.Interaction, true, func(ctx context.Context) discord.MessageUpdate {
+			<-release // slow work, far past Discord's 3 s window in real life
+			done := "work done"
+			return discord.MessageUpdate{Content: &done}
+		})
+	})
+	running(t, rt)
+	eventually(t, "ready", func() bool { return allReady(rt) })
+	srv.SendSlashCommand(g, "slow")
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	ack, err := srv.WaitReply(ctx, func(r discordtest.Reply) bool { return r.Kind == discordtest.ReplyInteractionCallback })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Type int `json:"type"`
+		Data struct {
+			Flags int `json:"flags"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(ack.Body, &body)
+	if body.Type != 5 || body.Data.Flags&64 == 0 {
+		t.Errorf("acknowledgement %s; want a deferred (type 5) ephemeral (flag 64) response", ack.Body)
+	}
+	if n := len(srv.Replies()); n != 1 {
+		t.Errorf("%d replies before the work finished", n)
+	}
+	close(release)
+	if _, err := srv.WaitReply(ctx, func(r discordtest.Reply) bool {
+		return r.Kind == discordtest.ReplyFollowupEdit && strings.Contains(string(r.Body), "work done")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-replied; err != nil {
+		t.Errorf("ReplyLater: %v", err)
 	}
 }
