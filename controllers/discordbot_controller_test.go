@@ -243,12 +243,7 @@ func TestTokenSecretMissingBlocksPodsUntilItAppears(t *testing.T) {
 func TestSpecChangeReplacesPodsOneAtATime(t *testing.T) {
 	envtestOnly(t)
 	g := NewWithT(t)
-	ctx := context.Background()
-	ns := newNamespace(t)
-	createTokenSecret(t, ns, "rolly-token", "token")
-	bot := newBot(ns, "rolly", 3, 1)
-	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "rolly")).To(HaveLen(3)) }, wait, tick).Should(Succeed())
+	ns, bot := startedBot(t, g, "rolly", 3, 1, 3)
 	markAllReady(g, ns, "rolly")
 	oldRevision := botPods(g, ns, "rolly")["rolly-0"].Labels[shardkeeperv1.LabelRevision]
 	g.Eventually(func(g Gomega) shardkeeperv1.BotPhase { return getBot(g, ns, "rolly").Status.Phase }, wait, tick).Should(Equal(shardkeeperv1.PhaseRunning))
@@ -300,12 +295,7 @@ func TestSpecChangeReplacesPodsOneAtATime(t *testing.T) {
 func TestChangingShardLayoutRecreatesShardGroups(t *testing.T) {
 	envtestOnly(t)
 	g := NewWithT(t)
-	ctx := context.Background()
-	ns := newNamespace(t)
-	createTokenSecret(t, ns, "grow-token", "token")
-	bot := newBot(ns, "grow", 2, 1)
-	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "grow")).To(HaveLen(2)) }, wait, tick).Should(Succeed())
+	ns, bot := startedBot(t, g, "grow", 2, 1, 2)
 	markAllReady(g, ns, "grow")
 
 	updateBot(g, bot, func(b *shardkeeperv1.DiscordBot) {
@@ -327,11 +317,7 @@ func TestSuspendStopsPodsAndKeepsTheRest(t *testing.T) {
 	envtestOnly(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createTokenSecret(t, ns, "sleepy-token", "token")
-	bot := newBot(ns, "sleepy", 2, 1)
-	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "sleepy")).To(HaveLen(2)) }, wait, tick).Should(Succeed())
+	ns, bot := startedBot(t, g, "sleepy", 2, 1, 2)
 
 	updateBot(g, bot, func(b *shardkeeperv1.DiscordBot) {
 		b.Spec.Suspend = true
@@ -357,11 +343,7 @@ func TestFailedPodsAreReplacedAndRestartsCounted(t *testing.T) {
 	envtestOnly(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createTokenSecret(t, ns, "flaky-token", "token")
-	bot := newBot(ns, "flaky", 2, 1)
-	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "flaky")).To(HaveLen(2)) }, wait, tick).Should(Succeed())
+	ns, _ := startedBot(t, g, "flaky", 2, 1, 2)
 	markAllReady(g, ns, "flaky")
 
 	// The kubelet restarted flaky-0's container twice and it is now crash looping.
@@ -403,10 +385,7 @@ func TestKubectlGetShowsShardsPhaseAndRestarts(t *testing.T) {
 	envtestOnly(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createTokenSecret(t, ns, "seen-token", "token")
-	g.Expect(k8s.Create(ctx, newBot(ns, "seen", 4, 2))).To(Succeed())
-	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "seen")).To(HaveLen(2)) }, wait, tick).Should(Succeed())
+	ns, _ := startedBot(t, g, "seen", 4, 2, 2)
 	markAllReady(g, ns, "seen")
 	g.Eventually(func(g Gomega) shardkeeperv1.BotPhase { return getBot(g, ns, "seen").Status.Phase }, wait, tick).Should(Equal(shardkeeperv1.PhaseRunning))
 

@@ -202,3 +202,14 @@ func updateBot(g Gomega, bot *shardkeeperv1.DiscordBot, change func(*shardkeeper
 		return k8s.Update(context.Background(), bot)
 	})).To(Succeed())
 }
+
+// startedBot creates a namespace, a token Secret and a bot, and waits for its pods.
+func startedBot(t *testing.T, g Gomega, name string, shards, perPod, wantPods int) (string, *shardkeeperv1.DiscordBot) {
+	t.Helper()
+	ns := newNamespace(t)
+	createTokenSecret(t, ns, name+"-token", "token")
+	bot := newBot(ns, name, shards, perPod)
+	g.Expect(k8s.Create(context.Background(), bot)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, name)).To(HaveLen(wantPods)) }, wait, tick).Should(Succeed())
+	return ns, bot
+}
