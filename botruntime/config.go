@@ -35,7 +35,7 @@ type Config struct {
 	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":8081". Empty turns it off.
 	HealthAddr string
 	// Identity, for logs, metrics and (later) the heartbeat Lease.
-	BotName, Namespace, PodName string
+	BotName, Namespace, PodName, PodUID string
 	// LeaseName and LeaseDuration describe the heartbeat Lease (used by the lease issue).
 	LeaseName     string
 	LeaseDuration time.Duration
@@ -67,6 +67,7 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 		BotName:            getenv(shardkeeperv1.EnvBotName),
 		Namespace:          getenv(shardkeeperv1.EnvNamespace),
 		PodName:            getenv(shardkeeperv1.EnvPodName),
+		PodUID:             getenv(shardkeeperv1.EnvPodUID),
 		LeaseName:          getenv(shardkeeperv1.EnvLeaseName),
 		MaxConcurrency:     1,
 		IdentifyInterval:   5 * time.Second,

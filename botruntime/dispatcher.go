@@ -51,6 +51,7 @@ type dispatcher struct {
 	hardBacklog int64
 	depth       atomic.Int64
 	closed      atomic.Bool
+	lastHandled atomic.Int64 // unix nanoseconds of the last handled event
 	dropping    atomic.Bool
 	metrics     *metrics
 	log         logr.Logger
@@ -100,6 +101,7 @@ func newDispatcher(workers int, soft, hard int, m *metrics, log logr.Logger, w *
 // start runs the workers. They stop once closed and drained, or when drain gives up.
 func (d *dispatcher) start() {
 	d.handlerCtx, d.cancelHandler = context.WithCancel(context.Background())
+	d.lastHandled.Store(time.Now().UnixNano())
 	for _, q := range d.queues {
 		d.workersDone.Add(1)
 		go d.work(q)
@@ -157,6 +159,12 @@ func (d *dispatcher) partition(ev Event) int {
 	return int(key % uint64(len(d.queues)))
 }
 
+// stalled reports whether events wait while no handler finished anything for window: the
+// workers are deadlocked or stuck, not merely busy.
+func (d *dispatcher) stalled(window time.Duration) bool {
+	return d.depth.Load() > 0 && time.Since(time.Unix(0, d.lastHandled.Load())) > window
+}
+
 // overloaded reports whether the backlog is over its soft bound.
 func (d *dispatcher) overloaded() bool { return d.depth.Load() > d.softBacklog }
 
@@ -195,6 +203,7 @@ func (d *dispatcher) handle(ev Event) {
 		d.callHandler(h, ev)
 	}
 	d.metrics.handlerDuration.Observe(time.Since(start).Seconds())
+	d.lastHandled.Store(time.Now().UnixNano())
 	d.metrics.queueDepth.Set(float64(d.depth.Add(-1)))
 	d.inflightMu.Lock()
 	if set := d.inflight[ev.Shard]; set != nil && set.session == ev.session {

@@ -48,16 +48,27 @@ func newRuntime(t *testing.T, srv *discordtest.Server, shards []int, count int, 
 
 func newRuntimeWithToken(t *testing.T, srv *discordtest.Server, token string, shards []int, count int, opts ...botruntime.Option) *botruntime.Runtime {
 	t.Helper()
+	return newRuntimeWithConfig(t, srv, token, shards, count, nil, opts...)
+}
+
+// newRuntimeWithConfig is newRuntimeWithToken with a last word on the Config.
+func newRuntimeWithConfig(t *testing.T, srv *discordtest.Server, token string, shards []int, count int,
+	adjust func(*botruntime.Config), opts ...botruntime.Option) *botruntime.Runtime {
+	t.Helper()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rt, err := botruntime.New(botruntime.Config{
+	cfg := botruntime.Config{
 		ShardIDs: shards, ShardCount: count, TokenFile: tokenFile,
 		Intents:    []shardkeeperv1.Intent{"GUILDS", "GUILD_MESSAGES"},
 		GatewayURL: srv.URL(), APIURL: srv.APIURL(), HealthAddr: "127.0.0.1:0",
 		MaxConcurrency: 1, IdentifyInterval: 10 * time.Millisecond,
-	}, opts...)
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	rt, err := botruntime.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

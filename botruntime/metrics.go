@@ -26,6 +26,9 @@ type metrics struct {
 	queueDepth      prometheus.Gauge
 	droppedEvents   prometheus.Counter
 	guilds          *prometheus.GaugeVec
+	leaseRenewals   prometheus.Counter
+	leaseFailures   prometheus.Counter
+	leaseHeld       prometheus.Gauge
 }
 
 // heartbeatBuckets reach from a fast loopback round trip to a heartbeat interval.
@@ -82,6 +85,16 @@ func newMetrics() *metrics {
 			Name: "shardkeeper_shard_guilds", Help: "Guilds the shard serves.",
 		}, shard),
 	}
+	m.leaseRenewals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shardkeeper_lease_renewals_total", Help: "Heartbeat Lease renewals.",
+	})
+	m.leaseFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shardkeeper_lease_write_failures_total", Help: "Heartbeat Lease writes the API server refused or never answered.",
+	})
+	m.leaseHeld = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "shardkeeper_lease_renewal_held", Help: "1 while the pod holds back renewal because it is not healthy.",
+	})
+	m.registry.MustRegister(m.leaseRenewals, m.leaseFailures, m.leaseHeld)
 	m.registry.MustRegister(m.shardState, m.heartbeatRTT, m.heartbeatLate, m.reconnects, m.resumes,
 		m.identifies, m.zombies, m.fatal, m.events, m.handlerDuration, m.handlerPanics, m.queueDepth,
 		m.droppedEvents, m.guilds,

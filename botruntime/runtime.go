@@ -13,6 +13,8 @@ import (
 
 	"github.com/disgoorg/disgo/rest"
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
@@ -40,7 +42,10 @@ type Runtime struct {
 	softBacklog     int
 	hardBacklog     int
 
-	rest rest.Rest
+	rest          rest.Rest
+	recoveryBound time.Duration
+	kube          kubernetes.Interface
+	lease         *leaseHeartbeat
 
 	started    atomic.Bool
 	healthAddr atomic.Value // string, once listening
@@ -66,6 +71,14 @@ func WithWorkers(n int) Option { return func(r *Runtime) { r.workers = n } }
 func WithBacklog(soft, hard int) Option {
 	return func(r *Runtime) { r.softBacklog, r.hardBacklog = soft, hard }
 }
+
+// WithKubernetes gives the runtime an API client: with Config.LeaseName set, the pod
+// renews its heartbeat Lease and keeps its resume state there.
+func WithKubernetes(c kubernetes.Interface) Option { return func(r *Runtime) { r.kube = c } }
+
+// WithRecoveryBound sets how long a shard may be reconnecting before the pod stops
+// renewing its Lease (default 3 minutes plus 5 s per shard, for identify queues).
+func WithRecoveryBound(d time.Duration) Option { return func(r *Runtime) { r.recoveryBound = d } }
 
 // WithShutdownTimeout sets how long Run drains handlers after its context ends.
 func WithShutdownTimeout(d time.Duration) Option { return func(r *Runtime) { r.shutdownTimeout = d } }
@@ -95,11 +108,28 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 	if err != nil {
 		return nil, &ConfigError{Problems: []string{err.Error()}}
 	}
-	if r.store == nil {
-		r.store = NewMemoryResumeStore()
-		if cfg.ResumeStateFile != "" {
-			r.store = FileResumeStore{Path: cfg.ResumeStateFile}
+	if r.kube != nil && cfg.LeaseName != "" {
+		if cfg.Namespace == "" || cfg.PodName == "" || cfg.LeaseDuration <= 0 {
+			return nil, &ConfigError{Problems: []string{"a heartbeat Lease needs the namespace, the pod name and a lease duration"}}
 		}
+		r.lease = &leaseHeartbeat{
+			client: r.kube, namespace: cfg.Namespace, name: cfg.LeaseName, holder: cfg.PodName,
+			podUID: types.UID(cfg.PodUID), duration: cfg.LeaseDuration, rt: r,
+			// Identifies queue at 5 s per bucket: a pod's shards get that long on top.
+			recoverWithin: 3*time.Minute + time.Duration(len(cfg.ShardIDs))*5*time.Second,
+		}
+		if r.recoveryBound > 0 {
+			r.lease.recoverWithin = r.recoveryBound
+		}
+	}
+	switch {
+	case r.store != nil:
+	case cfg.ResumeStateFile != "":
+		r.store = FileResumeStore{Path: cfg.ResumeStateFile}
+	case r.lease != nil:
+		r.store = leaseResumeStore{h: r.lease}
+	default:
+		r.store = NewMemoryResumeStore()
 	}
 	if r.limiter == nil {
 		interval := cfg.IdentifyInterval
@@ -173,6 +203,14 @@ func (r *Runtime) Run(ctx context.Context) error {
 	allStopped := make(chan struct{})
 	go func() { running.Wait(); close(allStopped) }()
 
+	leaseCtx, stopLease := context.WithCancel(context.Background())
+	leaseDone := make(chan struct{})
+	if r.lease != nil {
+		go func() { defer close(leaseDone); r.lease.run(leaseCtx) }()
+	} else {
+		close(leaseDone)
+	}
+
 	r.log.Info("runtime started", "shards", r.cfg.ShardIDs, "shardCount", r.cfg.ShardCount)
 	select {
 	case <-ctx.Done():
@@ -188,6 +226,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 	unhandled := r.dispatcher.drain(drainCtx)
 	cancelDrain()
 	// 3. Hand the resume state on, so the next process resumes instead of identifying.
+	stopLease()
+	<-leaseDone
 	r.saveResumeState(unhandled)
 
 	if health != nil {
@@ -227,7 +267,18 @@ func (r *Runtime) loadResumeState(ctx context.Context) {
 }
 
 func (r *Runtime) saveResumeState(unhandled map[int]int) {
-	var states []ResumeState
+	states := r.resumeStates(unhandled)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.Save(ctx, states); err != nil {
+		r.log.Error(err, "cannot save resume state; the next process will identify")
+	}
+}
+
+// resumeStates is every live session's resume state; unhandled moves a shard's sequence
+// back to before its first unhandled event.
+func (r *Runtime) resumeStates(unhandled map[int]int) []ResumeState {
+	states := []ResumeState{}
 	for _, s := range r.sessions {
 		st := s.status()
 		if st.SessionID == "" || st.Fatal != nil {
@@ -242,11 +293,7 @@ func (r *Runtime) saveResumeState(unhandled map[int]int) {
 		states = append(states, ResumeState{Shard: s.shard, ShardCount: r.cfg.ShardCount, SessionID: st.SessionID,
 			Sequence: seq, ResumeURL: st.ResumeURL, SavedAt: st.SessionSeenAt})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.store.Save(ctx, states); err != nil {
-		r.log.Error(err, "cannot save resume state; the next process will identify")
-	}
+	return states
 }
 
 // allFailed returns the first fatal reason if every shard stopped for one.

@@ -99,6 +99,8 @@ type session struct {
 	// seenAt is when the current session last proved alive (a frame read on it); saved
 	// resume state carries it, so stale state never looks fresh.
 	seenAt time.Time
+	// downSince is when the shard last stopped being connected (zero while it is).
+	downSince time.Time
 	// generation counts sessions identified by this process (see Event.session).
 	generation uint64
 	// resumeDialFailures counts failed dials to the resume URL in a row (supervisor only).
@@ -128,6 +130,11 @@ func (s *session) setState(st ShardState) {
 	s.mu.Lock()
 	s.state = st
 	s.lastProgress = time.Now()
+	if st == StateReady || st == StateResumed {
+		s.downSince = time.Time{}
+	} else if s.downSince.IsZero() {
+		s.downSince = s.lastProgress
+	}
 	s.mu.Unlock()
 	label := shardLabel(s.shard)
 	for _, other := range allStates {
@@ -137,6 +144,16 @@ func (s *session) setState(st ShardState) {
 		}
 		s.metrics.shardState.WithLabelValues(label, string(other)).Set(v)
 	}
+}
+
+// downSinceTime is when the shard stopped being connected (now if it is connected).
+func (s *session) downSinceTime() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.downSince.IsZero() {
+		return time.Now()
+	}
+	return s.downSince
 }
 
 // touchFrame records a frame read: the connection, and the session on it, are alive.

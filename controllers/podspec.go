@@ -34,7 +34,7 @@ const (
 
 	// podFormatVersion changes when the operator changes the pods it builds in a way that
 	// needs a rollout; it feeds the revision hash.
-	podFormatVersion = 1
+	podFormatVersion = 2
 )
 
 // podInputs is everything a pod's spec depends on besides its shard group. Its hash is
@@ -217,6 +217,7 @@ func (b podBuilder) env(group int32) []corev1.EnvVar {
 		{Name: shardkeeperv1.EnvBotName, Value: bot.Name},
 		fieldEnv(shardkeeperv1.EnvNamespace, "metadata.namespace"),
 		fieldEnv(shardkeeperv1.EnvPodName, "metadata.name"),
+		fieldEnv(shardkeeperv1.EnvPodUID, "metadata.uid"),
 		{Name: shardkeeperv1.EnvShardGroup, Value: strconv.Itoa(int(group))},
 		{Name: shardkeeperv1.EnvShardIDs, Value: b.topo.shardIDs(group)},
 		{Name: shardkeeperv1.EnvShardCount, Value: strconv.Itoa(int(b.topo.shards))},

@@ -6,6 +6,7 @@ const (
 	EnvBotName              = "SHARDKEEPER_BOT_NAME"
 	EnvNamespace            = "SHARDKEEPER_NAMESPACE"
 	EnvPodName              = "SHARDKEEPER_POD_NAME"
+	EnvPodUID               = "SHARDKEEPER_POD_UID"
 	EnvShardGroup           = "SHARDKEEPER_SHARD_GROUP"
 	EnvShardIDs             = "SHARDKEEPER_SHARD_IDS"
 	EnvShardCount           = "SHARDKEEPER_SHARD_COUNT"
@@ -17,6 +18,29 @@ const (
 	EnvLeaseName            = "SHARDKEEPER_LEASE_NAME"
 	EnvLeaseDurationSeconds = "SHARDKEEPER_LEASE_DURATION_SECONDS"
 )
+
+// Annotations botruntime writes on its heartbeat Lease.
+const (
+	// AnnotationShards is the pod's per-shard state, JSON: a list of LeaseShardState.
+	AnnotationShards = "shardkeeper.dev/shards"
+	// AnnotationResume is the resume state (session ID, sequence, resume URL per shard),
+	// JSON, so a replacement pod resumes instead of identifying. Never the token.
+	AnnotationResume = "shardkeeper.dev/resume"
+)
+
+// LeaseShardState is one shard's state as the bot reports it on its Lease.
+type LeaseShardState struct {
+	ID    int    `json:"id"`
+	State string `json:"state"`
+	// LatencyMillis is the last heartbeat round trip.
+	LatencyMillis int64 `json:"latencyMs,omitempty"`
+	// LastEvent is the time of the last dispatch, RFC 3339.
+	LastEvent string `json:"lastEvent,omitempty"`
+	Guilds    int    `json:"guilds"`
+	// FatalReason and FatalMessage are set when the shard stopped for good.
+	FatalReason  string `json:"fatalReason,omitempty"`
+	FatalMessage string `json:"fatalMessage,omitempty"`
+}
 
 // Labels the operator puts on what it creates.
 const (

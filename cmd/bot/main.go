@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
@@ -38,7 +40,18 @@ func run(args []string) int {
 		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
 		return botruntime.ExitBadConfig
 	}
-	rt, err := botruntime.New(cfg, botruntime.WithLogger(log))
+	opts := []botruntime.Option{botruntime.WithLogger(log)}
+	if cfg.LeaseName != "" {
+		// In a pod the operator made: renew the heartbeat Lease with the pod's identity.
+		kube, err := inClusterClient()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
+			return botruntime.ExitBadConfig
+		}
+		opts = append(opts, botruntime.WithKubernetes(kube))
+	}
+	rt, err := botruntime.New(cfg, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
@@ -64,6 +77,15 @@ func run(args []string) int {
 		return botruntime.ExitError
 	}
 	return botruntime.ExitOK
+}
+
+func inClusterClient() (kubernetes.Interface, error) {
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%s is set but there is no in-cluster API access: %w", shardkeeperv1.EnvLeaseName, err)
+	}
+	cfg.UserAgent = "shardkeeper-bot"
+	return kubernetes.NewForConfig(cfg)
 }
 
 // writeTermination leaves the reason where Kubernetes shows it in the container status.

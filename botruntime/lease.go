@@ -1,0 +1,238 @@
+package botruntime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// leaseHeartbeat proves the pod alive by renewing its Lease, the way the kubelet renews
+// its node Lease: every duration/4 with jitter, by an optimistic update of its cached copy.
+// It renews only while the renewal is true: the runtime's loops make progress, the
+// dispatcher is not stuck, and every shard is connected, stopped for a reported fatal
+// reason, or recovering for less than recoverWithin. The Lease also carries each shard's
+// state and the resume state, so a replacement pod resumes. Never the token.
+type leaseHeartbeat struct {
+	client        kubernetes.Interface
+	namespace     string
+	name          string
+	holder        string
+	podUID        types.UID
+	duration      time.Duration
+	recoverWithin time.Duration
+	rt            *Runtime
+
+	mu      sync.Mutex
+	cached  *coordinationv1.Lease
+	failing bool   // in an episode of API errors (logged once)
+	holding string // why renewal is held back, "" when renewing (logged once per reason)
+}
+
+// run renews until ctx ends.
+func (h *leaseHeartbeat) run(ctx context.Context) {
+	interval := h.duration / 4
+	for {
+		h.beat(ctx)
+		// Jitter like the kubelet's renewer, so a thousand pods do not renew in step.
+		wait := interval + time.Duration(rand.Float64()*0.04*float64(interval))
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+func (h *leaseHeartbeat) beat(ctx context.Context) {
+	healthy, why := h.rt.healthyForLease(h.recoverWithin)
+	if !healthy {
+		if h.holding != why {
+			h.rt.log.Info("not renewing the heartbeat Lease: the pod is not healthy", "reason", why)
+			h.holding = why
+		}
+		h.rt.metrics.leaseHeld.Set(1)
+	} else {
+		if h.holding != "" {
+			h.rt.log.Info("renewing the heartbeat Lease again")
+			h.holding = ""
+		}
+		h.rt.metrics.leaseHeld.Set(0)
+	}
+	// State is written either way (it says what is wrong); only a healthy pod renews.
+	err := h.write(ctx, healthy, nil)
+	switch {
+	case err != nil && !h.failing:
+		h.failing = true
+		h.rt.log.Error(err, "cannot write the heartbeat Lease; retrying (logged once until it works again)")
+	case err == nil && h.failing:
+		h.failing = false
+		h.rt.log.Info("heartbeat Lease written again")
+	}
+	if err != nil {
+		h.rt.metrics.leaseFailures.Inc()
+	} else if healthy {
+		h.rt.metrics.leaseRenewals.Inc()
+	}
+}
+
+// write updates the Lease: annotations always, renewTime only when renew is set. resume,
+// when given, replaces the resume annotation (shutdown); otherwise it follows the sessions.
+func (h *leaseHeartbeat) write(ctx context.Context, renew bool, resume []ResumeState) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for attempt := 0; attempt < 2; attempt++ {
+		if h.cached == nil {
+			if err := h.load(ctx); err != nil {
+				return err
+			}
+		}
+		lease := h.cached.DeepCopy()
+		if err := h.fill(lease, renew, resume); err != nil {
+			return err
+		}
+		var (
+			out *coordinationv1.Lease
+			err error
+		)
+		if lease.ResourceVersion == "" {
+			out, err = h.client.CoordinationV1().Leases(h.namespace).Create(ctx, lease, metav1.CreateOptions{})
+		} else {
+			out, err = h.client.CoordinationV1().Leases(h.namespace).Update(ctx, lease, metav1.UpdateOptions{})
+		}
+		if err == nil {
+			h.cached = out
+			return nil
+		}
+		h.cached = nil // stale copy or gone: read it again, once
+		if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	return errors.New("heartbeat Lease kept changing under us")
+}
+
+// load reads the Lease, or prepares a new one.
+func (h *leaseHeartbeat) load(ctx context.Context) error {
+	lease, err := h.client.CoordinationV1().Leases(h.namespace).Get(ctx, h.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		h.cached = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: h.name, Namespace: h.namespace}}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	h.cached = lease
+	return nil
+}
+
+func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []ResumeState) error {
+	if h.podUID != "" {
+		lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: h.holder, UID: h.podUID}}
+	}
+	lease.Spec.HolderIdentity = ptr.To(h.holder)
+	lease.Spec.LeaseDurationSeconds = ptr.To(int32(h.duration / time.Second))
+	if renew {
+		now := metav1.NewMicroTime(time.Now())
+		lease.Spec.RenewTime = &now
+		if lease.Spec.AcquireTime == nil {
+			lease.Spec.AcquireTime = &now
+		}
+	}
+	shards, err := json.Marshal(h.rt.leaseShardStates())
+	if err != nil {
+		return err
+	}
+	if resume == nil {
+		resume = h.rt.resumeStates(nil)
+	}
+	resumeJSON, err := json.Marshal(resume)
+	if err != nil {
+		return err
+	}
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	lease.Annotations[shardkeeperv1.AnnotationShards] = string(shards)
+	lease.Annotations[shardkeeperv1.AnnotationResume] = string(resumeJSON)
+	return nil
+}
+
+// leaseResumeStore keeps resume state on the pod's heartbeat Lease. The replacement pod has
+// the same name, so the same Lease, and resumes from it.
+type leaseResumeStore struct{ h *leaseHeartbeat }
+
+func (s leaseResumeStore) Load(ctx context.Context) (map[int]ResumeState, error) {
+	lease, err := s.h.client.CoordinationV1().Leases(s.h.namespace).Get(ctx, s.h.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return map[int]ResumeState{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list []ResumeState
+	if raw := lease.Annotations[shardkeeperv1.AnnotationResume]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			return nil, fmt.Errorf("resume state on Lease %s: %w", s.h.name, err)
+		}
+	}
+	out := make(map[int]ResumeState, len(list))
+	for _, st := range list {
+		out[st.Shard] = st
+	}
+	return out, nil
+}
+
+// Save writes the final resume state without renewing: the process is going away.
+func (s leaseResumeStore) Save(ctx context.Context, states []ResumeState) error {
+	if states == nil {
+		states = []ResumeState{}
+	}
+	return s.h.write(ctx, false, states)
+}
+
+// healthyForLease says whether a renewal would tell the truth, and if not, why.
+func (r *Runtime) healthyForLease(recoverWithin time.Duration) (bool, string) {
+	if ok, why := r.Live(); !ok {
+		return false, why
+	}
+	if r.dispatcher.stalled(recoverWithin) {
+		return false, fmt.Sprintf("dispatcher: %d events wait and no handler finished for %s", r.dispatcher.depth.Load(), recoverWithin)
+	}
+	for _, s := range r.sessions {
+		st := s.status()
+		if st.State == StateReady || st.State == StateResumed || st.State == StateFailed || st.State == StateStopped {
+			continue
+		}
+		if down := time.Since(s.downSinceTime()); down > recoverWithin {
+			return false, fmt.Sprintf("shard %d has been %s for %s", st.ID, st.State, down.Round(time.Second))
+		}
+	}
+	return true, ""
+}
+
+// leaseShardStates is every shard's state as the Lease carries it.
+func (r *Runtime) leaseShardStates() []shardkeeperv1.LeaseShardState {
+	out := make([]shardkeeperv1.LeaseShardState, 0, len(r.sessions))
+	for _, st := range r.Shards() {
+		ls := shardkeeperv1.LeaseShardState{ID: st.ID, State: string(st.State), LatencyMillis: st.Latency.Milliseconds(), Guilds: st.Guilds}
+		if !st.LastEvent.IsZero() {
+			ls.LastEvent = st.LastEvent.UTC().Format(time.RFC3339)
+		}
+		if st.Fatal != nil {
+			ls.FatalReason, ls.FatalMessage = st.Fatal.Reason, st.Fatal.Message
+		}
+		out = append(out, ls)
+	}
+	return out
+}

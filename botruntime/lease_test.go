@@ -1,0 +1,218 @@
+package botruntime_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/botruntime"
+	"github.com/shardkeeper/shardkeeper/internal/discordtest"
+	"github.com/shardkeeper/shardkeeper/internal/testenv"
+)
+
+var (
+	kubeOnce sync.Once
+	kube     kubernetes.Interface
+	kubeErr  error
+	podCount int
+	podMu    sync.Mutex
+)
+
+// kubeClient starts one envtest control plane for the Lease tests of this package.
+func kubeClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs envtest")
+	}
+	kubeOnce.Do(func() {
+		env, err := testenv.Start()
+		if err != nil {
+			kubeErr = err
+			return
+		}
+		kube, kubeErr = kubernetes.NewForConfig(env.Config)
+		// The control plane lives as long as the test binary.
+	})
+	if kubeErr != nil {
+		t.Fatal(kubeErr)
+	}
+	return kube
+}
+
+// botPod creates a pod object for the runtime to own its Lease (envtest runs no kubelet).
+func botPod(t *testing.T, c kubernetes.Interface) *corev1.Pod {
+	t.Helper()
+	podMu.Lock()
+	podCount++
+	name := "bot-" + string(rune('a'+podCount))
+	podMu.Unlock()
+	pod, err := c.CoreV1().Pods("default").Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "bot", Image: "bot"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod
+}
+
+func leaseRuntime(t *testing.T, srv *discordtest.Server, c kubernetes.Interface, pod *corev1.Pod, opts ...botruntime.Option) *botruntime.Runtime {
+	t.Helper()
+	return newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
+		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
+		cfg.LeaseDuration = 4 * time.Second
+	}, append(opts, botruntime.WithKubernetes(c))...)
+}
+
+func getLease(t *testing.T, c kubernetes.Interface, name string) *coordinationv1.Lease {
+	t.Helper()
+	lease, err := c.CoordinationV1().Leases("default").Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return lease
+}
+
+func renewTime(l *coordinationv1.Lease) time.Time {
+	if l == nil || l.Spec.RenewTime == nil {
+		return time.Time{}
+	}
+	return l.Spec.RenewTime.Time
+}
+
+func shardStates(t *testing.T, l *coordinationv1.Lease) []shardkeeperv1.LeaseShardState {
+	t.Helper()
+	var out []shardkeeperv1.LeaseShardState
+	if err := json.Unmarshal([]byte(l.Annotations[shardkeeperv1.AnnotationShards]), &out); err != nil {
+		t.Fatalf("shards annotation: %v", err)
+	}
+	return out
+}
+
+func TestLeaseIsRenewedAndCarriesShardAndResumeState(t *testing.T) {
+	c := kubeClient(t)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{guildOnShard(1, 0, 1)}})
+	defer srv.Close()
+	pod := botPod(t, c)
+	rt := leaseRuntime(t, srv, c, pod)
+	running(t, rt)
+	eventually(t, "ready", func() bool { return allReady(rt) })
+
+	var first time.Time
+	eventually(t, "the Lease", func() bool { first = renewTime(getLease(t, c, pod.Name)); return !first.IsZero() })
+	eventually(t, "a renewal", func() bool { return renewTime(getLease(t, c, pod.Name)).After(first) })
+
+	lease := getLease(t, c, pod.Name)
+	if *lease.Spec.HolderIdentity != pod.Name || *lease.Spec.LeaseDurationSeconds != 4 {
+		t.Errorf("holder %q, duration %d", *lease.Spec.HolderIdentity, *lease.Spec.LeaseDurationSeconds)
+	}
+	if len(lease.OwnerReferences) != 1 || lease.OwnerReferences[0].UID != pod.UID || lease.OwnerReferences[0].Kind != "Pod" {
+		t.Errorf("owner references %+v", lease.OwnerReferences)
+	}
+	eventually(t, "shard state on the Lease", func() bool {
+		st := shardStates(t, getLease(t, c, pod.Name))
+		return len(st) == 1 && st[0].State == "Ready" && st[0].Guilds == 1
+	})
+	resume := getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationResume]
+	if !strings.Contains(resume, srv.Stats().PerShard[0].SessionID) {
+		t.Errorf("resume annotation %s lacks the session ID", resume)
+	}
+	for k, v := range getLease(t, c, pod.Name).Annotations {
+		if strings.Contains(v, discordtest.DefaultToken) {
+			t.Errorf("annotation %s holds the token", k)
+		}
+	}
+}
+
+func TestLeaseIsNotRenewedWhileAShardCannotRecover(t *testing.T) {
+	c := kubeClient(t)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	pod := botPod(t, c)
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithRecoveryBound(time.Second))
+	running(t, rt)
+	eventually(t, "ready", func() bool { return allReady(rt) })
+	eventually(t, "the Lease", func() bool { return !renewTime(getLease(t, c, pod.Name)).IsZero() })
+
+	srv.Close() // Discord is gone: the shard reconnects, and keeps failing
+	var held time.Time
+	eventually(t, "renewal held back", func() bool {
+		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
+	})
+	held = renewTime(getLease(t, c, pod.Name))
+	time.Sleep(2500 * time.Millisecond) // two renew intervals (4 s / 4) and more
+	if now := renewTime(getLease(t, c, pod.Name)); !now.Equal(held) {
+		t.Errorf("renewed at %s while the shard could not recover", now)
+	}
+	// The Lease still says what is wrong.
+	st := shardStates(t, getLease(t, c, pod.Name))
+	if st[0].State == "Ready" || st[0].State == "Resumed" {
+		t.Errorf("Lease says %s", st[0].State)
+	}
+}
+
+func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
+	c := kubeClient(t)
+	g := guildOnShard(1, 0, 1)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	defer srv.Close()
+	pod := botPod(t, c)
+	stuck := make(chan struct{})
+	defer close(stuck)
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithRecoveryBound(time.Second), botruntime.WithWorkers(1),
+		botruntime.WithShutdownTimeout(100*time.Millisecond))
+	_ = rt.Handle(func(ctx context.Context, ev botruntime.Event) {
+		if ev.Type == "MESSAGE_CREATE" {
+			select { // a deadlocked handler
+			case <-stuck:
+			case <-ctx.Done():
+			}
+		}
+	})
+	running(t, rt)
+	eventually(t, "ready", func() bool { return allReady(rt) })
+	eventually(t, "the Lease", func() bool { return !renewTime(getLease(t, c, pod.Name)).IsZero() })
+	srv.SendMessage(g, 1, "one")
+	srv.SendMessage(g, 1, "two")
+	eventually(t, "renewal held back", func() bool {
+		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
+	})
+	// The gateway is fine all along: heartbeats are not what stopped.
+	if ok, _ := rt.Live(); !ok {
+		t.Error("not live")
+	}
+}
+
+func TestReplacementPodResumesFromTheLease(t *testing.T) {
+	c := kubeClient(t)
+	g := guildOnShard(1, 0, 1)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	defer srv.Close()
+	pod := botPod(t, c)
+	rt1 := leaseRuntime(t, srv, c, pod)
+	stop, _ := running(t, rt1)
+	eventually(t, "ready", func() bool { return allReady(rt1) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	srv.SendMessage(g, 1, "while the pod is replaced")
+
+	// The replacement has the same name, so the same Lease.
+	rec := newRecorder(0)
+	rt2 := leaseRuntime(t, srv, c, pod)
+	_ = rt2.Handle(rec.handle)
+	running(t, rt2)
+	eventually(t, "resumed", func() bool { return srv.Stats().PerShard[0].Resumes == 1 })
+	eventually(t, "the missed event replayed", func() bool { return rec.count() == 1 })
+	if n := srv.Stats().Identifies; n != 1 {
+		t.Errorf("%d identifies; the replacement should resume", n)
+	}
+}
