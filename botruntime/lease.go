@@ -30,6 +30,7 @@ type leaseHeartbeat struct {
 	namespace     string
 	name          string
 	holder        string
+	botName       string
 	podUID        types.UID
 	duration      time.Duration
 	recoverWithin time.Duration
@@ -139,6 +140,14 @@ func (h *leaseHeartbeat) load(ctx context.Context) error {
 func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []ResumeState) error {
 	if h.podUID != "" {
 		lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: h.holder, UID: h.podUID}}
+	}
+	// The operator watches bot Leases through a label-selected cache.
+	if h.botName != "" {
+		if lease.Labels == nil {
+			lease.Labels = map[string]string{}
+		}
+		lease.Labels[shardkeeperv1.LabelBot] = h.botName
+		lease.Labels[shardkeeperv1.LabelManagedBy] = shardkeeperv1.ManagedByValue
 	}
 	lease.Spec.HolderIdentity = ptr.To(h.holder)
 	lease.Spec.LeaseDurationSeconds = ptr.To(int32(h.duration / time.Second))

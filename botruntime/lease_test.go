@@ -70,6 +70,7 @@ func leaseRuntime(t *testing.T, srv *discordtest.Server, c kubernetes.Interface,
 	return newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
 		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
 		cfg.LeaseDuration = 4 * time.Second
+		cfg.BotName = "demo"
 	}, append(opts, botruntime.WithKubernetes(c))...)
 }
 
@@ -114,6 +115,9 @@ func TestLeaseIsRenewedAndCarriesShardAndResumeState(t *testing.T) {
 	lease := getLease(t, c, pod.Name)
 	if *lease.Spec.HolderIdentity != pod.Name || *lease.Spec.LeaseDurationSeconds != 4 {
 		t.Errorf("holder %q, duration %d", *lease.Spec.HolderIdentity, *lease.Spec.LeaseDurationSeconds)
+	}
+	if lease.Labels[shardkeeperv1.LabelBot] != "demo" {
+		t.Errorf("labels %v: the operator's cache selects bot Leases by label", lease.Labels)
 	}
 	if len(lease.OwnerReferences) != 1 || lease.OwnerReferences[0].UID != pod.UID || lease.OwnerReferences[0].Kind != "Pod" {
 		t.Errorf("owner references %+v", lease.OwnerReferences)

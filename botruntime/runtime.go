@@ -113,7 +113,7 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 			return nil, &ConfigError{Problems: []string{"a heartbeat Lease needs the namespace, the pod name and a lease duration"}}
 		}
 		r.lease = &leaseHeartbeat{
-			client: r.kube, namespace: cfg.Namespace, name: cfg.LeaseName, holder: cfg.PodName,
+			client: r.kube, namespace: cfg.Namespace, name: cfg.LeaseName, holder: cfg.PodName, botName: cfg.BotName,
 			podUID: types.UID(cfg.PodUID), duration: cfg.LeaseDuration, rt: r,
 			// Identifies queue at 5 s per bucket: a pod's shards get that long on top.
 			recoverWithin: 3*time.Minute + time.Duration(len(cfg.ShardIDs))*5*time.Second,
