@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -40,6 +41,13 @@ type DiscordBotReconciler struct {
 	DefaultBotImage string
 	// Clock drives every time-based decision; nil means the real clock.
 	Clock Clock
+	// APIReader reads around the cache, to check a Lease before acting on it.
+	APIReader client.Reader
+	// StartupGrace and MaxUnhealthyPercent tune stale-pod restarts (defaults when zero).
+	StartupGrace        time.Duration
+	MaxUnhealthyPercent int
+
+	leases *leaseTracker
 }
 
 // scope is one reconcile's working state, passed from phase to phase.
@@ -56,6 +64,12 @@ type scope struct {
 	newRestarts int64
 	recount     map[*corev1.Pod]int32
 	recheck     time.Duration
+	// Health, from the heartbeat Leases.
+	staleShards       int32
+	maxLatency        int64
+	remediation       string            // why restarts are held back, "" when they are not
+	lastRestartReason string            // set when this pass restarted a pod
+	leaseFatal        map[string]string // pod name -> "Reason: message" a shard reported
 	// observed is set once the pods were listed; before that the status is not recomputed,
 	// so a failed pass never writes a status made of half the facts.
 	observed bool
@@ -89,7 +103,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// 2. Whatever happens below, save the status once on the way out.
 	before := bot.DeepCopy()
-	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}}
+	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leaseFatal: map[string]string{}}
 	defer func() {
 		if err := r.saveStatus(ctx, before, s); err != nil {
 			retErr = errors.Join(retErr, err)
@@ -123,6 +137,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.checkToken,
 		r.observePods,
 		r.countRestarts,
+		r.judgeHealth,
 		r.rollOut,
 	}
 	for _, phase := range phases {
@@ -228,7 +243,7 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeeperv1.DiscordBot, s *scope) error {
 	bot := s.bot
 	if s.observed {
-		s.recheck = computeStatus(bot, botObservation{
+		statusRecheck := computeStatus(bot, botObservation{
 			topo:         s.topo,
 			revision:     s.builder.revision,
 			image:        s.builder.inputs.Image,
@@ -237,7 +252,12 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 			pods:         s.pods,
 			plan:         s.plan,
 			now:          s.now,
+			health: healthObservation{
+				staleShards: s.staleShards, maxLatencyMillis: s.maxLatency, remediation: s.remediation,
+				lastRestartReason: s.lastRestartReason, leaseFatal: s.leaseFatal,
+			},
 		})
+		s.recheck = minPositive(s.recheck, statusRecheck)
 	}
 	bot.Status.Restarts = before.Status.Restarts + s.newRestarts
 	recordBotMetrics(bot)
@@ -283,6 +303,8 @@ func isBadCondition(c metav1.Condition) bool {
 		return c.Status == metav1.ConditionTrue
 	case shardkeeperv1.ConditionReady:
 		return c.Status == metav1.ConditionFalse && c.Reason != shardkeeperv1.ReasonSuspended && c.Reason != shardkeeperv1.ReasonShardsNotReady
+	case shardkeeperv1.ConditionRemediationRestricted:
+		return c.Status == metav1.ConditionTrue
 	}
 	return false
 }
@@ -296,6 +318,12 @@ func (r *DiscordBotReconciler) event(bot *shardkeeperv1.DiscordBot, related runt
 
 // SetupWithManager registers the controller, its watches and the token Secret index.
 func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.leases == nil {
+		r.leases = newLeaseTracker(r.Clock)
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &shardkeeperv1.DiscordBot{}, tokenSecretIndex, indexTokenSecret); err != nil {
 		return fmt.Errorf("indexing bots by token Secret: %w", err)
 	}
@@ -306,6 +334,7 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.botsForSecret)).
+		Watches(&coordinationv1.Lease{}, r.leaseEvents()).
 		Named("discordbot").
 		Complete(r)
 }

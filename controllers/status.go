@@ -80,6 +80,16 @@ type botObservation struct {
 	pods         []observedPod
 	plan         rolloutPlan
 	now          time.Time
+	health       healthObservation
+}
+
+// healthObservation is what the heartbeat Leases said in this pass.
+type healthObservation struct {
+	staleShards       int32
+	maxLatencyMillis  int64
+	remediation       string
+	lastRestartReason string
+	leaseFatal        map[string]string // pod name -> "Reason: message"
 }
 
 // computeStatus fills the status from an observation and returns when to look again for
@@ -113,6 +123,11 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 			}
 		}
 		reason, message, ok, after := podProblem(p, obs.now)
+		if fatal := obs.health.leaseFatal[p.pod.Name]; fatal != "" {
+			// A shard stopped for good and said why on its Lease.
+			reason, message, _ = strings.Cut(fatal, ": ")
+			ok = false
+		}
 		if ok {
 			if after > 0 {
 				starting++
@@ -135,6 +150,11 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 		return compareNatural(a.Pod, b.Pod)
 	})
 	st.ShardsSummary = fmt.Sprintf("%d/%d", st.ReadyShards, st.Shards)
+	st.StaleShards = obs.health.staleShards
+	st.MaxHeartbeatLatencyMillis = obs.health.maxLatencyMillis
+	if obs.health.lastRestartReason != "" {
+		st.LastRestartReason = obs.health.lastRestartReason
+	}
 
 	setConditions(bot, obs, starting)
 	st.Phase = phaseOf(bot, obs)
@@ -174,6 +194,12 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 			set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonRolloutComplete,
 				fmt.Sprintf("all %d pods run revision %s", obs.topo.groups(), obs.revision))
 		}
+	}
+
+	if obs.health.remediation != "" {
+		set(shardkeeperv1.ConditionRemediationRestricted, metav1.ConditionTrue, shardkeeperv1.ReasonTooManyUnhealthy, obs.health.remediation)
+	} else {
+		set(shardkeeperv1.ConditionRemediationRestricted, metav1.ConditionFalse, shardkeeperv1.ReasonRestartsAllowed, "stale pods are restarted within their budgets")
 	}
 
 	if st.ProblemCount > 0 && !obs.suspended {

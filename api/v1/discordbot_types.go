@@ -94,8 +94,25 @@ type GatewaySpec struct {
 	APIURL string `json:"apiURL,omitempty"`
 }
 
+// HealthMode says how the operator judges a bot pod's health.
+// +kubebuilder:validation:Enum=Lease;Probes
+type HealthMode string
+
+const (
+	// HealthModeLease: the bot renews a heartbeat Lease (botruntime does); the operator
+	// restarts pods whose Lease goes stale, on top of the kubelet's probes.
+	HealthModeLease HealthMode = "Lease"
+	// HealthModeProbes: only the kubelet's probes; for bot images not built on botruntime.
+	HealthModeProbes HealthMode = "Probes"
+)
+
 // HealthSpec tunes the heartbeat Lease each bot pod renews.
 type HealthSpec struct {
+	// Mode is Lease (default: stale heartbeat Leases get pods restarted) or Probes (the
+	// kubelet's probes only, for bot images that do not renew a Lease).
+	// +kubebuilder:default=Lease
+	Mode HealthMode `json:"mode,omitempty"`
+
 	// LeaseDurationSeconds is how long a pod's heartbeat Lease stays valid without renewal.
 	// Pods renew every quarter of it; the operator restarts a pod whose Lease expires.
 	// +kubebuilder:default=20
@@ -230,6 +247,19 @@ type DiscordBotStatus struct {
 	// +kubebuilder:default=0
 	Restarts int64 `json:"restarts"`
 
+	// StaleShards is the number of shards whose pod's heartbeat Lease is stale.
+	// +optional
+	StaleShards int32 `json:"staleShards,omitempty"`
+
+	// LastRestartReason is why the operator last restarted a pod (LeaseStale, ...).
+	// +optional
+	LastRestartReason string `json:"lastRestartReason,omitempty"`
+
+	// MaxHeartbeatLatencyMillis is the highest gateway heartbeat round trip any shard
+	// reported on its Lease.
+	// +optional
+	MaxHeartbeatLatencyMillis int64 `json:"maxHeartbeatLatencyMillis,omitempty"`
+
 	// Image is the bot image pods run (spec.image or the operator's default).
 	// +optional
 	Image string `json:"image,omitempty"`
@@ -285,6 +315,14 @@ const (
 	ReasonPodsStarting       = "PodsStarting"
 	ReasonPodsFailing        = "PodsFailing"
 	ReasonAsExpected         = "AsExpected"
+
+	// ConditionRemediationRestricted is True while the operator holds back restarts because
+	// too many pods look unhealthy at once (an API server or Discord outage).
+	ConditionRemediationRestricted = "RemediationRestricted"
+	ReasonTooManyUnhealthy         = "TooManyUnhealthy"
+	ReasonRestartsAllowed          = "RestartsAllowed"
+	ReasonLeaseStale               = "LeaseStale"
+	ReasonLeaseNeverWritten        = "LeaseNeverWritten"
 )
 
 // DiscordBot runs a Discord bot as sharded gateway sessions in pods the operator manages.
@@ -298,6 +336,9 @@ const (
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.pods`,priority=1
 // +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.updatedPods`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Stale",type=integer,JSONPath=`.status.staleShards`,priority=1
+// +kubebuilder:printcolumn:name="Latency-ms",type=integer,JSONPath=`.status.maxHeartbeatLatencyMillis`,priority=1,description="Highest heartbeat round trip of any shard"
+// +kubebuilder:printcolumn:name="Last-Restart",type=string,JSONPath=`.status.lastRestartReason`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 50",message="DiscordBot names are at most 50 characters, so that pod names (<bot>-<index>) stay valid"
 type DiscordBot struct {

@@ -1,0 +1,356 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// Health judgement follows the node lifecycle controller: a Lease's renewTime is the bot's
+// clock and is never compared with ours. The operator records when IT saw renewTime
+// change, and a pod is stale when its own clock passes that moment plus the lease
+// duration. After an operator restart every Lease gets a fresh grace period.
+
+const (
+	// DefaultStartupGrace is how long a new pod may take to renew its Lease the first time.
+	DefaultStartupGrace = 3 * time.Minute
+	// DefaultMaxUnhealthyPercent: above this share of a bot's pods unhealthy at once, the
+	// operator holds back restarts (an outage, not a broken pod).
+	DefaultMaxUnhealthyPercent = 50
+	// Per-pod restart budget: restartBudget restarts within restartWindow, then each next
+	// restart waits twice as long as the last, from restartBackoffBase up to restartWindow.
+	restartBudget      = 3
+	restartWindow      = 10 * time.Minute
+	restartBackoffBase = 30 * time.Second
+)
+
+// leaseTracker remembers, on the operator's clock, when each bot Lease's renewTime last
+// changed, and when each pod was first seen.
+type leaseTracker struct {
+	clock Clock
+	mu    sync.Mutex
+	// renewals: lease namespace/name -> last renewTime seen and when we saw it change.
+	renewals map[types.NamespacedName]renewal
+	// podSeen: pod UID -> when we first saw the pod.
+	podSeen map[types.UID]time.Time
+	// restarts: pod namespace/name -> the operator's restarts of it, oldest first.
+	restarts map[types.NamespacedName][]time.Time
+}
+
+type renewal struct {
+	renewTime string // as the bot wrote it: compared, never used as a time
+	seenAt    time.Time
+}
+
+func newLeaseTracker(c Clock) *leaseTracker {
+	return &leaseTracker{
+		clock:    clockOrReal(c),
+		renewals: map[types.NamespacedName]renewal{},
+		podSeen:  map[types.UID]time.Time{},
+		restarts: map[types.NamespacedName][]time.Time{},
+	}
+}
+
+// observe records a Lease; it returns true when renewTime changed (or is seen first).
+func (t *leaseTracker) observe(lease *coordinationv1.Lease) bool {
+	key := client.ObjectKeyFromObject(lease)
+	rt := ""
+	if lease.Spec.RenewTime != nil {
+		rt = lease.Spec.RenewTime.UTC().Format(time.RFC3339Nano)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	prev, ok := t.renewals[key]
+	if ok && prev.renewTime == rt {
+		return false
+	}
+	t.renewals[key] = renewal{renewTime: rt, seenAt: t.clock.Now()}
+	return true
+}
+
+func (t *leaseTracker) forget(key types.NamespacedName) {
+	t.mu.Lock()
+	delete(t.renewals, key)
+	t.mu.Unlock()
+}
+
+// lastRenewal is when we saw the Lease's renewTime change; ok is false when it never had one.
+func (t *leaseTracker) lastRenewal(key types.NamespacedName) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.renewals[key]
+	if !ok || r.renewTime == "" {
+		return time.Time{}, false
+	}
+	return r.seenAt, true
+}
+
+// firstSeen is when we first saw the pod: a new operator gives every pod a fresh grace.
+func (t *leaseTracker) firstSeen(uid types.UID) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if at, ok := t.podSeen[uid]; ok {
+		return at
+	}
+	now := t.clock.Now()
+	t.podSeen[uid] = now
+	return now
+}
+
+// restartAllowed applies the per-pod budget; when not allowed it says when it will be.
+func (t *leaseTracker) restartAllowed(key types.NamespacedName, now time.Time) (bool, time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var recent []time.Time
+	for _, at := range t.restarts[key] {
+		if now.Sub(at) < restartWindow {
+			recent = append(recent, at)
+		}
+	}
+	t.restarts[key] = recent
+	if len(recent) < restartBudget {
+		return true, 0
+	}
+	wait := min(restartBackoffBase<<(len(recent)-restartBudget), restartWindow)
+	if next := recent[len(recent)-1].Add(wait); now.Before(next) {
+		return false, next.Sub(now)
+	}
+	return true, 0
+}
+
+func (t *leaseTracker) recordRestart(key types.NamespacedName, now time.Time) {
+	t.mu.Lock()
+	t.restarts[key] = append(t.restarts[key], now)
+	t.mu.Unlock()
+}
+
+// podHealthInput is what judgePod decides on.
+type podHealthInput struct {
+	now           time.Time
+	podSeen       time.Time
+	lastRenewal   time.Time // zero: no renewal seen
+	leaseExists   bool
+	leaseDuration time.Duration
+	startupGrace  time.Duration
+}
+
+// verdict is judgePod's answer: restart or not, why, and when to look again.
+type verdict struct {
+	stale bool
+	// suspect: not stale yet, but it missed a renewal (no change seen for half the lease
+	// duration; a healthy pod renews every quarter). The storm guard counts suspects, so
+	// Leases that expire a few seconds apart in one outage are still seen together.
+	suspect bool
+	reason  string
+	message string
+	recheck time.Duration
+}
+
+// judgePod decides whether a pod's heartbeat is stale. It is pure.
+func judgePod(in podHealthInput) verdict {
+	if in.lastRenewal.IsZero() {
+		deadline := in.podSeen.Add(in.startupGrace)
+		if in.now.After(deadline) {
+			what := "never created its heartbeat Lease"
+			if in.leaseExists {
+				what = "never renewed its heartbeat Lease"
+			}
+			return verdict{stale: true, reason: shardkeeperv1.ReasonLeaseNeverWritten,
+				message: fmt.Sprintf("%s within the startup grace of %s", what, in.startupGrace)}
+		}
+		return verdict{recheck: deadline.Sub(in.now)}
+	}
+	expiry := in.lastRenewal.Add(in.leaseDuration)
+	if in.now.After(expiry) {
+		return verdict{stale: true, reason: shardkeeperv1.ReasonLeaseStale,
+			message: fmt.Sprintf("heartbeat Lease not renewed for %s (lease duration %s)",
+				in.now.Sub(in.lastRenewal).Round(time.Second), in.leaseDuration)}
+	}
+	return verdict{recheck: expiry.Sub(in.now), suspect: in.now.Sub(in.lastRenewal) > in.leaseDuration/2}
+}
+
+// tooManyUnhealthy is the storm guard: restarting most of a bot at once is worse than the
+// fault (an API server or Discord outage makes every Lease stale together).
+func tooManyUnhealthy(unhealthy, total, maxPercent int) bool {
+	return total > 1 && unhealthy > 1 && unhealthy*100 > total*maxPercent
+}
+
+// leaseShardStates reads what the bot wrote about its shards on its Lease.
+func leaseShardStates(lease *coordinationv1.Lease) []shardkeeperv1.LeaseShardState {
+	var out []shardkeeperv1.LeaseShardState
+	if lease == nil {
+		return nil
+	}
+	_ = json.Unmarshal([]byte(lease.Annotations[shardkeeperv1.AnnotationShards]), &out)
+	return out
+}
+
+// shardStateDigest is the part of a Lease's shard states worth a reconcile: states and
+// fatal reasons, not the latency and event times that change on every renewal.
+func shardStateDigest(lease *coordinationv1.Lease) string {
+	var b []byte
+	for _, st := range leaseShardStates(lease) {
+		b = fmt.Appendf(b, "%d=%s/%s;", st.ID, st.State, st.FatalReason)
+	}
+	return string(b)
+}
+
+// judgeHealth restarts pods whose heartbeat Lease went stale, within the restart budgets,
+// and records what it saw for the status.
+func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error {
+	if s.bot.Spec.Suspend || s.bot.Spec.Health.Mode == shardkeeperv1.HealthModeProbes || r.leases == nil {
+		return nil
+	}
+	log := logf.FromContext(ctx)
+	duration := time.Duration(s.bot.Spec.Health.LeaseDurationSeconds) * time.Second
+	if duration <= 0 {
+		duration = 20 * time.Second
+	}
+	grace := r.StartupGrace
+	if grace <= 0 {
+		grace = DefaultStartupGrace
+	}
+	maxPercent := r.MaxUnhealthyPercent
+	if maxPercent <= 0 {
+		maxPercent = DefaultMaxUnhealthyPercent
+	}
+
+	type stalePod struct {
+		p observedPod
+		v verdict
+	}
+	var stale []stalePod
+	live, suspects := 0, 0
+	for _, p := range s.pods {
+		if p.terminating || p.failed {
+			continue
+		}
+		live++
+		key := types.NamespacedName{Namespace: p.pod.Namespace, Name: leaseName(p.pod.Name)}
+		var lease coordinationv1.Lease
+		exists := true
+		if err := r.Get(ctx, key, &lease); apierrors.IsNotFound(err) {
+			exists = false
+		} else if err != nil {
+			return fmt.Errorf("reading Lease %s: %w", key.Name, err)
+		} else {
+			r.leases.observe(&lease)
+			for _, st := range leaseShardStates(&lease) {
+				s.maxLatency = max(s.maxLatency, st.LatencyMillis)
+				if st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
+					s.leaseFatal[p.pod.Name] = st.FatalReason + ": " + st.FatalMessage
+				}
+			}
+		}
+		last, _ := r.leases.lastRenewal(key)
+		v := judgePod(podHealthInput{
+			now: s.now, podSeen: r.leases.firstSeen(p.pod.UID), lastRenewal: last, leaseExists: exists,
+			leaseDuration: duration, startupGrace: grace,
+		})
+		if v.stale {
+			stale = append(stale, stalePod{p, v})
+			first, lastShard := s.topo.shardRange(p.group)
+			s.staleShards += lastShard - first + 1
+		} else if v.recheck > 0 {
+			s.recheck = minPositive(s.recheck, v.recheck)
+		}
+		if v.suspect {
+			suspects++
+		}
+	}
+	if len(stale) == 0 {
+		s.remediation = ""
+		return nil
+	}
+	if unhealthy := len(stale) + suspects; tooManyUnhealthy(unhealthy, live, maxPercent) {
+		s.remediation = fmt.Sprintf("%d of %d pods have stale or lapsing heartbeat Leases (more than %d%%): holding back restarts, as in an API server or Discord outage",
+			unhealthy, live, maxPercent)
+		s.recheck = minPositive(s.recheck, duration/2)
+		return nil
+	}
+	s.remediation = ""
+
+	for _, sp := range stale {
+		podKey := client.ObjectKeyFromObject(sp.p.pod)
+		// Our cache may be behind: read the live Lease before acting on it.
+		var live coordinationv1.Lease
+		leaseKey := types.NamespacedName{Namespace: podKey.Namespace, Name: leaseName(podKey.Name)}
+		if err := r.APIReader.Get(ctx, leaseKey, &live); err == nil && r.leases.observe(&live) {
+			s.recheck = minPositive(s.recheck, duration)
+			continue
+		}
+		if ok, wait := r.leases.restartAllowed(podKey, s.now); !ok {
+			r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, "RestartBackoff", "Restart",
+				"pod %s is unhealthy (%s) but was restarted %d times in %s; next restart in %s",
+				podKey.Name, sp.v.reason, restartBudget, restartWindow, wait.Round(time.Second))
+			s.recheck = minPositive(s.recheck, wait)
+			continue
+		}
+		uid := sp.p.pod.UID
+		if err := r.Delete(ctx, sp.p.pod, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("restarting pod %s: %w", podKey.Name, err)
+		}
+		r.leases.recordRestart(podKey, s.now)
+		metricPodActions.WithLabelValues("delete", sp.v.reason).Inc()
+		log.Info("restarted pod with a stale heartbeat", "pod", podKey.Name, "reason", sp.v.reason, "detail", sp.v.message)
+		r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, sp.v.reason, "Restart", "restarted pod %s: %s", podKey.Name, sp.v.message)
+		s.newRestarts++
+		s.lastRestartReason = sp.v.reason
+		// The rollout must not act on this pod again in this pass.
+		for i := range s.pods {
+			if s.pods[i].pod.UID == uid {
+				s.pods[i].terminating = true
+			}
+		}
+	}
+	return nil
+}
+
+// leaseEvents records renewals on the operator's clock as they arrive, and wakes the bot's
+// reconcile only when something worth a look changed (a new Lease, new state), not on
+// every renewal: staleness is found by RequeueAfter, not by polling or by event floods.
+func (r *DiscordBotReconciler) leaseEvents() handler.Funcs {
+	enqueue := func(lease client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		if bot := lease.GetLabels()[shardkeeperv1.LabelBot]; bot != "" {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: lease.GetNamespace(), Name: bot}})
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if lease, ok := e.Object.(*coordinationv1.Lease); ok {
+				r.leases.observe(lease)
+			}
+			enqueue(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			lease, ok := e.ObjectNew.(*coordinationv1.Lease)
+			if !ok {
+				return
+			}
+			old, _ := e.ObjectOld.(*coordinationv1.Lease)
+			firstRenewal := r.leases.observe(lease) && lease.Spec.RenewTime != nil && old != nil && old.Spec.RenewTime == nil
+			if firstRenewal || shardStateDigest(old) != shardStateDigest(lease) {
+				enqueue(lease, q)
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.leases.forget(client.ObjectKeyFromObject(e.Object))
+			enqueue(e.Object, q)
+		},
+	}
+}

@@ -1,0 +1,155 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// fakeHeartbeats plays botruntime's part: it renews the Leases of the pods it is told to,
+// every second, until stopped.
+type fakeHeartbeats struct {
+	mu     sync.Mutex
+	pods   map[string]bool
+	ns     string
+	bot    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startHeartbeats(t *testing.T, ns, bot string, pods ...string) *fakeHeartbeats {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &fakeHeartbeats{pods: map[string]bool{}, ns: ns, bot: bot, cancel: cancel, done: make(chan struct{})}
+	for _, p := range pods {
+		h.pods[p] = true
+	}
+	go func() {
+		defer close(h.done)
+		for {
+			h.mu.Lock()
+			var names []string
+			for p, on := range h.pods {
+				if on {
+					names = append(names, p)
+				}
+			}
+			h.mu.Unlock()
+			for _, p := range names {
+				renewLease(ctx, ns, bot, p)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-h.done })
+	return h
+}
+
+func (h *fakeHeartbeats) stop(pods ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range pods {
+		h.pods[p] = false
+	}
+}
+
+func renewLease(ctx context.Context, ns, bot, pod string) {
+	now := metav1.NewMicroTime(time.Now())
+	var lease coordinationv1.Lease
+	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &lease)
+	if apierrors.IsNotFound(err) {
+		lease = coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: map[string]string{shardkeeperv1.LabelBot: bot}},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(pod), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
+		}
+		_ = k8s.Create(ctx, &lease)
+		return
+	}
+	if err == nil {
+		lease.Spec.RenewTime = &now
+		_ = k8s.Update(ctx, &lease)
+	}
+}
+
+func TestStaleLeaseRestartsOnlyThatPod(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ns, _ := startedBotWithLease(t, g, "beat", 2, 10)
+	pods := botPods(g, ns, "beat")
+	beats := startHeartbeats(t, ns, "beat", "beat-0", "beat-1")
+
+	// Renewing pods are left alone for well over a lease duration.
+	g.Consistently(func(g Gomega) {
+		now := botPods(g, ns, "beat")
+		g.Expect(now["beat-0"].UID).To(Equal(pods["beat-0"].UID))
+		g.Expect(now["beat-1"].UID).To(Equal(pods["beat-1"].UID))
+	}, 12*time.Second, 500*time.Millisecond).Should(Succeed())
+
+	beats.stop("beat-1")
+	g.Eventually(func(g Gomega) {
+		now := botPods(g, ns, "beat")
+		g.Expect(now).To(HaveKey("beat-1"))
+		g.Expect(now["beat-1"].UID).NotTo(Equal(pods["beat-1"].UID), "beat-1 was not restarted")
+		b := getBot(g, ns, "beat")
+		g.Expect(b.Status.LastRestartReason).To(Equal(shardkeeperv1.ReasonLeaseStale))
+		g.Expect(b.Status.Restarts).To(BeNumerically(">=", 1))
+	}, 30*time.Second, tick).Should(Succeed())
+	g.Expect(botPods(g, ns, "beat")["beat-0"].UID).To(Equal(pods["beat-0"].UID), "a healthy pod was restarted")
+	g.Expect(eventReasons(g, ns, "beat")).To(ContainElement(shardkeeperv1.ReasonLeaseStale))
+}
+
+func TestStaleLeasesEverywhereHoldBackRestarts(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ns, _ := startedBotWithLease(t, g, "outage", 3, 10)
+	pods := botPods(g, ns, "outage")
+	beats := startHeartbeats(t, ns, "outage", "outage-0", "outage-1", "outage-2")
+	g.Eventually(func(g Gomega) {
+		var leases coordinationv1.LeaseList
+		g.Expect(k8s.List(context.Background(), &leases, client.InNamespace(ns))).To(Succeed())
+		g.Expect(leases.Items).To(HaveLen(3))
+	}, wait, tick).Should(Succeed())
+
+	beats.stop("outage-0", "outage-1", "outage-2") // as in an API server outage
+	g.Eventually(func(g Gomega) {
+		b := getBot(g, ns, "outage")
+		c := meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionRemediationRestricted)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Reason).To(Equal(shardkeeperv1.ReasonTooManyUnhealthy))
+		g.Expect(b.Status.StaleShards).To(Equal(int32(3)))
+	}, 30*time.Second, tick).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		now := botPods(g, ns, "outage")
+		for name, p := range pods {
+			g.Expect(now[name].UID).To(Equal(p.UID), "%s restarted during the outage", name)
+		}
+	}, 3*time.Second, 250*time.Millisecond).Should(Succeed())
+	g.Expect(eventReasons(g, ns, "outage")).To(ContainElement(shardkeeperv1.ReasonTooManyUnhealthy))
+}
+
+// startedBotWithLease is startedBot for a bot in Lease health mode with a lease duration.
+func startedBotWithLease(t *testing.T, g Gomega, name string, shards int, leaseSeconds int32) (string, *shardkeeperv1.DiscordBot) {
+	t.Helper()
+	ns := newNamespace(t)
+	createTokenSecret(t, ns, name+"-token", "token")
+	bot := newBot(ns, name, shards, 1)
+	bot.Spec.Health = shardkeeperv1.HealthSpec{Mode: shardkeeperv1.HealthModeLease, LeaseDurationSeconds: leaseSeconds}
+	g.Expect(k8s.Create(context.Background(), bot)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, name)).To(HaveLen(shards)) }, wait, tick).Should(Succeed())
+	return ns, bot
+}
