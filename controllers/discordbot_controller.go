@@ -70,6 +70,8 @@ type scope struct {
 	remediation       string            // why restarts are held back, "" when they are not
 	lastRestartReason string            // set when this pass restarted a pod
 	leaseFatal        map[string]string // pod name -> "Reason: message" a shard reported
+	podLeases         map[string]*coordinationv1.Lease
+	secretVersion     string // the token Secret's resourceVersion
 	// observed is set once the pods were listed; before that the status is not recomputed,
 	// so a failed pass never writes a status made of half the facts.
 	observed bool
@@ -103,7 +105,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// 2. Whatever happens below, save the status once on the way out.
 	before := bot.DeepCopy()
-	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leaseFatal: map[string]string{}}
+	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leaseFatal: map[string]string{}, podLeases: map[string]*coordinationv1.Lease{}}
 	defer func() {
 		if err := r.saveStatus(ctx, before, s); err != nil {
 			retErr = errors.Join(retErr, err)
@@ -137,6 +139,8 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.checkToken,
 		r.observePods,
 		r.countRestarts,
+		r.observeLeases,
+		r.reconcileHalt,
 		r.judgeHealth,
 		r.rollOut,
 	}
@@ -187,7 +191,7 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 	s.plan = planRollout(rolloutInput{
 		topo:           s.topo,
 		revision:       s.builder.revision,
-		suspended:      s.bot.Spec.Suspend,
+		stop:           stopOf(s.bot),
 		tokenAvailable: s.tokenProblem == "",
 		pods:           s.pods,
 	})
@@ -302,7 +306,8 @@ func isBadCondition(c metav1.Condition) bool {
 	case shardkeeperv1.ConditionDegraded:
 		return c.Status == metav1.ConditionTrue
 	case shardkeeperv1.ConditionReady:
-		return c.Status == metav1.ConditionFalse && c.Reason != shardkeeperv1.ReasonSuspended && c.Reason != shardkeeperv1.ReasonShardsNotReady
+		return c.Status == metav1.ConditionFalse && c.Reason != shardkeeperv1.ReasonSuspended && c.Reason != shardkeeperv1.ReasonShardsNotReady &&
+			c.Reason != shardkeeperv1.ReasonCreatingPods
 	case shardkeeperv1.ConditionRemediationRestricted:
 		return c.Status == metav1.ConditionTrue
 	}

@@ -493,3 +493,45 @@ func TestPodThatNeverGetsReadyTurnsDegradedOnTime(t *testing.T) {
 	g.Expect(b.Status.Problems).To(ConsistOf(HaveField("Reason", "NotReady")))
 	g.Expect(meta.IsStatusConditionTrue(b.Status.Conditions, shardkeeperv1.ConditionDegraded)).To(BeTrue())
 }
+
+func TestAFatalReasonHaltsTheBotUntilTheSecretChanges(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns, _ := startedBot(t, g, "badtoken", 2, 1, 2)
+
+	// The bot process exited with TokenInvalid; the kubelet is about to restart it again.
+	pod := botPods(g, ns, "badtoken")["badtoken-1"]
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: "bot", RestartCount: 1, Image: "x", ImageID: "x",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: 10, Message: "TokenInvalid: Discord rejected the bot token (close 4004 authentication failed)"}},
+	}}
+	g.Expect(k8s.Status().Update(ctx, &pod)).To(Succeed())
+
+	g.Eventually(func(g Gomega) {
+		b := getBot(g, ns, "badtoken")
+		g.Expect(b.Status.Phase).To(Equal(shardkeeperv1.PhaseFailed))
+		g.Expect(b.Status.Halted).NotTo(BeNil())
+		g.Expect(b.Status.Halted.Reason).To(Equal(shardkeeperv1.ReasonTokenInvalid))
+		ready := meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionReady)
+		g.Expect(ready.Reason).To(Equal(shardkeeperv1.ReasonTokenInvalid))
+		g.Expect(ready.Message).To(ContainSubstring("Discord rejected the bot token"))
+		g.Expect(botPods(g, ns, "badtoken")).To(BeEmpty())
+	}, wait, tick).Should(Succeed())
+	// No crash loop: nothing comes back while nothing changed.
+	g.Consistently(func(g Gomega) { g.Expect(botPods(g, ns, "badtoken")).To(BeEmpty()) }, 2*time.Second, tick).Should(Succeed())
+	g.Expect(eventReasons(g, ns, "badtoken")).To(ContainElement(shardkeeperv1.ReasonTokenInvalid))
+
+	// A new token starts it again.
+	var secret corev1.Secret
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "badtoken-token"}, &secret)).To(Succeed())
+	secret.Data["token"] = []byte("MTIz.new.token")
+	g.Expect(k8s.Update(ctx, &secret)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(botPods(g, ns, "badtoken")).To(HaveLen(2))
+		g.Expect(getBot(g, ns, "badtoken").Status.Halted).To(BeNil())
+	}, wait, tick).Should(Succeed())
+	g.Expect(eventReasons(g, ns, "badtoken")).To(ContainElement("Resumed"))
+}

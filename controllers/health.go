@@ -210,10 +210,48 @@ func shardStateDigest(lease *coordinationv1.Lease) string {
 	return string(b)
 }
 
+// leaseHealth reports whether the bot's health is judged by heartbeat Leases.
+func (r *DiscordBotReconciler) leaseHealth(bot *shardkeeperv1.DiscordBot) bool {
+	return r.leases != nil && bot.Spec.Health.Mode != shardkeeperv1.HealthModeProbes
+}
+
+// observeLeases reads the bot pods' Leases from the cache: renewals for the tracker, and
+// what the bots say about their shards (latency, fatal reasons) for the status.
+func (r *DiscordBotReconciler) observeLeases(ctx context.Context, s *scope) error {
+	if !r.leaseHealth(s.bot) {
+		return nil
+	}
+	for _, p := range s.pods {
+		if p.terminating {
+			continue
+		}
+		var lease coordinationv1.Lease
+		err := r.Get(ctx, types.NamespacedName{Namespace: p.pod.Namespace, Name: leaseName(p.pod.Name)}, &lease)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading Lease %s: %w", leaseName(p.pod.Name), err)
+		}
+		r.leases.observe(&lease)
+		s.podLeases[p.pod.Name] = &lease
+		// A Lease outlives a deleted pod until garbage collection: only what this very pod
+		// wrote counts as its report.
+		ownPod := len(lease.OwnerReferences) > 0 && lease.OwnerReferences[0].UID == p.pod.UID
+		for _, st := range leaseShardStates(&lease) {
+			s.maxLatency = max(s.maxLatency, st.LatencyMillis)
+			if ownPod && st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
+				s.leaseFatal[p.pod.Name] = st.FatalReason + ": " + st.FatalMessage
+			}
+		}
+	}
+	return nil
+}
+
 // judgeHealth restarts pods whose heartbeat Lease went stale, within the restart budgets,
 // and records what it saw for the status.
 func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error {
-	if s.bot.Spec.Suspend || s.bot.Spec.Health.Mode == shardkeeperv1.HealthModeProbes || r.leases == nil {
+	if s.bot.Spec.Suspend || s.bot.Status.Halted != nil || !r.leaseHealth(s.bot) {
 		return nil
 	}
 	log := logf.FromContext(ctx)
@@ -242,22 +280,8 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		}
 		live++
 		key := types.NamespacedName{Namespace: p.pod.Namespace, Name: leaseName(p.pod.Name)}
-		var lease coordinationv1.Lease
-		exists := true
-		if err := r.Get(ctx, key, &lease); apierrors.IsNotFound(err) {
-			exists = false
-		} else if err != nil {
-			return fmt.Errorf("reading Lease %s: %w", key.Name, err)
-		} else {
-			r.leases.observe(&lease)
-			for _, st := range leaseShardStates(&lease) {
-				s.maxLatency = max(s.maxLatency, st.LatencyMillis)
-				if st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
-					s.leaseFatal[p.pod.Name] = st.FatalReason + ": " + st.FatalMessage
-				}
-			}
-		}
 		last, _ := r.leases.lastRenewal(key)
+		_, exists := s.podLeases[p.pod.Name]
 		v := judgePod(podHealthInput{
 			now: s.now, podSeen: r.leases.firstSeen(p.pod.UID), lastRenewal: last, leaseExists: exists,
 			leaseDuration: duration, startupGrace: grace,

@@ -153,3 +153,33 @@ func startedBotWithLease(t *testing.T, g Gomega, name string, shards int, leaseS
 	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, name)).To(HaveLen(shards)) }, wait, tick).Should(Succeed())
 	return ns, bot
 }
+
+func TestAFatalReasonOnTheLeaseHaltsTheBot(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns, _ := startedBotWithLease(t, g, "intents", 1, 10)
+	pod := botPods(g, ns, "intents")["intents-0"]
+	now := metav1.NewMicroTime(time.Now())
+	states := `[{"id":0,"state":"Failed","guilds":0,"fatalReason":"IntentsDisallowed","fatalMessage":"a privileged intent is not enabled"}]`
+	// A Lease left by an earlier pod of the same name says nothing about this one.
+	stale := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: ns, Labels: map[string]string{shardkeeperv1.LabelBot: "intents"},
+			Annotations:     map[string]string{shardkeeperv1.AnnotationShards: states},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: "an-earlier-pod"}}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(pod.Name), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
+	}
+	g.Expect(k8s.Create(ctx, stale)).To(Succeed())
+	g.Consistently(func(g Gomega) { g.Expect(getBot(g, ns, "intents").Status.Halted).To(BeNil()) }, 2*time.Second, tick).Should(Succeed())
+
+	// This pod's own report halts the bot.
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(stale), stale)).To(Succeed())
+	stale.OwnerReferences[0].UID = pod.UID
+	g.Expect(k8s.Update(ctx, stale)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		b := getBot(g, ns, "intents")
+		g.Expect(b.Status.Halted).NotTo(BeNil())
+		g.Expect(b.Status.Halted.Reason).To(Equal(shardkeeperv1.ReasonIntentsDisallowed))
+		g.Expect(botPods(g, ns, "intents")).To(BeEmpty())
+	}, wait, tick).Should(Succeed())
+}

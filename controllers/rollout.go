@@ -65,16 +65,33 @@ const (
 	eventShardGroupsChanged = "ShardGroupsChanged"
 	eventPodFailed          = "PodFailed"
 	eventSuspended          = "Suspended"
+	eventHalted             = "Halted"
 	eventOrphanPod          = "OrphanPodDeleted"
 )
 
 // rolloutInput is everything the rollout decision depends on.
 type rolloutInput struct {
-	topo           topology
-	revision       string
-	suspended      bool
+	topo     topology
+	revision string
+	// stop, when set, says why no pod may run (suspended, halted): every pod is deleted.
+	stop           *stopReason
 	tokenAvailable bool
 	pods           []observedPod
+}
+
+// stopReason is why a bot runs no pods, for the deletion events.
+type stopReason struct{ event, message string }
+
+// stopOf says why the bot must run no pods, or nil.
+func stopOf(bot *shardkeeperv1.DiscordBot) *stopReason {
+	switch {
+	case bot.Spec.Suspend:
+		return &stopReason{event: eventSuspended, message: "spec.suspend is true"}
+	case bot.Status.Halted != nil:
+		return &stopReason{event: eventHalted, message: fmt.Sprintf("%s: %s; restarts cannot fix this, the bot starts again when its spec or token Secret changes",
+			bot.Status.Halted.Reason, bot.Status.Halted.Message)}
+	}
+	return nil
 }
 
 // rolloutPlan is the decision: what to do now and why the bot is (or is not) progressing.
@@ -97,10 +114,10 @@ type rolloutPlan struct {
 //     Outdated pods that are not ready are unavailable anyway and are replaced at once.
 func planRollout(in rolloutInput) rolloutPlan {
 	var plan rolloutPlan
-	if in.suspended {
+	if in.stop != nil {
 		for _, p := range in.pods {
 			if !p.terminating {
-				plan.actions = append(plan.actions, deleteAction(p, eventSuspended, "spec.suspend is true"))
+				plan.actions = append(plan.actions, deleteAction(p, in.stop.event, in.stop.message))
 			}
 		}
 		return plan

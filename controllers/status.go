@@ -169,10 +169,15 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 		})
 	}
 
+	halt := bot.Status.Halted
 	switch {
 	case obs.suspended:
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonSuspended, "spec.suspend is true: no bot pods run")
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonSuspended, "spec.suspend is true")
+	case halt != nil:
+		msg := fmt.Sprintf("pod %s reported: %s. The bot's pods are stopped; fix it and change the spec or the token Secret to start again", halt.Pod, halt.Message)
+		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, halt.Reason, msg)
+		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, halt.Reason, "halted: restarts cannot fix "+halt.Reason)
 	case obs.tokenProblem != "":
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, obs.tokenProblem)
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, "waiting for the token Secret")
@@ -202,7 +207,9 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 		set(shardkeeperv1.ConditionRemediationRestricted, metav1.ConditionFalse, shardkeeperv1.ReasonRestartsAllowed, "stale pods are restarted within their budgets")
 	}
 
-	if st.ProblemCount > 0 && !obs.suspended {
+	if halt != nil && !obs.suspended {
+		set(shardkeeperv1.ConditionDegraded, metav1.ConditionTrue, halt.Reason, halt.Message)
+	} else if st.ProblemCount > 0 && !obs.suspended {
 		first := st.Problems[0]
 		msg := fmt.Sprintf("pod %s (shards %s): %s", first.Pod, first.Shards, first.Reason)
 		if st.ProblemCount > 1 {
@@ -218,6 +225,8 @@ func phaseOf(bot *shardkeeperv1.DiscordBot, obs botObservation) shardkeeperv1.Bo
 	switch {
 	case obs.suspended:
 		return shardkeeperv1.PhaseSuspended
+	case bot.Status.Halted != nil:
+		return shardkeeperv1.PhaseFailed
 	case obs.tokenProblem != "":
 		return shardkeeperv1.PhasePending
 	case meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionReady):

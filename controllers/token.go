@@ -57,14 +57,15 @@ func (r *DiscordBotReconciler) checkToken(ctx context.Context, s *scope) error {
 	switch {
 	case apierrors.IsNotFound(err):
 		s.tokenProblem = fmt.Sprintf("Secret %s/%s does not exist; create it with the bot token under key %q", s.bot.Namespace, ref.Name, key)
+		return nil
 	case err != nil:
 		return fmt.Errorf("reading token Secret %s: %w", ref.Name, err)
-	case len(secret.Data[key]) == 0:
-		if _, ok := secret.Data[key]; ok {
-			s.tokenProblem = fmt.Sprintf("Secret %s/%s has an empty key %q; put the bot token there", s.bot.Namespace, ref.Name, key)
-		} else {
-			s.tokenProblem = fmt.Sprintf("Secret %s/%s has no key %q; put the bot token there or set spec.tokenSecretRef.key", s.bot.Namespace, ref.Name, key)
-		}
+	}
+	s.secretVersion = secret.ResourceVersion
+	if _, ok := secret.Data[key]; !ok {
+		s.tokenProblem = fmt.Sprintf("Secret %s/%s has no key %q; put the bot token there or set spec.tokenSecretRef.key", s.bot.Namespace, ref.Name, key)
+	} else if len(secret.Data[key]) == 0 {
+		s.tokenProblem = fmt.Sprintf("Secret %s/%s has an empty key %q; put the bot token there", s.bot.Namespace, ref.Name, key)
 	}
 	return nil
 }

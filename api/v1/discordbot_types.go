@@ -181,7 +181,7 @@ type PodMetadata struct {
 }
 
 // BotPhase is a one-word summary of a bot's state.
-// +kubebuilder:validation:Enum=Pending;Starting;Running;Updating;Degraded;Suspended
+// +kubebuilder:validation:Enum=Pending;Starting;Running;Updating;Degraded;Suspended;Failed
 type BotPhase string
 
 const (
@@ -197,6 +197,9 @@ const (
 	PhaseDegraded BotPhase = "Degraded"
 	// PhaseSuspended: spec.suspend is true; no pods run.
 	PhaseSuspended BotPhase = "Suspended"
+	// PhaseFailed: the bot stopped for a reason restarts cannot fix (invalid token,
+	// disallowed intents...); it starts again when its spec or token Secret changes.
+	PhaseFailed BotPhase = "Failed"
 )
 
 // MaxReportedProblems bounds status.problems so the status stays small at any shard count.
@@ -268,6 +271,12 @@ type DiscordBotStatus struct {
 	// +optional
 	Revision string `json:"revision,omitempty"`
 
+	// Halted is set when a pod reported a reason restarts cannot fix (TokenInvalid,
+	// IntentsDisallowed, ShardingRequired...). The bot's pods are stopped instead of
+	// crash-looping, until the spec or the token Secret changes.
+	// +optional
+	Halted *BotHalt `json:"halted,omitempty"`
+
 	// Problems lists shard groups that are not healthy, at most MaxReportedProblems of them.
 	// +optional
 	// +listType=atomic
@@ -283,6 +292,23 @@ type DiscordBotStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// BotHalt records why a bot was stopped and what it was stopped at.
+type BotHalt struct {
+	// Reason is the bot's own CamelCase reason, e.g. TokenInvalid.
+	Reason string `json:"reason"`
+	// Message says more, in words.
+	Message string `json:"message"`
+	// Pod reported it.
+	Pod string `json:"pod"`
+	// Generation is the spec generation the bot was halted at.
+	Generation int64 `json:"generation"`
+	// SecretResourceVersion is the token Secret's version the bot was halted at.
+	// +optional
+	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
+	// Since is when the operator halted the bot.
+	Since metav1.Time `json:"since"`
 }
 
 // ShardGroupProblem describes one unhealthy pod and the shards it holds.
