@@ -243,7 +243,12 @@ func (d *dispatcher) drain(ctx context.Context) map[int]int {
 			"backlog", d.depth.Load())
 	}
 	d.cancelHandler()
+	return d.resumePoints()
+}
 
+// resumePoints returns, per shard with events in flight, the sequence number before its
+// first unhandled event: resuming from there replays what handlers have not finished.
+func (d *dispatcher) resumePoints() map[int]int {
 	d.inflightMu.Lock()
 	defer d.inflightMu.Unlock()
 	unhandled := map[int]int{}

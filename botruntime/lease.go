@@ -36,6 +36,9 @@ type leaseHeartbeat struct {
 	recoverWithin time.Duration
 	rt            *Runtime
 
+	// nudge asks for a write before the next beat is due.
+	nudge chan struct{}
+
 	mu      sync.Mutex
 	cached  *coordinationv1.Lease
 	failing bool   // in an episode of API errors (logged once)
@@ -49,8 +52,16 @@ func (h *leaseHeartbeat) run(ctx context.Context) {
 		h.beat(ctx)
 		// Jitter like the kubelet's renewer, so a thousand pods do not renew in step.
 		wait := interval + time.Duration(rand.Float64()*0.04*float64(interval))
-		if !sleep(ctx, wait) {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
 			return
+		case <-timer.C:
+		case <-h.nudge:
+			// A shard changed state (ready, failed...): say so now, and store the new
+			// session's resume state before anything can happen to the process.
+			timer.Stop()
 		}
 	}
 }
@@ -163,7 +174,9 @@ func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []
 		return err
 	}
 	if resume == nil {
-		resume = h.rt.resumeStates(nil)
+		// Only what handlers finished counts as received: if the process dies now, the
+		// replacement gets everything still queued or in progress replayed.
+		resume = h.rt.resumeStates(h.rt.dispatcher.resumePoints())
 	}
 	resumeJSON, err := json.Marshal(resume)
 	if err != nil {

@@ -117,6 +117,7 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 			podUID: types.UID(cfg.PodUID), duration: cfg.LeaseDuration, rt: r,
 			// Identifies queue at 5 s per bucket: a pod's shards get that long on top.
 			recoverWithin: 3*time.Minute + time.Duration(len(cfg.ShardIDs))*5*time.Second,
+			nudge:         make(chan struct{}, 1),
 		}
 		if r.recoveryBound > 0 {
 			r.lease.recoverWithin = r.recoveryBound
@@ -148,7 +149,7 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 			shard: id, shardCount: cfg.ShardCount, token: token, intents: intents,
 			gatewayURL: cfg.GatewayURL, dispatcher: r.dispatcher, limiter: r.limiter,
 			metrics: r.metrics, log: r.log.WithName("gateway"), state: StateConnecting,
-			lastProgress: time.Now(),
+			lastProgress: time.Now(), onSettled: r.nudgeLease,
 		})
 	}
 	return r, nil
@@ -324,6 +325,17 @@ func (r *Runtime) Shards() []ShardStatus {
 func (r *Runtime) HealthAddr() string {
 	addr, _ := r.healthAddr.Load().(string)
 	return addr
+}
+
+// nudgeLease asks the Lease heartbeat to write now. It never blocks.
+func (r *Runtime) nudgeLease() {
+	if r.lease == nil {
+		return
+	}
+	select {
+	case r.lease.nudge <- struct{}{}:
+	default:
+	}
 }
 
 // Config returns the runtime's configuration.

@@ -83,6 +83,8 @@ type session struct {
 	limiter           IdentifyLimiter
 	metrics           *metrics
 	log               logr.Logger
+	// onSettled is told when the shard becomes Ready, Resumed or Failed.
+	onSettled func()
 
 	mu           sync.Mutex
 	state        ShardState
@@ -143,6 +145,9 @@ func (s *session) setState(st ShardState) {
 			v = 1
 		}
 		s.metrics.shardState.WithLabelValues(label, string(other)).Set(v)
+	}
+	if s.onSettled != nil && (st == StateReady || st == StateResumed || st == StateFailed) {
+		s.onSettled()
 	}
 }
 

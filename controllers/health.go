@@ -9,6 +9,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -200,6 +201,17 @@ func leaseShardStates(lease *coordinationv1.Lease) []shardkeeperv1.LeaseShardSta
 	return out
 }
 
+// leaseOf tells whether a Lease was written by this very pod: a replacement pod has the
+// same name, and the Lease its predecessor renewed says nothing about it.
+func leaseOf(lease *coordinationv1.Lease, pod *corev1.Pod) bool {
+	for _, ref := range lease.OwnerReferences {
+		if ref.Kind == "Pod" {
+			return ref.UID == pod.UID
+		}
+	}
+	return true // no owner: a bot that does not say who it is; trust the name
+}
+
 // shardStateDigest is the part of a Lease's shard states worth a reconcile: states and
 // fatal reasons, not the latency and event times that change on every renewal.
 func shardStateDigest(lease *coordinationv1.Lease) string {
@@ -237,7 +249,7 @@ func (r *DiscordBotReconciler) observeLeases(ctx context.Context, s *scope) erro
 		s.podLeases[p.pod.Name] = &lease
 		// A Lease outlives a deleted pod until garbage collection: only what this very pod
 		// wrote counts as its report.
-		ownPod := len(lease.OwnerReferences) > 0 && lease.OwnerReferences[0].UID == p.pod.UID
+		ownPod := len(lease.OwnerReferences) > 0 && leaseOf(&lease, p.pod)
 		for _, st := range leaseShardStates(&lease) {
 			s.maxLatency = max(s.maxLatency, st.LatencyMillis)
 			if ownPod && st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
@@ -280,8 +292,11 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		}
 		live++
 		key := types.NamespacedName{Namespace: p.pod.Namespace, Name: leaseName(p.pod.Name)}
-		last, _ := r.leases.lastRenewal(key)
-		_, exists := s.podLeases[p.pod.Name]
+		lease, exists := s.podLeases[p.pod.Name]
+		var last time.Time
+		if exists && leaseOf(lease, p.pod) {
+			last, _ = r.leases.lastRenewal(key)
+		}
 		v := judgePod(podHealthInput{
 			now: s.now, podSeen: r.leases.firstSeen(p.pod.UID), lastRenewal: last, leaseExists: exists,
 			leaseDuration: duration, startupGrace: grace,
@@ -368,7 +383,8 @@ func (r *DiscordBotReconciler) leaseEvents() handler.Funcs {
 			}
 			old, _ := e.ObjectOld.(*coordinationv1.Lease)
 			firstRenewal := r.leases.observe(lease) && lease.Spec.RenewTime != nil && old != nil && old.Spec.RenewTime == nil
-			if firstRenewal || shardStateDigest(old) != shardStateDigest(lease) {
+			newOwner := old != nil && !equality.Semantic.DeepEqual(old.OwnerReferences, lease.OwnerReferences)
+			if firstRenewal || newOwner || shardStateDigest(old) != shardStateDigest(lease) {
 				enqueue(lease, q)
 			}
 		},

@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
@@ -79,10 +80,20 @@ func run(args []string) int {
 	return botruntime.ExitOK
 }
 
+// inClusterClient is the pod's API access; KUBECONFIG, when set, takes its place (a bot
+// run by hand or by the end-to-end tests, outside a pod).
 func inClusterClient() (kubernetes.Interface, error) {
-	cfg, err := rest.InClusterConfig()
+	var (
+		cfg *rest.Config
+		err error
+	)
+	if path := os.Getenv("KUBECONFIG"); path != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", path)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s is set but there is no in-cluster API access: %w", shardkeeperv1.EnvLeaseName, err)
+		return nil, fmt.Errorf("%s is set but there is no API access (in-cluster or KUBECONFIG): %w", shardkeeperv1.EnvLeaseName, err)
 	}
 	cfg.UserAgent = "shardkeeper-bot"
 	return kubernetes.NewForConfig(cfg)

@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+)
+
+// processKubelet plays the kubelet for bot pods on an API server with no nodes: for every
+// bot pod it starts a real cmd/bot process with the environment the pod spec describes
+// (field references resolved, the token Secret written to a file), and kills the process
+// when the pod goes away. It does nothing else a kubelet does.
+type processKubelet struct {
+	t          *testing.T
+	k8s        client.Client
+	ns         string
+	bin        string
+	kubeconfig string
+	dir        string
+
+	mu    sync.Mutex
+	procs map[types.UID]*botProc
+}
+
+type botProc struct {
+	pod  string
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+}
+
+func (k *processKubelet) run(ctx context.Context) {
+	for {
+		k.sync(ctx)
+		select {
+		case <-ctx.Done():
+			k.killAll()
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (k *processKubelet) sync(ctx context.Context) {
+	var pods corev1.PodList
+	if err := k.k8s.List(ctx, &pods, client.InNamespace(k.ns), client.HasLabels{shardkeeperv1.LabelBot}); err != nil {
+		return
+	}
+	alive := map[types.UID]bool{}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		alive[pod.UID] = true
+		k.mu.Lock()
+		_, running := k.procs[pod.UID]
+		k.mu.Unlock()
+		if !running {
+			k.start(ctx, pod)
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for uid, p := range k.procs {
+		if !alive[uid] {
+			p.kill()
+			delete(k.procs, uid)
+		}
+	}
+}
+
+func (k *processKubelet) start(ctx context.Context, pod *corev1.Pod) {
+	c := pod.Spec.Containers[0]
+	env := []string{"KUBECONFIG=" + k.kubeconfig}
+	for _, e := range c.Env {
+		value := e.Value
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			switch e.ValueFrom.FieldRef.FieldPath {
+			case "metadata.name":
+				value = pod.Name
+			case "metadata.namespace":
+				value = pod.Namespace
+			case "metadata.uid":
+				value = string(pod.UID)
+			}
+		}
+		if e.Name == shardkeeperv1.EnvTokenFile {
+			value = k.tokenFile(ctx, pod)
+		}
+		env = append(env, e.Name+"="+value)
+	}
+	cmd := exec.Command(k.bin, "--health-addr=127.0.0.1:0", "--termination-log=")
+	cmd.Env = env
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		k.t.Errorf("starting the bot for pod %s: %v", pod.Name, err)
+		return
+	}
+	k.mu.Lock()
+	k.procs[pod.UID] = &botProc{pod: pod.Name, cmd: cmd, logs: logs}
+	k.mu.Unlock()
+}
+
+// tokenFile writes the pod's token Secret key where the bot reads it, as a volume would.
+func (k *processKubelet) tokenFile(ctx context.Context, pod *corev1.Pod) string {
+	var vol *corev1.SecretVolumeSource
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil {
+			vol = v.Secret
+		}
+	}
+	var secret corev1.Secret
+	if vol == nil || k.k8s.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: vol.SecretName}, &secret) != nil {
+		return "/nonexistent"
+	}
+	path := filepath.Join(k.dir, string(pod.UID)+"-token")
+	_ = os.WriteFile(path, secret.Data[vol.Items[0].Key], 0o600)
+	return path
+}
+
+// signal sends sig to the process running pod.
+func (k *processKubelet) signal(pod string, sig syscall.Signal) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, p := range k.procs {
+		if p.pod == pod {
+			return p.cmd.Process.Signal(sig)
+		}
+	}
+	return fmt.Errorf("no process for pod %s", pod)
+}
+
+func (k *processKubelet) logs() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var b strings.Builder
+	for _, p := range k.procs {
+		fmt.Fprintf(&b, "--- %s\n%s\n", p.pod, p.logs.String())
+	}
+	return b.String()
+}
+
+func (k *processKubelet) killAll() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for uid, p := range k.procs {
+		p.kill()
+		delete(k.procs, uid)
+	}
+}
+
+// kill ends the process the way the kubelet ends a deleted pod's frozen container.
+func (p *botProc) kill() {
+	_ = p.cmd.Process.Kill() // SIGKILL ends a stopped process too
+	_ = p.cmd.Wait()
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
