@@ -58,6 +58,10 @@ build: ## Build the operator and bot binaries into bin/.
 bench: ## Measure slow handlers against the heartbeat (botruntime beside plain disgo).
 	go run ./bench/heartbeat
 
+.PHONY: bench-failover
+bench-failover: envtest-assets ## Measure freeze-to-replacement of a bot pod end to end.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/failover
+
 .PHONY: run
 run: envtest-assets ## Run a local control plane, the operator and the sample bots (no cluster needed).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/localplane --default-bot-image=$(DEFAULT_BOT_IMAGE)

@@ -1,4 +1,4 @@
-package e2e
+package processkubelet
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,20 +19,30 @@ import (
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
 
-// processKubelet plays the kubelet for bot pods on an API server with no nodes: for every
-// bot pod it starts a real cmd/bot process with the environment the pod spec describes
-// (field references resolved, the token Secret written to a file), and kills the process
-// when the pod goes away. It does nothing else a kubelet does.
-type processKubelet struct {
-	t          *testing.T
+// Package processkubelet plays the kubelet for bot pods on an API server with no nodes
+// (envtest): for every bot pod it starts a real cmd/bot process with the environment the
+// pod spec describes (field references resolved, the token Secret written to a file), and
+// kills the process when the pod goes away. It does nothing else a kubelet does. End-to-end
+// tests and benchmarks use it.
+
+// Kubelet runs bot pods of one namespace as local processes.
+type Kubelet struct {
 	k8s        client.Client
 	ns         string
 	bin        string
 	kubeconfig string
 	dir        string
+	// OnError is told when a process cannot start (default: ignore).
+	OnError func(error)
 
 	mu    sync.Mutex
 	procs map[types.UID]*botProc
+}
+
+// New returns a Kubelet that runs the bot binary bin for the bot pods in ns; the bots reach
+// the API server through kubeconfig; dir holds token files.
+func New(k8s client.Client, ns, bin, kubeconfig, dir string) *Kubelet {
+	return &Kubelet{k8s: k8s, ns: ns, bin: bin, kubeconfig: kubeconfig, dir: dir, procs: map[types.UID]*botProc{}}
 }
 
 type botProc struct {
@@ -42,19 +51,20 @@ type botProc struct {
 	logs *lockedBuffer
 }
 
-func (k *processKubelet) run(ctx context.Context) {
+// Run starts and stops processes as pods come and go, until ctx ends; then it kills them all.
+func (k *Kubelet) Run(ctx context.Context) {
 	for {
 		k.sync(ctx)
 		select {
 		case <-ctx.Done():
-			k.killAll()
+			k.KillAll()
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func (k *processKubelet) sync(ctx context.Context) {
+func (k *Kubelet) sync(ctx context.Context) {
 	var pods corev1.PodList
 	if err := k.k8s.List(ctx, &pods, client.InNamespace(k.ns), client.HasLabels{shardkeeperv1.LabelBot}); err != nil {
 		return
@@ -83,7 +93,7 @@ func (k *processKubelet) sync(ctx context.Context) {
 	}
 }
 
-func (k *processKubelet) start(ctx context.Context, pod *corev1.Pod) {
+func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) {
 	c := pod.Spec.Containers[0]
 	env := []string{"KUBECONFIG=" + k.kubeconfig}
 	for _, e := range c.Env {
@@ -108,7 +118,9 @@ func (k *processKubelet) start(ctx context.Context, pod *corev1.Pod) {
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		k.t.Errorf("starting the bot for pod %s: %v", pod.Name, err)
+		if k.OnError != nil {
+			k.OnError(fmt.Errorf("starting the bot for pod %s: %w", pod.Name, err))
+		}
 		return
 	}
 	k.mu.Lock()
@@ -117,7 +129,7 @@ func (k *processKubelet) start(ctx context.Context, pod *corev1.Pod) {
 }
 
 // tokenFile writes the pod's token Secret key where the bot reads it, as a volume would.
-func (k *processKubelet) tokenFile(ctx context.Context, pod *corev1.Pod) string {
+func (k *Kubelet) tokenFile(ctx context.Context, pod *corev1.Pod) string {
 	var vol *corev1.SecretVolumeSource
 	for _, v := range pod.Spec.Volumes {
 		if v.Secret != nil {
@@ -133,8 +145,8 @@ func (k *processKubelet) tokenFile(ctx context.Context, pod *corev1.Pod) string 
 	return path
 }
 
-// signal sends sig to the process running pod.
-func (k *processKubelet) signal(pod string, sig syscall.Signal) error {
+// Signal sends sig to the process running pod.
+func (k *Kubelet) Signal(pod string, sig syscall.Signal) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, p := range k.procs {
@@ -145,7 +157,8 @@ func (k *processKubelet) signal(pod string, sig syscall.Signal) error {
 	return fmt.Errorf("no process for pod %s", pod)
 }
 
-func (k *processKubelet) logs() string {
+// Logs is every running process's output, for failure reports.
+func (k *Kubelet) Logs() string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var b strings.Builder
@@ -155,7 +168,8 @@ func (k *processKubelet) logs() string {
 	return b.String()
 }
 
-func (k *processKubelet) killAll() {
+// KillAll kills every process.
+func (k *Kubelet) KillAll() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for uid, p := range k.procs {
