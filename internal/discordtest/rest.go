@@ -349,13 +349,22 @@ func commandsKey(params []string) (uint64, bool) {
 	return g, err == nil
 }
 
-func (s *Server) handleGetCommands(w http.ResponseWriter, _ *http.Request, params []string, _ json.RawMessage) {
+// commandsTarget checks the application in the path and returns the command list's key
+// (0 for global commands, else the guild), answering the error itself when there is none.
+func (s *Server) commandsTarget(w http.ResponseWriter, params []string) (uint64, bool) {
 	if !s.checkApp(w, params[0]) {
-		return
+		return 0, false
 	}
 	key, ok := commandsKey(params)
 	if !ok {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "Unknown Guild", Code: 10004})
+	}
+	return key, ok
+}
+
+func (s *Server) handleGetCommands(w http.ResponseWriter, _ *http.Request, params []string, _ json.RawMessage) {
+	key, ok := s.commandsTarget(w, params)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -417,12 +426,8 @@ func (s *Server) normalizeCommandLocked(raw json.RawMessage, guildID uint64, exi
 }
 
 func (s *Server) handlePutCommands(w http.ResponseWriter, _ *http.Request, params []string, body json.RawMessage) {
-	if !s.checkApp(w, params[0]) {
-		return
-	}
-	key, ok := commandsKey(params)
+	key, ok := s.commandsTarget(w, params)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, apiError{Message: "Unknown Guild", Code: 10004})
 		return
 	}
 	var list []json.RawMessage
@@ -449,12 +454,8 @@ func (s *Server) handlePutCommands(w http.ResponseWriter, _ *http.Request, param
 }
 
 func (s *Server) handlePostCommand(w http.ResponseWriter, _ *http.Request, params []string, body json.RawMessage) {
-	if !s.checkApp(w, params[0]) {
-		return
-	}
-	key, ok := commandsKey(params)
+	key, ok := s.commandsTarget(w, params)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, apiError{Message: "Unknown Guild", Code: 10004})
 		return
 	}
 	s.mu.Lock()
