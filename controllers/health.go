@@ -38,6 +38,10 @@ const (
 	restartBudget      = 3
 	restartWindow      = 10 * time.Minute
 	restartBackoffBase = 30 * time.Second
+	// containerRestartLimit kubelet restarts of the bot container within
+	// containerRestartWindow get the pod replaced: a fresh pod, maybe on another node.
+	containerRestartLimit  = 3
+	containerRestartWindow = 10 * time.Minute
 )
 
 // leaseTracker remembers, on the operator's clock, when each bot Lease's renewTime last
@@ -51,6 +55,13 @@ type leaseTracker struct {
 	podSeen map[types.UID]time.Time
 	// restarts: pod namespace/name -> the operator's restarts of it, oldest first.
 	restarts map[types.NamespacedName][]time.Time
+	// containerRestarts: pod UID -> the restart count last seen and when it went up.
+	containerRestarts map[types.UID]*restartHistory
+}
+
+type restartHistory struct {
+	count int32
+	times []time.Time
 }
 
 type renewal struct {
@@ -60,10 +71,11 @@ type renewal struct {
 
 func newLeaseTracker(c Clock) *leaseTracker {
 	return &leaseTracker{
-		clock:    clockOrReal(c),
-		renewals: map[types.NamespacedName]renewal{},
-		podSeen:  map[types.UID]time.Time{},
-		restarts: map[types.NamespacedName][]time.Time{},
+		clock:             clockOrReal(c),
+		renewals:          map[types.NamespacedName]renewal{},
+		podSeen:           map[types.UID]time.Time{},
+		restarts:          map[types.NamespacedName][]time.Time{},
+		containerRestarts: map[types.UID]*restartHistory{},
 	}
 }
 
@@ -113,6 +125,31 @@ func (t *leaseTracker) firstSeen(uid types.UID) time.Time {
 	return now
 }
 
+// containerRestartsWithin records a pod's container restart count and returns how many
+// restarts the operator saw happen within window. Restarts from before the operator first
+// saw the pod are not counted (a fresh operator gives a fresh grace).
+func (t *leaseTracker) containerRestartsWithin(uid types.UID, count int32, window time.Duration) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.clock.Now()
+	h, ok := t.containerRestarts[uid]
+	if !ok {
+		t.containerRestarts[uid] = &restartHistory{count: count}
+		return 0
+	}
+	for ; h.count < count; h.count++ {
+		h.times = append(h.times, now)
+	}
+	var recent []time.Time
+	for _, at := range h.times {
+		if now.Sub(at) < window {
+			recent = append(recent, at)
+		}
+	}
+	h.times = recent
+	return len(recent)
+}
+
 // restartAllowed applies the per-pod budget; when not allowed it says when it will be.
 func (t *leaseTracker) restartAllowed(key types.NamespacedName, now time.Time) (bool, time.Duration) {
 	t.mu.Lock()
@@ -148,6 +185,10 @@ type podHealthInput struct {
 	leaseExists   bool
 	leaseDuration time.Duration
 	startupGrace  time.Duration
+	// containerRestarts is how many times the kubelet restarted the bot container within
+	// containerRestartWindow (liveness failures: a botruntime bot only exits on SIGTERM or
+	// for a fatal reason, which is handled apart).
+	containerRestarts int
 }
 
 // verdict is judgePod's answer: restart or not, why, and when to look again.
@@ -164,6 +205,11 @@ type verdict struct {
 
 // judgePod decides whether a pod's heartbeat is stale. It is pure.
 func judgePod(in podHealthInput) verdict {
+	if in.containerRestarts >= containerRestartLimit {
+		return verdict{stale: true, reason: shardkeeperv1.ReasonContainerRestarting,
+			message: fmt.Sprintf("the bot container was restarted %d times in %s (failing liveness probes or crashing); replacing the pod",
+				in.containerRestarts, containerRestartWindow)}
+	}
 	if in.lastRenewal.IsZero() {
 		deadline := in.podSeen.Add(in.startupGrace)
 		if in.now.After(deadline) {
@@ -297,9 +343,16 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		if exists && leaseOf(lease, p.pod) {
 			last, _ = r.leases.lastRenewal(key)
 		}
+		var restarts int32
+		for _, cs := range p.pod.Status.ContainerStatuses {
+			if _, _, fatal := fatalBotReason(cs); !fatal {
+				restarts += cs.RestartCount
+			}
+		}
 		v := judgePod(podHealthInput{
 			now: s.now, podSeen: r.leases.firstSeen(p.pod.UID), lastRenewal: last, leaseExists: exists,
 			leaseDuration: duration, startupGrace: grace,
+			containerRestarts: r.leases.containerRestartsWithin(p.pod.UID, restarts, containerRestartWindow),
 		})
 		if v.stale {
 			stale = append(stale, stalePod{p, v})

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -182,4 +183,26 @@ func TestAFatalReasonOnTheLeaseHaltsTheBot(t *testing.T) {
 		g.Expect(b.Status.Halted.Reason).To(Equal(shardkeeperv1.ReasonIntentsDisallowed))
 		g.Expect(botPods(g, ns, "intents")).To(BeEmpty())
 	}, wait, tick).Should(Succeed())
+}
+
+func TestAContainerThatKeepsRestartingGetsItsPodReplaced(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns, _ := startedBotWithLease(t, g, "loopy", 1, 10)
+	startHeartbeats(t, ns, "loopy", "loopy-0") // the Lease is fine; the container is not
+	pod := botPods(g, ns, "loopy")["loopy-0"]
+	g.Eventually(func(g Gomega) { g.Expect(getBot(g, ns, "loopy").Status.ObservedGeneration).To(BeNumerically(">", 0)) }, wait, tick).Should(Succeed())
+
+	// The kubelet killed it three times for failing its liveness probe.
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "bot", RestartCount: 3, Image: "x", ImageID: "x",
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}}}
+	g.Expect(k8s.Status().Update(ctx, &pod)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		now, ok := botPods(g, ns, "loopy")["loopy-0"]
+		g.Expect(ok).To(BeTrue())
+		g.Expect(now.UID).NotTo(Equal(pod.UID))
+		g.Expect(getBot(g, ns, "loopy").Status.LastRestartReason).To(Equal(shardkeeperv1.ReasonContainerRestarting))
+	}, wait, tick).Should(Succeed())
+	g.Expect(eventReasons(g, ns, "loopy")).To(ContainElement(shardkeeperv1.ReasonContainerRestarting))
 }

@@ -20,7 +20,10 @@ func TestJudgePod(t *testing.T) {
 		wantStale   string
 		wantRecheck time.Duration
 		wantSuspect bool
+		restarts    int
 	}{
+		"container restarted 3 times in the window": {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - time.Second), leaseExists: true,
+			restarts: 3, wantStale: shardkeeperv1.ReasonContainerRestarting},
 		"new pod, no Lease yet: wait for the grace": {now: t0.Add(time.Minute), wantRecheck: 2 * time.Minute},
 		"grace over, no Lease":                      {now: t0.Add(3*time.Minute + time.Second), wantStale: shardkeeperv1.ReasonLeaseNeverWritten},
 		"grace over, Lease never renewed":           {now: t0.Add(4 * time.Minute), leaseExists: true, wantStale: shardkeeperv1.ReasonLeaseNeverWritten},
@@ -31,7 +34,7 @@ func TestJudgePod(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			in := base
-			in.now, in.lastRenewal, in.leaseExists = tc.now, tc.lastRenewal, tc.leaseExists
+			in.now, in.lastRenewal, in.leaseExists, in.containerRestarts = tc.now, tc.lastRenewal, tc.leaseExists, tc.restarts
 			v := judgePod(in)
 			if v.reason != tc.wantStale || v.stale != (tc.wantStale != "") || v.recheck != tc.wantRecheck || v.suspect != tc.wantSuspect {
 				t.Errorf("verdict %+v; want stale %q, recheck %s", v, tc.wantStale, tc.wantRecheck)
@@ -94,5 +97,22 @@ func TestOperatorRestartGivesEveryLeaseAFreshGrace(t *testing.T) {
 	clock.SetTime(clock.Now().Add(time.Hour))
 	if seen := tr.firstSeen("uid-1"); !seen.Equal(clock.Now().Add(-time.Hour)) {
 		t.Errorf("first seen moved to %s", seen)
+	}
+}
+
+func TestContainerRestartsCountOnlyWhatTheOperatorSaw(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	tr := newLeaseTracker(clock)
+	// 7 restarts before this operator saw the pod: a fresh grace, not a verdict.
+	if n := tr.containerRestartsWithin("uid", 7, containerRestartWindow); n != 0 {
+		t.Fatalf("counted %d old restarts", n)
+	}
+	clock.SetTime(clock.Now().Add(time.Minute))
+	if n := tr.containerRestartsWithin("uid", 9, containerRestartWindow); n != 2 {
+		t.Fatalf("2 new restarts counted as %d", n)
+	}
+	clock.SetTime(clock.Now().Add(containerRestartWindow))
+	if n := tr.containerRestartsWithin("uid", 9, containerRestartWindow); n != 0 {
+		t.Fatalf("restarts older than the window still count: %d", n)
 	}
 }

@@ -349,6 +349,7 @@ const (
 	ReasonRestartsAllowed          = "RestartsAllowed"
 	ReasonLeaseStale               = "LeaseStale"
 	ReasonLeaseNeverWritten        = "LeaseNeverWritten"
+	ReasonContainerRestarting      = "ContainerRestarting"
 )
 
 // DiscordBot runs a Discord bot as sharded gateway sessions in pods the operator manages.
