@@ -150,8 +150,8 @@ func (t *leaseTracker) containerRestartsWithin(uid types.UID, count int32, windo
 	return len(recent)
 }
 
-// restartAllowed applies the per-pod budget; when not allowed it says when it will be.
-func (t *leaseTracker) restartAllowed(key types.NamespacedName, now time.Time) (bool, time.Duration) {
+// restartHistory returns the operator's restarts of a pod within restartWindow.
+func (t *leaseTracker) restartHistory(key types.NamespacedName, now time.Time) []time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var recent []time.Time
@@ -161,6 +161,12 @@ func (t *leaseTracker) restartAllowed(key types.NamespacedName, now time.Time) (
 		}
 	}
 	t.restarts[key] = recent
+	return append([]time.Time(nil), recent...)
+}
+
+// budgetAllows applies the per-pod restart budget to the restarts within the window; when
+// a restart must wait it says how long.
+func budgetAllows(recent []time.Time, now time.Time) (bool, time.Duration) {
 	if len(recent) < restartBudget {
 		return true, 0
 	}
@@ -229,6 +235,54 @@ func judgePod(in podHealthInput) verdict {
 				in.now.Sub(in.lastRenewal).Round(time.Second), in.leaseDuration)}
 	}
 	return verdict{recheck: expiry.Sub(in.now), suspect: in.now.Sub(in.lastRenewal) > in.leaseDuration/2}
+}
+
+// restartInput is everything the restart decision for one pod depends on.
+type restartInput struct {
+	health podHealthInput
+	// fatalReason is set when the pod reported a reason restarts cannot fix.
+	fatalReason string
+	// restarts are the operator's earlier restarts of this pod within restartWindow.
+	restarts []time.Time
+	// storm is set when too many of the bot's pods are unhealthy at once.
+	storm bool
+}
+
+// restartDecision says whether to restart a pod now; when a needed restart waits, hold
+// says why (Halted, RemediationRestricted, RestartBackoff). reason goes to the event.
+type restartDecision struct {
+	restart bool
+	hold    string
+	reason  string
+	message string
+	recheck time.Duration
+}
+
+// Why a needed restart waits.
+const (
+	holdHalted  = "Halted"
+	holdStorm   = shardkeeperv1.ConditionRemediationRestricted
+	holdBackoff = "RestartBackoff"
+)
+
+// decideRestart answers "restart this pod now, and why?". It is pure: the chain is fatal
+// reason (never restart), staleness (judgePod), the storm guard, then the pod's budget.
+func decideRestart(in restartInput) restartDecision {
+	if in.fatalReason != "" {
+		return restartDecision{hold: holdHalted, reason: in.fatalReason, message: "the pod reported a reason restarts cannot fix"}
+	}
+	v := judgePod(in.health)
+	if !v.stale {
+		return restartDecision{recheck: v.recheck}
+	}
+	if in.storm {
+		return restartDecision{hold: holdStorm, reason: v.reason, message: v.message, recheck: in.health.leaseDuration / 2}
+	}
+	if ok, wait := budgetAllows(in.restarts, in.health.now); !ok {
+		return restartDecision{hold: holdBackoff, reason: v.reason, recheck: wait,
+			message: fmt.Sprintf("%s, but it was restarted %d times in %s; next restart in %s", v.message, len(in.restarts), restartWindow, wait.Round(time.Second))}
+	}
+	return restartDecision{restart: true, reason: v.reason, message: v.message}
 }
 
 // tooManyUnhealthy is the storm guard: restarting most of a bot at once is worse than the
@@ -327,8 +381,8 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 	}
 
 	type stalePod struct {
-		p observedPod
-		v verdict
+		p  observedPod
+		in podHealthInput
 	}
 	var stale []stalePod
 	live, suspects := 0, 0
@@ -349,13 +403,14 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 				restarts += cs.RestartCount
 			}
 		}
-		v := judgePod(podHealthInput{
+		in := podHealthInput{
 			now: s.now, podSeen: r.leases.firstSeen(p.pod.UID), lastRenewal: last, leaseExists: exists,
 			leaseDuration: duration, startupGrace: grace,
 			containerRestarts: r.leases.containerRestartsWithin(p.pod.UID, restarts, containerRestartWindow),
-		})
+		}
+		v := judgePod(in)
 		if v.stale {
-			stale = append(stale, stalePod{p, v})
+			stale = append(stale, stalePod{p, in})
 			first, lastShard := s.topo.shardRange(p.group)
 			s.staleShards += lastShard - first + 1
 		} else if v.recheck > 0 {
@@ -369,28 +424,32 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		s.remediation = ""
 		return nil
 	}
-	if unhealthy := len(stale) + suspects; tooManyUnhealthy(unhealthy, live, maxPercent) {
+	storm := tooManyUnhealthy(len(stale)+suspects, live, maxPercent)
+	if storm {
 		s.remediation = fmt.Sprintf("%d of %d pods have stale or lapsing heartbeat Leases (more than %d%%): holding back restarts, as in an API server or Discord outage",
-			unhealthy, live, maxPercent)
-		s.recheck = minPositive(s.recheck, duration/2)
-		return nil
+			len(stale)+suspects, live, maxPercent)
+	} else {
+		s.remediation = ""
 	}
-	s.remediation = ""
 
 	for _, sp := range stale {
 		podKey := client.ObjectKeyFromObject(sp.p.pod)
+		d := decideRestart(restartInput{
+			health: sp.in, fatalReason: s.leaseFatal[podKey.Name],
+			restarts: r.leases.restartHistory(podKey, s.now), storm: storm,
+		})
+		if !d.restart {
+			if d.hold == holdBackoff {
+				r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, holdBackoff, "Restart", "pod %s: %s", podKey.Name, d.message)
+			}
+			s.recheck = minPositive(s.recheck, d.recheck)
+			continue
+		}
 		// Our cache may be behind: read the live Lease before acting on it.
 		var live coordinationv1.Lease
 		leaseKey := types.NamespacedName{Namespace: podKey.Namespace, Name: leaseName(podKey.Name)}
-		if err := r.APIReader.Get(ctx, leaseKey, &live); err == nil && r.leases.observe(&live) {
+		if err := r.APIReader.Get(ctx, leaseKey, &live); err == nil && r.leases.observe(&live) && d.reason != shardkeeperv1.ReasonContainerRestarting {
 			s.recheck = minPositive(s.recheck, duration)
-			continue
-		}
-		if ok, wait := r.leases.restartAllowed(podKey, s.now); !ok {
-			r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, "RestartBackoff", "Restart",
-				"pod %s is unhealthy (%s) but was restarted %d times in %s; next restart in %s",
-				podKey.Name, sp.v.reason, restartBudget, restartWindow, wait.Round(time.Second))
-			s.recheck = minPositive(s.recheck, wait)
 			continue
 		}
 		uid := sp.p.pod.UID
@@ -398,11 +457,11 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			return fmt.Errorf("restarting pod %s: %w", podKey.Name, err)
 		}
 		r.leases.recordRestart(podKey, s.now)
-		metricPodActions.WithLabelValues("delete", sp.v.reason).Inc()
-		log.Info("restarted pod with a stale heartbeat", "pod", podKey.Name, "reason", sp.v.reason, "detail", sp.v.message)
-		r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, sp.v.reason, "Restart", "restarted pod %s: %s", podKey.Name, sp.v.message)
+		metricPodActions.WithLabelValues("delete", d.reason).Inc()
+		log.Info("restarted an unhealthy pod", "pod", podKey.Name, "reason", d.reason, "detail", d.message)
+		r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, d.reason, "Restart", "restarted pod %s: %s", podKey.Name, d.message)
 		s.newRestarts++
-		s.lastRestartReason = sp.v.reason
+		s.lastRestartReason = d.reason
 		// The rollout must not act on this pod again in this pass.
 		for i := range s.pods {
 			if s.pods[i].pod.UID == uid {

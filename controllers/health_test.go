@@ -61,29 +61,93 @@ func TestStormGuard(t *testing.T) {
 	}
 }
 
+func TestDecideRestart(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	now := t0.Add(time.Hour)
+	healthy := podHealthInput{now: now, podSeen: t0, lastRenewal: now.Add(-3 * time.Second), leaseExists: true,
+		leaseDuration: 20 * time.Second, startupGrace: 3 * time.Minute}
+	stale := healthy
+	stale.lastRenewal = now.Add(-25 * time.Second)
+	starting := healthy
+	starting.podSeen, starting.lastRenewal, starting.leaseExists = now.Add(-time.Minute), time.Time{}, false
+	// A restarted operator saw this pod first just now, though the pod is old and its
+	// Lease's renewTime (the bot's clock) is ancient: a fresh grace, not a restart.
+	operatorRestarted := healthy
+	operatorRestarted.podSeen, operatorRestarted.lastRenewal = now, now
+	minutesAgo := func(m ...int) []time.Time {
+		var out []time.Time
+		for _, v := range m {
+			out = append(out, now.Add(-time.Duration(v)*time.Minute))
+		}
+		return out
+	}
+	tests := []struct {
+		name        string
+		in          restartInput
+		wantRestart bool
+		wantHold    string
+		wantReason  string
+		wantRecheck time.Duration
+	}{
+		{name: "fresh: look again when the Lease would expire", in: restartInput{health: healthy}, wantRecheck: 17 * time.Second},
+		{name: "stale: restart", in: restartInput{health: stale}, wantRestart: true, wantReason: shardkeeperv1.ReasonLeaseStale},
+		{name: "startup grace: wait for the first renewal", in: restartInput{health: starting}, wantRecheck: 2 * time.Minute},
+		{name: "operator restart: fresh grace", in: restartInput{health: operatorRestarted}, wantRecheck: 20 * time.Second},
+		{name: "budget left: restart", in: restartInput{health: stale, restarts: minutesAgo(9, 5)}, wantRestart: true, wantReason: shardkeeperv1.ReasonLeaseStale},
+		{name: "budget exhausted: back off", in: restartInput{health: stale, restarts: minutesAgo(3, 2, 1, 0)},
+			wantHold: holdBackoff, wantReason: shardkeeperv1.ReasonLeaseStale, wantRecheck: time.Minute},
+		{name: "storm: hold back", in: restartInput{health: stale, storm: true},
+			wantHold: holdStorm, wantReason: shardkeeperv1.ReasonLeaseStale, wantRecheck: 10 * time.Second},
+		{name: "fatal reason: never restart", in: restartInput{health: stale, fatalReason: shardkeeperv1.ReasonTokenInvalid},
+			wantHold: holdHalted, wantReason: shardkeeperv1.ReasonTokenInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := decideRestart(tc.in)
+			if d.restart != tc.wantRestart || d.hold != tc.wantHold || d.reason != tc.wantReason || d.recheck != tc.wantRecheck {
+				t.Errorf("decision %+v; want restart %v, hold %q, reason %q, recheck %s", d, tc.wantRestart, tc.wantHold, tc.wantReason, tc.wantRecheck)
+			}
+		})
+	}
+}
+
 func TestRestartBudgetBacksOff(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	ago := func(d ...time.Duration) []time.Time {
+		var out []time.Time
+		for _, v := range d {
+			out = append(out, now.Add(-v))
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		restarts []time.Time
+		ok       bool
+		wait     time.Duration
+	}{
+		{"within the budget", ago(2*time.Minute, time.Minute), true, 0},
+		{"budget used, 30 s passed since the last", ago(3*time.Minute, 2*time.Minute, time.Minute), true, 0},
+		{"budget used, the last 10 s ago", ago(3*time.Minute, 2*time.Minute, 10*time.Second), false, 20 * time.Second},
+		{"one over: waits double", ago(4*time.Minute, 3*time.Minute, 2*time.Minute, 10*time.Second), false, 50 * time.Second},
+	}
+	for _, tc := range tests {
+		if ok, wait := budgetAllows(tc.restarts, now); ok != tc.ok || wait != tc.wait {
+			t.Errorf("%s: allowed %v, wait %s; want %v, %s", tc.name, ok, wait, tc.ok, tc.wait)
+		}
+	}
+}
+
+func TestRestartHistoryForgetsOldRestarts(t *testing.T) {
 	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	tr := newLeaseTracker(clock)
 	pod := types.NamespacedName{Namespace: "ns", Name: "bot-0"}
-	for i := range restartBudget {
-		if ok, _ := tr.restartAllowed(pod, clock.Now()); !ok {
-			t.Fatalf("restart %d refused within the budget", i+1)
-		}
-		tr.recordRestart(pod, clock.Now())
-		clock.SetTime(clock.Now().Add(time.Minute))
-	}
-	// Three restarts a minute apart used the budget; the fourth waits 30 s after the third,
-	// which has passed.
-	if ok, wait := tr.restartAllowed(pod, clock.Now()); !ok {
-		t.Fatalf("fourth restart refused (wait %s)", wait)
-	}
 	tr.recordRestart(pod, clock.Now())
-	// The fifth waits 60 s after the fourth.
-	if ok, wait := tr.restartAllowed(pod, clock.Now().Add(10*time.Second)); ok || wait != 50*time.Second {
-		t.Errorf("fifth restart 10 s after the fourth: allowed %v, wait %s; want a 50 s wait", ok, wait)
+	if n := len(tr.restartHistory(pod, clock.Now().Add(time.Minute))); n != 1 {
+		t.Errorf("%d restarts in the window, want 1", n)
 	}
-	if ok, _ := tr.restartAllowed(pod, clock.Now().Add(restartWindow+time.Second)); !ok {
-		t.Error("still refused after the window passed")
+	if n := len(tr.restartHistory(pod, clock.Now().Add(restartWindow+time.Second))); n != 0 {
+		t.Errorf("%d restarts after the window, want 0", n)
 	}
 }
 
