@@ -101,6 +101,7 @@ func TestStaleLeaseRestartsOnlyThatPod(t *testing.T) {
 	}, 12*time.Second, 500*time.Millisecond).Should(Succeed())
 
 	beats.stop("beat-1")
+	stopped := time.Now()
 	g.Eventually(func(g Gomega) {
 		now := botPods(g, ns, "beat")
 		g.Expect(now).To(HaveKey("beat-1"))
@@ -109,6 +110,11 @@ func TestStaleLeaseRestartsOnlyThatPod(t *testing.T) {
 		g.Expect(b.Status.LastRestartReason).To(Equal(shardkeeperv1.ReasonLeaseStale))
 		g.Expect(b.Status.Restarts).To(BeNumerically(">=", 1))
 	}, 30*time.Second, tick).Should(Succeed())
+	// Not before the Lease could have expired: its last renewal was at most a second
+	// before the stop, and the duration is 10 s.
+	if after := time.Since(stopped); after < 8*time.Second {
+		t.Errorf("replaced %s after the last renewals stopped; the lease duration is 10 s", after)
+	}
 	g.Expect(botPods(g, ns, "beat")["beat-0"].UID).To(Equal(pods["beat-0"].UID), "a healthy pod was restarted")
 	g.Expect(eventReasons(g, ns, "beat")).To(ContainElement(shardkeeperv1.ReasonLeaseStale))
 }
