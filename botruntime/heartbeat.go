@@ -42,7 +42,7 @@ func (h *heartbeater) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-h.requestChan():
+		case <-h.requested:
 			// Discord asked for a heartbeat now; it does not move the schedule.
 			h.mu.Lock()
 			if !h.outstanding {
@@ -84,12 +84,10 @@ func (h *heartbeater) run(ctx context.Context) {
 // request asks for a heartbeat now (Discord's op 1). It never blocks: the read loop calls it.
 func (h *heartbeater) request() {
 	select {
-	case h.requestChan() <- struct{}{}:
+	case h.requested <- struct{}{}:
 	default: // one is already pending
 	}
 }
-
-func (h *heartbeater) requestChan() chan struct{} { return h.requested }
 
 func (h *heartbeater) writeFailed(err error) {
 	if h.onWriteError != nil {

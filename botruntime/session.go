@@ -448,8 +448,7 @@ func (s *session) classifyReadError(err error) outcome {
 
 func (s *session) newHeartbeater(c *conn, interval time.Duration) *heartbeater {
 	label := shardLabel(s.shard)
-	var hb *heartbeater
-	hb = &heartbeater{
+	hb := &heartbeater{
 		requested: make(chan struct{}, 1),
 		interval:  interval,
 		write: func() error {

@@ -385,7 +385,3 @@ type DiscordBotList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []DiscordBot `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DiscordBot{}, &DiscordBotList{})
-}

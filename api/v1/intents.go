@@ -35,14 +35,6 @@ var intentBits = map[Intent]uint{
 	"DIRECT_MESSAGE_POLLS":          25,
 }
 
-// privilegedIntents must be enabled for the application in Discord's developer portal;
-// identifying with one that is not enabled closes the session with 4014.
-var privilegedIntents = map[Intent]bool{
-	"GUILD_MEMBERS":   true,
-	"GUILD_PRESENCES": true,
-	"MESSAGE_CONTENT": true,
-}
-
 // KnownIntents returns every intent name this API accepts.
 func KnownIntents() []Intent {
 	out := make([]Intent, 0, len(intentBits))
@@ -51,10 +43,6 @@ func KnownIntents() []Intent {
 	}
 	return out
 }
-
-// IsPrivileged reports whether Discord requires the intent to be switched on in the
-// developer portal.
-func (i Intent) IsPrivileged() bool { return privilegedIntents[i] }
 
 // IntentMask returns the identify payload's bit field for the given intents.
 func IntentMask(intents []Intent) (int64, error) {

@@ -9,7 +9,6 @@ import (
 	"runtime"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -90,6 +89,3 @@ func (e *Env) AdminKubeconfig() ([]byte, error) {
 
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
-
-// DiscordBotResource is the CRD's resource, for raw REST calls (the Table API).
-var DiscordBotResource = schema.GroupVersionResource{Group: shardkeeperv1.GroupVersion.Group, Version: "v1", Resource: "discordbots"}
