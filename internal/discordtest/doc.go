@@ -63,7 +63,11 @@
 //   - Identify rate limits and the session start budget are observed, never enforced:
 //     identifies in one bucket closer than Options.IdentifyInterval are counted in
 //     Stats.BucketViolations and SessionStartRemaining stops at 0, but identifies are
-//     still accepted. reset_after is reported as the configured constant.
+//     still accepted. The budget refills to SessionStartTotal when reset_after runs out,
+//     and SetSessionStartLimit starts a new period. SetRecommendedShards and
+//     SetRequiredShards change GET /gateway/bot and 4011 while bots run.
+//   - CoverageGaps records every moment a guild in Options.Guilds had no connected
+//     session (after it was first covered), for tests of resharding and failover.
 //   - The server never sends op 1 (heartbeat request) to the client, and heartbeats are
 //     only policed when Options.EnforceHeartbeats is set.
 //   - No REST rate limiting (no X-RateLimit headers, never 429), no caching, no state

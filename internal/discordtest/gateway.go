@@ -345,6 +345,7 @@ func (s *Server) closeConnLocked(c *wsConn, code int, reason string) {
 // detachLocked separates a connection from its session; the session is then
 // resumable for ResumeWindow. Server.mu must be held.
 func (s *Server) detachLocked(c *wsConn) {
+	s.coverageDirty = true
 	if c.sess == nil {
 		return
 	}
@@ -358,6 +359,7 @@ func (s *Server) detachLocked(c *wsConn) {
 // discardLocked ends a session: it can no longer be resumed and gets no more events.
 // Server.mu must be held.
 func (s *Server) discardLocked(sess *session) {
+	s.coverageDirty = true
 	sess.discarded = true
 	sess.events = nil
 	if sess.conn != nil {
@@ -396,6 +398,7 @@ func (s *Server) expireLocked(sess *session, now time.Time) bool {
 
 // attachLocked authenticates the connection as the session's. Server.mu must be held.
 func (s *Server) attachLocked(c *wsConn, sess *session) {
+	s.coverageDirty = true
 	c.sess = sess
 	sess.conn = c
 	st := s.shardLocked(sess.shard)
@@ -536,6 +539,7 @@ func (s *Server) handleIdentifyLocked(c *wsConn, d json.RawMessage) {
 		Shard: shard, Bucket: bucket, At: now, ShardCount: count, Intents: intents,
 		SessionID: sess.id, Violation: violation,
 	})
+	s.refillSessionStartsLocked(now)
 	if s.sessionRemaining > 0 {
 		s.sessionRemaining--
 	}

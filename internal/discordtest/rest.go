@@ -288,13 +288,14 @@ type gatewayBot struct {
 
 func (s *Server) handleGetGatewayBot(w http.ResponseWriter, _ *http.Request, _ []string, _ json.RawMessage) {
 	s.mu.Lock()
+	resetAfter := s.sessionResetAfterLocked(time.Now())
 	resp := gatewayBot{
 		URL:    s.wsURL,
 		Shards: s.opts.RecommendedShards,
 		SessionStartLimit: sessionStartLimit{
 			Total:          s.opts.SessionStartTotal,
 			Remaining:      s.sessionRemaining,
-			ResetAfter:     s.opts.SessionStartResetAfter.Milliseconds(),
+			ResetAfter:     resetAfter.Milliseconds(),
 			MaxConcurrency: s.opts.MaxConcurrency,
 		},
 	}

@@ -267,11 +267,19 @@ type Server struct {
 	resumeFailures   int
 	connections      int
 	sessionRemaining int
+	sessionResetAt   time.Time // when sessionRemaining goes back to SessionStartTotal
 	restRequests     map[string]int
 
 	commands     map[uint64][]json.RawMessage // guild ID (0 = global) -> commands
 	replies      []Reply
 	interactions map[uint64]*interactionRecord
+
+	// Guild coverage (coverage.go); coverageDirty is set when a session gains or loses
+	// its connection.
+	coverageDirty  bool
+	everCovered    map[uint64]bool
+	uncoveredSince map[uint64]time.Time
+	gaps           []CoverageGap
 }
 
 type shardState struct {
@@ -293,6 +301,7 @@ func NewServer(opts Options) *Server {
 		interactions: map[uint64]*interactionRecord{},
 	}
 	s.sessionRemaining = s.opts.SessionStartRemaining
+	s.sessionResetAt = time.Now().Add(s.opts.SessionStartResetAfter)
 	// The URLs are set before the server starts serving: handlers read them, and a
 	// client in another process gives the race detector no happens-before edge.
 	s.http = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
@@ -353,6 +362,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // notifyLocked wakes every waiter. s.mu must be held.
 func (s *Server) notifyLocked() {
+	if s.coverageDirty {
+		s.coverageDirty = false
+		s.coverageLocked(time.Now())
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -592,7 +605,7 @@ func (s *Server) statsLocked() Stats {
 		PerShard:              make(map[int]ShardStats, len(s.shards)),
 		IdentifyLog:           append([]IdentifyRecord(nil), s.identifyLog...),
 		BucketViolations:      s.bucketViolations,
-		SessionStartRemaining: s.sessionRemaining,
+		SessionStartRemaining: s.sessionRemainingLocked(),
 		RESTRequests:          make(map[string]int, len(s.restRequests)),
 	}
 	for id, sh := range s.shards {
