@@ -45,7 +45,7 @@ func TestRESTAuthAndGatewayBot(t *testing.T) {
 	var gb discord.GatewayBot
 	mustUnmarshal(t, string(body), &gb)
 	// reset_after counts down from the server's start.
-	if gb.SessionStartLimit.ResetAfter > 3600000 || gb.SessionStartLimit.ResetAfter < 3600000-testTimeout.Milliseconds() {
+	if gb.SessionStartLimit.ResetAfter > 3600000 || gb.SessionStartLimit.ResetAfter < 3600000-int(testTimeout.Milliseconds()) {
 		t.Fatalf("reset_after %d, want just under 3600000", gb.SessionStartLimit.ResetAfter)
 	}
 	gb.SessionStartLimit.ResetAfter = 0
