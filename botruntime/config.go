@@ -43,6 +43,9 @@ type Config struct {
 	// shard_id % MaxConcurrency, one per IdentifyInterval).
 	MaxConcurrency   int
 	IdentifyInterval time.Duration
+	// IdentifyMargin is added to IdentifyInterval between two identifies of a bucket
+	// shared by pods (default DefaultIdentifyMargin).
+	IdentifyMargin time.Duration
 	// ResumeStateFile, when set, keeps resume state across restarts outside Kubernetes.
 	ResumeStateFile string
 	// TerminationLogPath receives the fatal reason when the process exits because no shard
@@ -78,6 +81,7 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 	intents := getenv(shardkeeperv1.EnvIntents)
 	healthPort := orDefault(getenv(shardkeeperv1.EnvHealthPort), "8081")
 	lease := orDefault(getenv(shardkeeperv1.EnvLeaseDurationSeconds), "20")
+	maxConcurrency := orDefault(getenv(shardkeeperv1.EnvMaxConcurrency), "1")
 	healthAddr := ":" + healthPort
 
 	if fs != nil {
@@ -88,7 +92,7 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 		fs.StringVar(&cfg.GatewayURL, "gateway-url", cfg.GatewayURL, "Gateway websocket URL (env "+shardkeeperv1.EnvGatewayURL+").")
 		fs.StringVar(&cfg.APIURL, "api-url", cfg.APIURL, "REST API base URL (env "+shardkeeperv1.EnvAPIURL+").")
 		fs.StringVar(&healthAddr, "health-addr", healthAddr, "Address of /healthz, /readyz and /metrics; empty turns them off.")
-		fs.IntVar(&cfg.MaxConcurrency, "max-concurrency", cfg.MaxConcurrency, "Discord's identify max_concurrency for this bot.")
+		fs.StringVar(&maxConcurrency, "max-concurrency", maxConcurrency, "Discord's identify max_concurrency for this bot (env "+shardkeeperv1.EnvMaxConcurrency+").")
 		fs.StringVar(&cfg.ResumeStateFile, "resume-state-file", "", "Keep gateway resume state in this file across restarts (outside Kubernetes).")
 		fs.StringVar(&cfg.TerminationLogPath, "termination-log", cfg.TerminationLogPath, "Where to write the fatal reason on exit; empty turns it off.")
 		if err := fs.Parse(args); err != nil {
@@ -138,8 +142,8 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 	} else {
 		cfg.LeaseDuration = time.Duration(secs) * time.Second
 	}
-	if cfg.MaxConcurrency < 1 {
-		bad("max concurrency must be >= 1, got %d", cfg.MaxConcurrency)
+	if cfg.MaxConcurrency, err = strconv.Atoi(strings.TrimSpace(maxConcurrency)); err != nil || cfg.MaxConcurrency < 1 {
+		bad("max concurrency %q must be a whole number >= 1", maxConcurrency)
 	}
 	if len(problems) > 0 {
 		// The partial config goes back too: the caller still needs TerminationLogPath to

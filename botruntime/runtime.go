@@ -133,11 +133,7 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 		r.store = NewMemoryResumeStore()
 	}
 	if r.limiter == nil {
-		interval := cfg.IdentifyInterval
-		if interval <= 0 {
-			interval = 5 * time.Second
-		}
-		r.limiter = NewLocalIdentifyLimiter(cfg.MaxConcurrency, interval)
+		r.limiter = newIdentifyLimiter(cfg, r.kube, r.log.WithName("identify"))
 	}
 	r.rest = rest.New(rest.NewClient(token, rest.WithURL(cfg.APIURL),
 		rest.WithLogger(slog.New(logr.ToSlogHandler(r.log.WithName("rest"))))))
