@@ -3,6 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -14,12 +19,9 @@ import (
 )
 
 // leaseRules is what a bot's pods may do: create Leases (Kubernetes cannot limit create by
-// name) and read and renew only the Leases named after their own shard groups.
-func leaseRules(botName string, topo topology) []rbacv1.PolicyRule {
-	names := make([]string, 0, topo.groups())
-	for g := range topo.groups() {
-		names = append(names, leaseName(podName(botName, g)))
-	}
+// name), and read and renew only the Leases they use: those named after the bot's pods,
+// and the bot's identify buckets.
+func leaseRules(names []string) []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 		{
@@ -27,6 +29,52 @@ func leaseRules(botName string, topo topology) []rbacv1.PolicyRule {
 			Verbs: []string{"get", "update", "patch"}, ResourceNames: names,
 		},
 	}
+}
+
+// botLeaseNames lists the Leases a bot's pods use: the heartbeat Lease of every pod of the
+// layout and of every pod still running (an old layout during a reshard), then the
+// identify buckets.
+func botLeaseNames(s *scope) []string {
+	seen := map[string]bool{}
+	var names []string
+	add := func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	for g := range s.topo.groups() {
+		add(leaseName(podName(s.bot.Name, g)))
+	}
+	var running []string
+	for _, p := range s.pods {
+		running = append(running, leaseName(p.pod.Name))
+	}
+	slices.SortFunc(running, compareNatural)
+	for _, name := range running {
+		add(name)
+	}
+	for b := range maxConcurrency(s.bot) {
+		add(shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)))
+	}
+	return names
+}
+
+// reconcileBuckets makes the identify bucket Leases, owned by the bot so they go with it.
+// botruntime takes them; the operator only creates them.
+func (r *DiscordBotReconciler) reconcileBuckets(ctx context.Context, s *scope) error {
+	for b := range maxConcurrency(s.bot) {
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
+			Name: shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)), Namespace: s.bot.Namespace,
+		}}
+		if err := r.ensureOwned(ctx, s.bot, lease, func() error {
+			lease.Labels[shardkeeperv1.LabelIdentifyBucket] = strconv.Itoa(int(b))
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reconcileAccess makes the ServiceAccount, Role and RoleBinding the bot's pods run with.
@@ -45,9 +93,13 @@ func (r *DiscordBotReconciler) reconcileAccess(ctx context.Context, s *scope) er
 
 	role := meta(&rbacv1.Role{}).(*rbacv1.Role)
 	if err := r.ensureOwned(ctx, s.bot, role, func() error {
-		role.Rules = leaseRules(s.bot.Name, s.topo)
+		role.Rules = leaseRules(botLeaseNames(s))
 		return nil
 	}); err != nil {
+		return err
+	}
+
+	if err := r.reconcileBuckets(ctx, s); err != nil {
 		return err
 	}
 
@@ -114,6 +166,8 @@ func kindOf(obj client.Object) string {
 		return "RoleBinding"
 	case *corev1.Pod:
 		return "Pod"
+	case *coordinationv1.Lease:
+		return "Lease"
 	}
 	return fmt.Sprintf("%T", obj)
 }

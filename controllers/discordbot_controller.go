@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -23,8 +24,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/discordapi"
 )
 
 // annotationCountedRestarts is the container restart count of a pod already added to the
@@ -46,8 +49,33 @@ type DiscordBotReconciler struct {
 	// StartupGrace and MaxUnhealthyPercent tune stale-pod restarts (defaults when zero).
 	StartupGrace        time.Duration
 	MaxUnhealthyPercent int
+	// Gateway asks Discord for GET /gateway/bot (default: a real HTTP client), at
+	// DiscordAPIURL unless a bot sets spec.gateway.apiURL, every GatewayCheckInterval
+	// (default DefaultGatewayCheckInterval) and whenever something calls for it.
+	Gateway              GatewayClient
+	DiscordAPIURL        string
+	GatewayCheckInterval time.Duration
 
-	leases *leaseTracker
+	leases      *leaseTracker
+	gateway     *gatewayChecker
+	gatewayOnce sync.Once
+}
+
+// initGateway sets up asking Discord, once; a reconciler built by hand gets it on first use.
+func (r *DiscordBotReconciler) initGateway() {
+	r.gatewayOnce.Do(func() {
+		if r.Gateway == nil {
+			r.Gateway = discordapi.NewClient("Shardkeeper (https://github.com/shardkeeper/shardkeeper)")
+		}
+		if r.DiscordAPIURL == "" {
+			r.DiscordAPIURL = discordapi.DefaultAPIURL
+		}
+		reader := r.APIReader
+		if reader == nil {
+			reader = r.Client
+		}
+		r.gateway = newGatewayChecker(r.Gateway, reader, r.Clock)
+	})
 }
 
 // scope is one reconcile's working state, passed from phase to phase.
@@ -72,6 +100,13 @@ type scope struct {
 	leaseFatal        map[string]string // pod name -> "Reason: message" a shard reported
 	podLeases         map[string]*coordinationv1.Lease
 	secretVersion     string // the token Secret's resourceVersion
+	// Discord's gateway information (gateway.go) and the shard layout it leads to.
+	gatewayError     string // the last failed GET /gateway/bot, "" when it worked
+	gatewayPending   bool   // a GET /gateway/bot was started in this pass
+	shardingRequired bool   // a pod was told 4011 and shards is auto: ask Discord again
+	layoutProblem    string // why no shard layout can be worked out yet
+	// stopped ends the pass quietly after a phase that set a terminal condition itself.
+	stopped bool
 	// observed is set once the pods were listed; before that the status is not recomputed,
 	// so a failed pass never writes a status made of half the facts.
 	observed bool
@@ -88,13 +123,14 @@ type scope struct {
 
 // Reconcile brings one DiscordBot's pods and access objects in line with its spec.
 func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	log := logf.FromContext(ctx)
-
 	// 1. Load the bot. A deleted bot's objects go with it through their owner references.
 	bot := &shardkeeperv1.DiscordBot{}
 	if err := r.Get(ctx, req.NamespacedName, bot); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetBotMetrics(req.Namespace, req.Name)
+			if r.gateway != nil {
+				r.gateway.forget(req.NamespacedName)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -102,6 +138,8 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		forgetBotMetrics(req.Namespace, req.Name)
 		return ctrl.Result{}, nil
 	}
+
+	r.initGateway()
 
 	// 2. Whatever happens below, save the status once on the way out.
 	before := bot.DeepCopy()
@@ -119,28 +157,17 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}()
 
-	// 3. Work out the shard layout. The CRD's rules reject bad layouts; this only trips when
-	// the installed CRD is older than the operator.
-	topo, err := topologyOf(&bot.Spec)
-	if err != nil {
-		log.Error(err, "invalid shard layout")
-		meta.SetStatusCondition(&bot.Status.Conditions, metav1.Condition{
-			Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InvalidSpec",
-			Message: err.Error(), ObservedGeneration: bot.Generation,
-		})
-		return ctrl.Result{}, nil
-	}
-	s.topo = topo
-	s.builder = newPodBuilder(bot, r.DefaultBotImage, topo)
-
-	// 4. Run the phases in order; the first error stops the pass and is retried with backoff.
+	// 3. Run the phases in order; the first error stops the pass and is retried with backoff.
 	phases := []func(context.Context, *scope) error{
-		r.reconcileAccess,
 		r.checkToken,
 		r.observePods,
 		r.countRestarts,
 		r.observeLeases,
+		r.takeGatewayAnswer,
 		r.reconcileHalt,
+		r.checkGateway,
+		r.resolveLayout,
+		r.reconcileAccess,
 		r.judgeHealth,
 		r.rollOut,
 	}
@@ -148,9 +175,41 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if err := phase(ctx, s); err != nil {
 			return ctrl.Result{}, err
 		}
+		if s.stopped {
+			break
+		}
 	}
 
 	return ctrl.Result{}, nil
+}
+
+// resolveLayout works out the shard layout: spec.shards, or Discord's recommendation for
+// "auto". The CRD's rules reject bad layouts; the error case only trips when the installed
+// CRD is older than the operator.
+func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) error {
+	bot := s.bot
+	topo, err := topologyOf(&bot.Spec, bot.Status.Gateway)
+	var unknown *layoutUnknownError
+	switch {
+	case errors.As(err, &unknown):
+		why := unknown.Error()
+		if s.gatewayError != "" {
+			why = "asking Discord failed: " + s.gatewayError
+		}
+		s.layoutProblem = why
+	case err != nil:
+		logf.FromContext(ctx).Error(err, "invalid shard layout")
+		meta.SetStatusCondition(&bot.Status.Conditions, metav1.Condition{
+			Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InvalidSpec",
+			Message: err.Error(), ObservedGeneration: bot.Generation,
+		})
+		s.observed = false // keep the status as it was, with this condition
+		s.stopped = true
+		return nil
+	}
+	s.topo = topo
+	s.builder = newPodBuilder(bot, r.DefaultBotImage, topo, maxConcurrency(bot))
+	return nil
 }
 
 // observePods lists the bot's pods from the label-selected cache.
@@ -188,6 +247,15 @@ func (r *DiscordBotReconciler) countRestarts(_ context.Context, s *scope) error 
 
 // rollOut plans the pod changes and carries them out.
 func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
+	if s.layoutProblem != "" {
+		return nil // nothing to lay out yet; the status says why
+	}
+	if s.bot.Status.Gateway == nil && s.gatewayError == "" && r.gateway.answer(client.ObjectKeyFromObject(s.bot)).inFlight && len(s.pods) == 0 {
+		// A new bot: wait the moment it takes Discord to tell its identify concurrency, so
+		// the first pods start with it instead of being rolled for it right after.
+		s.plan = rolloutPlan{progress: shardkeeperv1.ReasonAskingDiscord, message: "asking Discord for the bot's gateway information (GET /gateway/bot)"}
+		return nil
+	}
 	s.plan = planRollout(rolloutInput{
 		topo:           s.topo,
 		revision:       s.builder.revision,
@@ -248,14 +316,15 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 	bot := s.bot
 	if s.observed {
 		statusRecheck := computeStatus(bot, botObservation{
-			topo:         s.topo,
-			revision:     s.builder.revision,
-			image:        s.builder.inputs.Image,
-			suspended:    bot.Spec.Suspend,
-			tokenProblem: s.tokenProblem,
-			pods:         s.pods,
-			plan:         s.plan,
-			now:          s.now,
+			topo:          s.topo,
+			revision:      s.builder.revision,
+			image:         s.builder.inputs.Image,
+			suspended:     bot.Spec.Suspend,
+			tokenProblem:  s.tokenProblem,
+			layoutProblem: s.layoutProblem,
+			pods:          s.pods,
+			plan:          s.plan,
+			now:           s.now,
 			health: healthObservation{
 				staleShards: s.staleShards, maxLatencyMillis: s.maxLatency, remediation: s.remediation,
 				lastRestartReason: s.lastRestartReason, leaseFatal: s.leaseFatal,
@@ -329,6 +398,7 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
+	r.initGateway()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &shardkeeperv1.DiscordBot{}, tokenSecretIndex, indexTokenSecret); err != nil {
 		return fmt.Errorf("indexing bots by token Secret: %w", err)
 	}
@@ -340,6 +410,7 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 		Owns(&rbacv1.RoleBinding{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.botsForSecret)).
 		Watches(&coordinationv1.Lease{}, r.leaseEvents()).
+		WatchesRawSource(source.Channel(r.gateway.wake, &handler.EnqueueRequestForObject{})).
 		Named("discordbot").
 		Complete(r)
 }

@@ -162,8 +162,8 @@ func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
 	}
 	g.Expect(binding.RoleRef.Name).To(Equal("shardkeeper-leasy"))
 	g.Expect(binding.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: "shardkeeper-leasy", Namespace: ns}}))
-	g.Expect(role.Rules).To(Equal(leaseRules("leasy", topology{shards: 3, shardsPerPod: 1})))
-	g.Expect(role.Rules[1].ResourceNames).To(Equal([]string{"leasy-0", "leasy-1", "leasy-2"}))
+	// The pods' heartbeat Leases and the one identify bucket of a bot with max_concurrency 1.
+	g.Expect(role.Rules).To(Equal(leaseRules([]string{"leasy-0", "leasy-1", "leasy-2", "leasy-identify-0"})))
 
 	// Ask the API server's RBAC authorizer what the pods' identity may do.
 	cs := kubernetes.NewForConfigOrDie(restConfig)
@@ -197,7 +197,7 @@ func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
 	g.Eventually(func(g Gomega) []string {
 		g.Expect(k8s.Get(ctx, key, &role)).To(Succeed())
 		return role.Rules[1].ResourceNames
-	}, wait, tick).Should(Equal([]string{"leasy-0", "leasy-1", "leasy-2", "leasy-3"}))
+	}, wait, tick).Should(Equal([]string{"leasy-0", "leasy-1", "leasy-2", "leasy-3", "leasy-identify-0"}))
 }
 
 func TestTokenSecretMissingBlocksPodsUntilItAppears(t *testing.T) {
@@ -527,7 +527,7 @@ func TestAFatalReasonHaltsTheBotUntilTheSecretChanges(t *testing.T) {
 	// A new token starts it again.
 	var secret corev1.Secret
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "badtoken-token"}, &secret)).To(Succeed())
-	secret.Data["token"] = []byte("MTIz.new.token")
+	secret.Data["token"] = []byte(testToken + "\n") // the fake Discord knows only this token
 	g.Expect(k8s.Update(ctx, &secret)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(botPods(g, ns, "badtoken")).To(HaveLen(2))

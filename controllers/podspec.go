@@ -48,6 +48,9 @@ type podInputs struct {
 	Gateway        *shardkeeperv1.GatewaySpec      `json:"gateway,omitempty"`
 	Health         shardkeeperv1.HealthSpec        `json:"health"`
 	Template       shardkeeperv1.BotPodTemplate    `json:"template"`
+	// MaxConcurrency is Discord's identify concurrency, when above the default 1 (so that
+	// learning it is 1 leaves existing pods alone).
+	MaxConcurrency int32 `json:"maxConcurrency,omitempty"`
 }
 
 // revisionOf hashes the pod inputs into a short label value.
@@ -69,7 +72,7 @@ type podBuilder struct {
 	revision string
 }
 
-func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topology) podBuilder {
+func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topology, maxConcurrency int32) podBuilder {
 	image := bot.Spec.Image
 	if image == "" {
 		image = defaultImage
@@ -83,6 +86,9 @@ func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topo
 		Gateway:        bot.Spec.Gateway,
 		Health:         bot.Spec.Health,
 		Template:       bot.Spec.PodTemplate,
+	}
+	if maxConcurrency > 1 {
+		in.MaxConcurrency = maxConcurrency
 	}
 	return podBuilder{bot: bot, inputs: in, topo: topo, revision: revisionOf(in)}
 }
@@ -226,6 +232,7 @@ func (b podBuilder) env(group int32) []corev1.EnvVar {
 		{Name: shardkeeperv1.EnvHealthPort, Value: strconv.Itoa(healthPort)},
 		{Name: shardkeeperv1.EnvLeaseName, Value: leaseName(podName(bot.Name, group))},
 		{Name: shardkeeperv1.EnvLeaseDurationSeconds, Value: strconv.Itoa(int(b.inputs.Health.LeaseDurationSeconds))},
+		{Name: shardkeeperv1.EnvMaxConcurrency, Value: strconv.Itoa(int(max(b.inputs.MaxConcurrency, 1)))},
 	}
 	if gw := b.inputs.Gateway; gw != nil {
 		if gw.URL != "" {

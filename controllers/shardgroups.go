@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/intstr"
+
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
 
@@ -15,14 +17,30 @@ type topology struct {
 	shardsPerPod int32
 }
 
-// topologyOf reads the topology from a spec the API server has validated and defaulted.
-func topologyOf(spec *shardkeeperv1.DiscordBotSpec) (topology, error) {
-	if spec.Shards.Type != 0 { // intstr.String: "auto" is not implemented yet
-		return topology{}, fmt.Errorf("shards %q is not a whole number", spec.Shards.StrVal)
-	}
+// layoutUnknownError means shards is auto and Discord has not said how many yet.
+type layoutUnknownError struct{}
+
+func (layoutUnknownError) Error() string {
+	return "shards is auto and Discord has not told the recommended shard count yet"
+}
+
+// topologyOf reads the topology from a spec the API server has validated and defaulted,
+// taking Discord's recommended count (from the status) for shards: auto. With auto, a
+// shardsPerPod above the count runs all shards in one pod.
+func topologyOf(spec *shardkeeperv1.DiscordBotSpec, gateway *shardkeeperv1.GatewayStatus) (topology, error) {
 	t := topology{shards: spec.Shards.IntVal, shardsPerPod: spec.ShardsPerPod}
 	if t.shardsPerPod < 1 {
 		t.shardsPerPod = 1
+	}
+	if spec.Shards.Type == intstr.String {
+		if spec.Shards.StrVal != shardkeeperv1.ShardsAuto {
+			return topology{}, fmt.Errorf("shards %q is neither a whole number nor %q", spec.Shards.StrVal, shardkeeperv1.ShardsAuto)
+		}
+		if gateway == nil || gateway.RecommendedShards < 1 {
+			return topology{}, &layoutUnknownError{}
+		}
+		t.shards = gateway.RecommendedShards
+		t.shardsPerPod = min(t.shardsPerPod, t.shards)
 	}
 	if t.shards < 1 {
 		return topology{}, fmt.Errorf("shards must be at least 1, got %d", t.shards)
@@ -35,6 +53,9 @@ func topologyOf(spec *shardkeeperv1.DiscordBotSpec) (topology, error) {
 
 // groups is the number of pods: ceil(shards / shardsPerPod).
 func (t topology) groups() int32 {
+	if t.shardsPerPod < 1 {
+		return 0 // not known yet (shards: auto before Discord answered)
+	}
 	return (t.shards + t.shardsPerPod - 1) / t.shardsPerPod
 }
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"errors"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -36,19 +37,37 @@ func TestTopology(t *testing.T) {
 	}
 }
 
-func TestTopologyOfRejectsWhatTheCRDWouldReject(t *testing.T) {
-	tests := map[string]shardkeeperv1.DiscordBotSpec{
-		"auto":              {Shards: intstr.FromString("auto"), ShardsPerPod: 1},
-		"zero shards":       {Shards: intstr.FromInt32(0), ShardsPerPod: 1},
-		"more per pod than": {Shards: intstr.FromInt32(2), ShardsPerPod: 3},
+func TestTopologyOf(t *testing.T) {
+	recommends := func(n int32) *shardkeeperv1.GatewayStatus {
+		return &shardkeeperv1.GatewayStatus{RecommendedShards: n, MaxConcurrency: 1}
 	}
-	for name, spec := range tests {
-		if _, err := topologyOf(&spec); err == nil {
-			t.Errorf("%s: accepted", name)
+	tests := map[string]struct {
+		spec    shardkeeperv1.DiscordBotSpec
+		gateway *shardkeeperv1.GatewayStatus
+		want    topology
+		wantErr bool
+		unknown bool
+	}{
+		"fixed":                   {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(8), ShardsPerPod: 2}, want: topology{8, 2}},
+		"fixed ignores Discord":   {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(8), ShardsPerPod: 2}, gateway: recommends(3), want: topology{8, 2}},
+		"auto":                    {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 2}, gateway: recommends(6), want: topology{6, 2}},
+		"auto, more per pod":      {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 4}, gateway: recommends(2), want: topology{2, 2}},
+		"auto before Discord":     {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 1}, wantErr: true, unknown: true},
+		"another word":            {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("many"), ShardsPerPod: 1}, gateway: recommends(2), wantErr: true},
+		"zero shards":             {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(0), ShardsPerPod: 1}, wantErr: true},
+		"more per pod than fixed": {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(2), ShardsPerPod: 3}, wantErr: true},
+	}
+	for name, tc := range tests {
+		got, err := topologyOf(&tc.spec, tc.gateway)
+		var unknown *layoutUnknownError
+		switch {
+		case (err != nil) != tc.wantErr:
+			t.Errorf("%s: error %v, want error %v", name, err, tc.wantErr)
+		case errors.As(err, &unknown) != tc.unknown:
+			t.Errorf("%s: error %v, want layout-unknown %v", name, err, tc.unknown)
+		case err == nil && got != tc.want:
+			t.Errorf("%s: %+v, want %+v", name, got, tc.want)
 		}
-	}
-	if topo, err := topologyOf(&shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(8), ShardsPerPod: 2}); err != nil || topo.groups() != 4 {
-		t.Errorf("8x2: %v, %d groups", err, topo.groups())
 	}
 }
 
@@ -58,12 +77,12 @@ func TestRevisionChangesWithPodInputsOnly(t *testing.T) {
 		Shards:         intstr.FromInt32(4), ShardsPerPod: 1,
 	}}
 	topo := topology{shards: 4, shardsPerPod: 1}
-	base := newPodBuilder(bot, "img:1", topo).revision
-	if again := newPodBuilder(bot.DeepCopy(), "img:1", topo).revision; again != base {
+	base := newPodBuilder(bot, "img:1", topo, 1).revision
+	if again := newPodBuilder(bot.DeepCopy(), "img:1", topo, 1).revision; again != base {
 		t.Fatalf("revision is not stable: %s then %s", base, again)
 	}
 	// The shard layout has its own label; changing it is a recreate, not a rollout.
-	if r := newPodBuilder(bot, "img:1", topology{shards: 8, shardsPerPod: 2}).revision; r != base {
+	if r := newPodBuilder(bot, "img:1", topology{shards: 8, shardsPerPod: 2}, 1).revision; r != base {
 		t.Errorf("shard layout changed the revision")
 	}
 	changes := map[string]func(*shardkeeperv1.DiscordBot){
@@ -78,11 +97,18 @@ func TestRevisionChangesWithPodInputsOnly(t *testing.T) {
 	for name, change := range changes {
 		b := bot.DeepCopy()
 		change(b)
-		if r := newPodBuilder(b, "img:1", topo).revision; r == base {
+		if r := newPodBuilder(b, "img:1", topo, 1).revision; r == base {
 			t.Errorf("changing %s did not change the revision", name)
 		}
 	}
-	if r := newPodBuilder(bot, "img:2", topo).revision; r == base {
+	if r := newPodBuilder(bot, "img:2", topo, 1).revision; r == base {
 		t.Errorf("changing the operator's default image did not change the revision")
+	}
+	// Discord's identify concurrency: 1 is the default and changes nothing; more rolls.
+	if r := newPodBuilder(bot, "img:1", topo, 0).revision; r != base {
+		t.Errorf("an unknown max_concurrency changed the revision")
+	}
+	if r := newPodBuilder(bot, "img:1", topo, 16).revision; r == base {
+		t.Errorf("max_concurrency 16 did not change the revision")
 	}
 }

@@ -77,10 +77,12 @@ type botObservation struct {
 	suspended bool
 	// tokenProblem is why the token cannot be used ("" when it can).
 	tokenProblem string
-	pods         []observedPod
-	plan         rolloutPlan
-	now          time.Time
-	health       healthObservation
+	// layoutProblem is why the shard layout is not known yet ("" when it is).
+	layoutProblem string
+	pods          []observedPod
+	plan          rolloutPlan
+	now           time.Time
+	health        healthObservation
 }
 
 // healthObservation is what the heartbeat Leases said in this pass.
@@ -175,12 +177,19 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonSuspended, "spec.suspend is true: no bot pods run")
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonSuspended, "spec.suspend is true")
 	case halt != nil:
-		msg := fmt.Sprintf("pod %s reported: %s. The bot's pods are stopped; fix it and change the spec or the token Secret to start again", halt.Pod, halt.Message)
+		who := "pod " + halt.Pod + " reported"
+		if halt.Pod == "" {
+			who = "Discord said"
+		}
+		msg := fmt.Sprintf("%s: %s. The bot's pods are stopped; fix it and change the spec or the token Secret to start again", who, halt.Message)
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, halt.Reason, msg)
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, halt.Reason, "halted: restarts cannot fix "+halt.Reason)
 	case obs.tokenProblem != "":
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, obs.tokenProblem)
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, "waiting for the token Secret")
+	case obs.layoutProblem != "":
+		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonGatewayInfoUnavailable, obs.layoutProblem)
+		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonGatewayInfoUnavailable, "waiting for Discord's recommended shard count")
 	default:
 		if st.ReadyShards == st.Shards && st.UpdatedPods == obs.topo.groups() {
 			set(shardkeeperv1.ConditionReady, metav1.ConditionTrue, shardkeeperv1.ReasonAllShardsReady,
@@ -227,7 +236,7 @@ func phaseOf(bot *shardkeeperv1.DiscordBot, obs botObservation) shardkeeperv1.Bo
 		return shardkeeperv1.PhaseSuspended
 	case bot.Status.Halted != nil:
 		return shardkeeperv1.PhaseFailed
-	case obs.tokenProblem != "":
+	case obs.tokenProblem != "" || obs.layoutProblem != "":
 		return shardkeeperv1.PhasePending
 	case meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionReady):
 		return shardkeeperv1.PhaseRunning

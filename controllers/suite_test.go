@@ -22,15 +22,20 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
 )
 
-const testDefaultImage = "registry.test/shardkeeper/bot:default"
+const (
+	testDefaultImage = "registry.test/shardkeeper/bot:default"
+	testToken        = "MTIz.fake.token"
+)
 
 var (
 	k8s        client.Client // uncached, so tests see the API server's truth
 	restConfig *rest.Config
 	nsCounter  atomic.Int32
+	discord    *discordtest.Server // the fake Discord bots ask by default
 )
 
 // TestMain runs one control plane and one operator for every envtest test in this package;
@@ -74,7 +79,12 @@ func runSuite(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := NewDiscordBotReconciler(mgr, testDefaultImage).SetupWithManager(ctx, mgr); err != nil {
+	// Bots that name no API URL ask this fake Discord; it knows the tests' token.
+	discord = discordtest.NewServer(discordtest.Options{Token: testToken, MaxConcurrency: 1, RecommendedShards: 1})
+	defer discord.Close()
+	reconciler := NewDiscordBotReconciler(mgr, testDefaultImage)
+	reconciler.DiscordAPIURL = discord.APIURL()
+	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -108,7 +118,7 @@ func createTokenSecret(t *testing.T, ns, name, key string) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Data:       map[string][]byte{key: []byte("MTIz.fake.token")},
+		Data:       map[string][]byte{key: []byte(testToken)},
 	}
 	if err := k8s.Create(context.Background(), s); err != nil {
 		t.Fatal(err)

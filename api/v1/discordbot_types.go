@@ -23,12 +23,14 @@ type DiscordBotSpec struct {
 	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 
-	// Shards is the total number of gateway shards. Today a whole number >= 1; the field is
-	// an int-or-string so that a later "auto" (Discord's recommended count) fits without an
-	// API change.
+	// Shards is the total number of gateway shards: a whole number >= 1, or "auto" for the
+	// count Discord recommends (GET /gateway/bot), checked again periodically and whenever a
+	// pod is told that sharding is required (close code 4011). A change of the count
+	// reshards without downtime: the new shards start beside the old ones, and the old ones
+	// stop once every new shard is ready.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int",message="shards must be a whole number (for example 4); automatic shard counts are not supported yet"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int || self == 'auto'",message="shards must be a whole number (for example 4) or \"auto\""
 	// +kubebuilder:validation:XValidation:rule="type(self) != int || (self >= 1 && self <= 100000)",message="shards must be between 1 and 100000"
 	Shards intstr.IntOrString `json:"shards,omitempty"`
 
@@ -53,6 +55,16 @@ type DiscordBotSpec struct {
 	// +kubebuilder:default={}
 	Health HealthSpec `json:"health,omitempty"`
 
+	// SessionStartReserve is how many of Discord's daily session starts
+	// (session_start_limit.remaining) the operator keeps in reserve. While no more than this
+	// remain, it holds back every restart, new pod and reshard that would need a new session
+	// (an identify), sets the SessionStartLimitLow condition, and carries on after Discord's
+	// reset time. Restarts that resume a session do not count and are never held.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	SessionStartReserve int32 `json:"sessionStartReserve,omitempty"`
+
 	// Suspend stops every bot pod while true. Nothing else is deleted; setting it back to
 	// false starts the pods again.
 	// +optional
@@ -62,6 +74,9 @@ type DiscordBotSpec struct {
 	// +optional
 	PodTemplate BotPodTemplate `json:"podTemplate,omitempty"`
 }
+
+// ShardsAuto is the spec.shards value that follows Discord's recommended shard count.
+const ShardsAuto = "auto"
 
 // SecretKeySelector selects a key of a Secret in the bot's namespace.
 type SecretKeySelector struct {
@@ -287,11 +302,57 @@ type DiscordBotStatus struct {
 	// +optional
 	ProblemCount int32 `json:"problemCount,omitempty"`
 
-	// Conditions: Ready, Progressing and Degraded.
+	// Gateway is what Discord's GET /gateway/bot answered when the operator last asked.
+	// +optional
+	Gateway *GatewayStatus `json:"gateway,omitempty"`
+
+	// Resharding is set while a new shard layout starts beside the old one.
+	// +optional
+	Resharding *ReshardingStatus `json:"resharding,omitempty"`
+
+	// Conditions: Ready, Progressing, Degraded, RemediationRestricted, Resharding and
+	// SessionStartLimitLow.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// GatewayStatus is Discord's answer to GET /gateway/bot for the bot's token.
+type GatewayStatus struct {
+	// RecommendedShards is the shard count Discord recommends.
+	RecommendedShards int32 `json:"recommendedShards"`
+	// MaxConcurrency is how many identify buckets the bot has (shard_id % maxConcurrency);
+	// each allows one identify every 5 seconds.
+	MaxConcurrency int32 `json:"maxConcurrency"`
+	// SessionStartLimit is the bot's budget of new sessions.
+	SessionStartLimit SessionStartLimit `json:"sessionStartLimit"`
+	// CheckedAt is when the operator asked.
+	CheckedAt metav1.Time `json:"checkedAt"`
+}
+
+// SessionStartLimit is Discord's daily budget of session starts (identifies).
+type SessionStartLimit struct {
+	// Total session starts allowed per period.
+	Total int32 `json:"total"`
+	// Remaining session starts when the operator asked.
+	Remaining int32 `json:"remaining"`
+	// ResetAt is when Remaining goes back to Total.
+	ResetAt metav1.Time `json:"resetAt"`
+}
+
+// ReshardingStatus follows a change of shard layout. The new pods run beside the old ones
+// until every new shard is ready; then the old pods are deleted.
+type ReshardingStatus struct {
+	// FromShards and ToShards are the old and the new shard counts.
+	FromShards int32 `json:"fromShards"`
+	ToShards   int32 `json:"toShards"`
+	// ReadyShards is how many shards of the new layout are ready.
+	ReadyShards int32 `json:"readyShards"`
+	// OldPods is how many pods of the old layout still run.
+	OldPods int32 `json:"oldPods"`
+	// Since is when the operator first saw the change.
+	Since metav1.Time `json:"since"`
 }
 
 // BotHalt records why a bot was stopped and what it was stopped at.
@@ -350,6 +411,22 @@ const (
 	ReasonLeaseStale               = "LeaseStale"
 	ReasonLeaseNeverWritten        = "LeaseNeverWritten"
 	ReasonContainerRestarting      = "ContainerRestarting"
+
+	// ConditionResharding is True while a new shard layout runs beside the old one.
+	ConditionResharding     = "Resharding"
+	ReasonStartingNewShards = "StartingNewShards"
+	ReasonStoppingOldShards = "StoppingOldShards"
+	ReasonLayoutSettled     = "LayoutSettled"
+
+	// ConditionSessionStartLimitLow is True while Discord's remaining session starts are at
+	// or below spec.sessionStartReserve and restarts that would identify are held.
+	ConditionSessionStartLimitLow = "SessionStartLimitLow"
+	ReasonSessionStartsLow        = "SessionStartsLow"
+	ReasonSessionStartsAvailable  = "SessionStartsAvailable"
+
+	// Gateway information (GET /gateway/bot).
+	ReasonGatewayInfoUnavailable = "GatewayInfoUnavailable"
+	ReasonAskingDiscord          = "AskingDiscord"
 )
 
 // DiscordBot runs a Discord bot as sharded gateway sessions in pods the operator manages.
@@ -367,6 +444,9 @@ const (
 // +kubebuilder:printcolumn:name="Latency-ms",type=integer,JSONPath=`.status.maxHeartbeatLatencyMillis`,priority=1,description="Highest heartbeat round trip of any shard"
 // +kubebuilder:printcolumn:name="Last-Restart",type=string,JSONPath=`.status.lastRestartReason`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:printcolumn:name="Recommended",type=integer,JSONPath=`.status.gateway.recommendedShards`,priority=1,description="Shard count Discord recommends"
+// +kubebuilder:printcolumn:name="Session-Starts",type=integer,JSONPath=`.status.gateway.sessionStartLimit.remaining`,priority=1,description="Discord session starts remaining"
+
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 50",message="DiscordBot names are at most 50 characters, so that pod names (<bot>-<index>) stay valid"
 type DiscordBot struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -20,6 +21,7 @@ import (
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/controllers"
+	"github.com/shardkeeper/shardkeeper/internal/discordapi"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,6 +34,8 @@ type options struct {
 	probeAddr               string
 	leaderElect             bool
 	leaderElectionNamespace string
+	discordAPIURL           string
+	gatewayCheckInterval    time.Duration
 }
 
 func main() {
@@ -46,6 +50,10 @@ func main() {
 		"Elect a leader so that only one of several operator replicas reconciles at a time.")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; defaults to the operator's own namespace.")
+	flag.StringVar(&o.discordAPIURL, "discord-api-url", discordapi.DefaultAPIURL,
+		"Discord REST API the operator asks GET /gateway/bot, for bots that set no spec.gateway.apiURL.")
+	flag.DurationVar(&o.gatewayCheckInterval, "gateway-check-interval", controllers.DefaultGatewayCheckInterval,
+		"How often to ask Discord for each bot's recommended shard count and session start budget.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -91,7 +99,10 @@ func run(o options) error {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.NewDiscordBotReconciler(mgr, o.defaultBotImage).SetupWithManager(ctx, mgr); err != nil {
+	reconciler := controllers.NewDiscordBotReconciler(mgr, o.defaultBotImage)
+	reconciler.DiscordAPIURL = o.discordAPIURL
+	reconciler.GatewayCheckInterval = o.gatewayCheckInterval
+	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the DiscordBot controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

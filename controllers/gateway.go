@@ -1,0 +1,288 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/discordapi"
+)
+
+// GatewayClient asks Discord for a bot token's gateway information (GET /gateway/bot).
+type GatewayClient interface {
+	GatewayBot(ctx context.Context, apiURL, token string) (discordapi.GatewayBot, error)
+}
+
+// Defaults for asking Discord.
+const (
+	// DefaultGatewayCheckInterval is how often the operator asks again while nothing else
+	// calls for it.
+	DefaultGatewayCheckInterval = time.Hour
+	// gatewayCheckWhenLow is the interval while the session start budget is close to the
+	// reserve, so the breaker works from fresh numbers.
+	gatewayCheckWhenLow = 2 * time.Minute
+	gatewayRetryMin     = 10 * time.Second
+	gatewayRetryMax     = 10 * time.Minute
+)
+
+// gatewayAnswer is the last thing Discord said for one bot.
+type gatewayAnswer struct {
+	info          *discordapi.GatewayBot
+	at            time.Time
+	secretVersion string // the token Secret version it was asked with
+	err           error
+	failures      int
+	notBefore     time.Time // rate limit or retry backoff
+	inFlight      bool
+}
+
+// gatewayChecker asks Discord in the background, so that a slow or unreachable Discord
+// never holds up a reconcile, and wakes the bot's reconcile when the answer is in. The
+// token is read from the API server for the call and dropped right after.
+type gatewayChecker struct {
+	client GatewayClient
+	reader client.Reader
+	clock  Clock
+	wake   chan event.GenericEvent
+
+	mu      sync.Mutex
+	answers map[types.NamespacedName]*gatewayAnswer
+}
+
+func newGatewayChecker(c GatewayClient, reader client.Reader, clock Clock) *gatewayChecker {
+	return &gatewayChecker{client: c, reader: reader, clock: clockOrReal(clock), wake: make(chan event.GenericEvent, 64),
+		answers: map[types.NamespacedName]*gatewayAnswer{}}
+}
+
+// answer returns a copy of the last answer for the bot.
+func (g *gatewayChecker) answer(key types.NamespacedName) gatewayAnswer {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a, ok := g.answers[key]; ok {
+		return *a
+	}
+	return gatewayAnswer{}
+}
+
+func (g *gatewayChecker) forget(key types.NamespacedName) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.answers, key)
+}
+
+// ask starts a background check for the bot unless one is running or Discord asked to wait.
+func (g *gatewayChecker) ask(bot *shardkeeperv1.DiscordBot, apiURL, secretVersion string) {
+	key := client.ObjectKeyFromObject(bot)
+	g.mu.Lock()
+	a, ok := g.answers[key]
+	if !ok {
+		a = &gatewayAnswer{}
+		g.answers[key] = a
+	}
+	if a.inFlight || g.clock.Now().Before(a.notBefore) {
+		g.mu.Unlock()
+		return
+	}
+	a.inFlight = true
+	g.mu.Unlock()
+
+	ref := bot.Spec.TokenSecretRef
+	wakeObj := bot.DeepCopy()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		info, err := g.fetch(ctx, key.Namespace, ref, apiURL)
+		now := g.clock.Now()
+		g.mu.Lock()
+		a := g.answers[key]
+		if a == nil { // the bot was deleted meanwhile
+			g.mu.Unlock()
+			return
+		}
+		a.inFlight = false
+		a.at, a.err, a.secretVersion = now, err, secretVersion
+		var rl *discordapi.RateLimitedError
+		switch {
+		case err == nil:
+			a.info, a.failures = &info, 0
+			a.notBefore = now.Add(info.WaitBeforeNext)
+		case errors.As(err, &rl):
+			a.notBefore = now.Add(rl.RetryAfter)
+		default:
+			a.failures++
+			a.notBefore = now.Add(min(gatewayRetryMin<<min(a.failures-1, 10), gatewayRetryMax))
+		}
+		g.mu.Unlock()
+		select {
+		case g.wake <- event.GenericEvent{Object: wakeObj}:
+		default: // the queue is full of wake-ups already; the periodic recheck covers this one
+		}
+	}()
+}
+
+// fetch reads the token and asks Discord.
+func (g *gatewayChecker) fetch(ctx context.Context, namespace string, ref shardkeeperv1.SecretKeySelector, apiURL string) (discordapi.GatewayBot, error) {
+	var secret corev1.Secret
+	if err := g.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &secret); err != nil {
+		return discordapi.GatewayBot{}, fmt.Errorf("reading the token Secret: %w", err)
+	}
+	key := ref.Key
+	if key == "" {
+		key = "token"
+	}
+	token := strings.TrimPrefix(strings.TrimSpace(string(secret.Data[key])), "Bot ")
+	return g.client.GatewayBot(ctx, apiURL, token)
+}
+
+// gatewayDue decides whether to ask Discord now, and otherwise when to look again.
+type gatewayDueInput struct {
+	now            time.Time
+	interval       time.Duration
+	status         *shardkeeperv1.GatewayStatus
+	answer         gatewayAnswer
+	secretVersion  string
+	needsFresh     bool // a pod reported 4011, or the session budget's reset time passed
+	budgetLow      bool
+	tokenAvailable bool
+}
+
+func gatewayDue(in gatewayDueInput) (due bool, recheck time.Duration) {
+	if !in.tokenAvailable {
+		return false, 0
+	}
+	if in.answer.inFlight {
+		return false, 0 // its answer wakes the reconcile
+	}
+	if in.now.Before(in.answer.notBefore) {
+		return false, in.answer.notBefore.Sub(in.now)
+	}
+	if in.status == nil || in.needsFresh {
+		return true, 0
+	}
+	if in.answer.at.IsZero() && in.answer.err == nil {
+		// First look since the operator started: the status may be from another operator
+		// or an old token; asking once is cheap.
+		return true, 0
+	}
+	if in.answer.secretVersion != "" && in.answer.secretVersion != in.secretVersion {
+		return true, 0 // the token changed
+	}
+	interval := in.interval
+	if in.budgetLow {
+		interval = min(interval, gatewayCheckWhenLow)
+	}
+	next := in.status.CheckedAt.Add(interval)
+	if !in.now.Before(next) {
+		return true, 0
+	}
+	return false, next.Sub(in.now)
+}
+
+// gatewayStatusOf turns an answer into the status field.
+func gatewayStatusOf(info *discordapi.GatewayBot, at time.Time) *shardkeeperv1.GatewayStatus {
+	return &shardkeeperv1.GatewayStatus{
+		RecommendedShards: int32(info.Shards),
+		MaxConcurrency:    int32(info.SessionStartLimit.MaxConcurrency),
+		SessionStartLimit: shardkeeperv1.SessionStartLimit{
+			Total:     int32(info.SessionStartLimit.Total),
+			Remaining: int32(info.SessionStartLimit.Remaining),
+			ResetAt:   metav1.NewTime(at.Add(info.ResetAfter()).Truncate(time.Second)),
+		},
+		CheckedAt: metav1.NewTime(at.Truncate(time.Second)),
+	}
+}
+
+// takeGatewayAnswer copies Discord's latest answer into status.gateway, and halts the bot
+// when Discord rejected its token.
+func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) error {
+	bot := s.bot
+	answer := r.gateway.answer(client.ObjectKeyFromObject(bot))
+	if answer.info != nil && (bot.Status.Gateway == nil || answer.at.Truncate(time.Second).After(bot.Status.Gateway.CheckedAt.Time)) &&
+		answer.secretVersion == s.secretVersion {
+		bot.Status.Gateway = gatewayStatusOf(answer.info, answer.at)
+	}
+	if answer.err != nil && answer.secretVersion == s.secretVersion {
+		s.gatewayError = answer.err.Error()
+		if errors.Is(answer.err, discordapi.ErrUnauthorized) && bot.Status.Halted == nil && !bot.Spec.Suspend {
+			bot.Status.Halted = &shardkeeperv1.BotHalt{
+				Reason: shardkeeperv1.ReasonTokenInvalid, Pod: "",
+				Message:    "Discord rejected the bot token when the operator asked GET /gateway/bot (401 Unauthorized)",
+				Generation: bot.Generation, SecretResourceVersion: s.secretVersion, Since: metav1.NewTime(s.now),
+			}
+			logf.FromContext(ctx).Info("halting the bot: Discord rejected its token")
+			r.event(bot, nil, corev1.EventTypeWarning, shardkeeperv1.ReasonTokenInvalid, "Halt",
+				"Discord rejected the bot token; stopping the bot's pods until its spec or token Secret changes")
+		}
+	}
+	return nil
+}
+
+// checkGateway asks Discord in the background when it is time to.
+func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
+	bot := s.bot
+	answer := r.gateway.answer(client.ObjectKeyFromObject(bot))
+	due, recheck := gatewayDue(gatewayDueInput{
+		now: s.now, interval: r.gatewayCheckInterval(), status: bot.Status.Gateway, answer: answer,
+		secretVersion: s.secretVersion, needsFresh: s.shardingRequired || budgetResetPassed(bot, s.now),
+		budgetLow: sessionBudgetLow(bot, 0), tokenAvailable: s.tokenProblem == "" && bot.Status.Halted == nil,
+	})
+	if due {
+		r.gateway.ask(bot, r.apiURL(bot), s.secretVersion)
+		s.gatewayPending = true
+	}
+	s.recheck = minPositive(s.recheck, recheck)
+	return nil
+}
+
+func (r *DiscordBotReconciler) gatewayCheckInterval() time.Duration {
+	if r.GatewayCheckInterval > 0 {
+		return r.GatewayCheckInterval
+	}
+	return DefaultGatewayCheckInterval
+}
+
+// apiURL is where the bot's REST calls go: spec.gateway.apiURL, else the operator's default.
+func (r *DiscordBotReconciler) apiURL(bot *shardkeeperv1.DiscordBot) string {
+	if bot.Spec.Gateway != nil && bot.Spec.Gateway.APIURL != "" {
+		return bot.Spec.Gateway.APIURL
+	}
+	return r.DiscordAPIURL
+}
+
+// maxConcurrency is the identify concurrency pods are told: Discord's, or 1 (always safe)
+// until Discord has said.
+func maxConcurrency(bot *shardkeeperv1.DiscordBot) int32 {
+	if bot.Status.Gateway != nil && bot.Status.Gateway.MaxConcurrency > 0 {
+		return bot.Status.Gateway.MaxConcurrency
+	}
+	return 1
+}
+
+// sessionBudgetLow says whether Discord's remaining session starts, less the identifies
+// about to be spent, are at or below the bot's reserve, before the budget's reset.
+func sessionBudgetLow(bot *shardkeeperv1.DiscordBot, spending int32) bool {
+	g := bot.Status.Gateway
+	if g == nil {
+		return false
+	}
+	return g.SessionStartLimit.Remaining-spending <= bot.Spec.SessionStartReserve
+}
+
+// budgetResetPassed says whether the session budget was low and its reset time is over,
+// so it is worth asking Discord for the new numbers.
+func budgetResetPassed(bot *shardkeeperv1.DiscordBot, now time.Time) bool {
+	g := bot.Status.Gateway
+	return g != nil && sessionBudgetLow(bot, 0) && !now.Before(g.SessionStartLimit.ResetAt.Time) &&
+		g.CheckedAt.Before(&g.SessionStartLimit.ResetAt)
+}
