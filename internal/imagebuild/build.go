@@ -150,6 +150,9 @@ func (o Options) validate() error {
 	switch {
 	case o.OutDir == "":
 		return errors.New("no output directory")
+	case o.Tag == "":
+		// name.NewTag would quietly make it "latest".
+		return errors.New("no tag")
 	case !slices.Contains(goarchs, o.GOARCH):
 		return fmt.Errorf("GOARCH %q: images can be built for %s", o.GOARCH, strings.Join(goarchs, ", "))
 	case o.Version == "" || strings.ContainsAny(o.Version, " \t\n'\""):
@@ -184,7 +187,7 @@ func (o Options) selectImages() ([]Image, error) {
 
 func (o Options) ref(img Image) (name.Tag, error) {
 	s := strings.TrimSuffix(o.RepositoryPrefix, "/") + "/" + img.Name + ":" + o.Tag
-	ref, err := name.NewTag(s, name.StrictValidation)
+	ref, err := name.NewTag(s)
 	if err != nil {
 		return name.Tag{}, fmt.Errorf("image name %q: %w", s, err)
 	}

@@ -82,6 +82,10 @@ func TestBuildRefusesBadOptionsBeforeCompiling(t *testing.T) {
 			change:  func(o *imagebuild.Options) { o.Version = "1.0 beta" },
 			wantErr: []string{`"1.0 beta"`},
 		},
+		"no tag": {
+			change:  func(o *imagebuild.Options) { o.Tag = "" },
+			wantErr: []string{"no tag"},
+		},
 		"tag that is not a tag": {
 			change:  func(o *imagebuild.Options) { o.Tag = "not a tag" },
 			wantErr: []string{"registry.test/shardkeeper/operator:not a tag"},
