@@ -1,13 +1,19 @@
 # Shardkeeper images. Static Go binaries on a distroless, non-root base.
-#   docker build --target operator -t shardkeeper/operator:dev .
-#   docker build --target bot -t shardkeeper/bot:dev .
-# Reproducible: pinned base images, -trimpath, no build IDs or VCS stamps.
+#   docker build --target operator -t ghcr.io/shardkeeper/operator:dev .
+#   docker build --target bot -t ghcr.io/shardkeeper/bot:dev .
+# Without Docker, `make images` (hack/images) builds the same images from the same
+# flags: same paths, user, entrypoint, working directory and labels.
+# Reproducible binaries: -trimpath, no build IDs or VCS stamps. For reproducible images,
+# pin the base images by digest (image@sha256:...).
 
 ARG GO_VERSION=1.26
 
-FROM golang:${GO_VERSION} AS build
+# The build stage runs on the build machine's platform and cross-compiles for the target.
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src
-ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+ARG TARGETOS=linux
+ARG TARGETARCH
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOOS=${TARGETOS} GOARCH=${TARGETARCH}
 COPY go.mod go.sum ./
 RUN go mod download
 COPY api/ api/
@@ -17,14 +23,24 @@ COPY internal/ internal/
 COPY botruntime/ botruntime/
 ARG VERSION=dev
 RUN go build -trimpath -ldflags "-s -w -buildid= -X main.version=${VERSION}" -o /out/operator ./cmd/operator && \
-    go build -trimpath -ldflags "-s -w -buildid=" -o /out/bot ./cmd/bot
+    go build -trimpath -ldflags "-s -w -buildid= -X main.version=${VERSION}" -o /out/bot ./cmd/bot
 
 FROM gcr.io/distroless/static-debian12:nonroot AS operator
+ARG VERSION=dev
+LABEL org.opencontainers.image.source="https://github.com/shardkeeper/shardkeeper" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.title="shardkeeper-operator"
 COPY --from=build /out/operator /operator
 USER 65532:65532
+WORKDIR /
 ENTRYPOINT ["/operator"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS bot
+ARG VERSION=dev
+LABEL org.opencontainers.image.source="https://github.com/shardkeeper/shardkeeper" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.title="shardkeeper-bot"
 COPY --from=build /out/bot /bot
 USER 65532:65532
+WORKDIR /
 ENTRYPOINT ["/bot"]

@@ -9,6 +9,10 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 
 OPERATOR_IMG ?= shardkeeper/operator:dev
 DEFAULT_BOT_IMAGE ?= shardkeeper/bot:dev
+# make images: <IMAGE_REPOSITORY_PREFIX>/{operator,bot}:<IMAGE_TAG>, built without Docker.
+IMAGE_REPOSITORY_PREFIX ?= ghcr.io/shardkeeper
+IMAGE_TAG ?= dev
+VERSION ?= dev
 
 .PHONY: all
 all: build
@@ -53,6 +57,10 @@ test: verify-generated vet envtest-assets ## Run every test (builds missing envt
 build: ## Build the operator and bot binaries into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/operator ./cmd/operator
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/bot ./cmd/bot
+
+.PHONY: images
+images: ## Build the operator and bot images without Docker: bin/images/*.tar, for ctr import or docker load.
+	go run ./hack/images --out $(LOCALBIN)/images --repository-prefix $(IMAGE_REPOSITORY_PREFIX) --tag $(IMAGE_TAG) --version $(VERSION)
 
 .PHONY: bench
 bench: ## Measure slow handlers against the heartbeat (botruntime beside plain disgo).

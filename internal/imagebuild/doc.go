@@ -1,0 +1,8 @@
+// Package imagebuild builds Shardkeeper's container images without Docker: it compiles
+// each image's Go command with the Dockerfile's flags and writes a docker-archive tarball
+// that `docker load` and `ctr images import` read.
+//
+// It never talks to a registry: the distroless-like base layer (a nonroot user, /tmp and
+// the host's CA bundle) is made here from scratch. Nothing in an image may depend on when
+// or where it was built: the same sources and options must give the same image digest.
+package imagebuild

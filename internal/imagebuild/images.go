@@ -1,0 +1,19 @@
+package imagebuild
+
+// Image is one container image: a Go command, and where its binary sits in the image.
+type Image struct {
+	// Name names the tarball (<Name>.tar) and the repository under the prefix.
+	Name string
+	// Package is the Go command to build, relative to the module root.
+	Package string
+	// Entrypoint is the absolute path of the binary in the image.
+	Entrypoint string
+	// Args become the image's Cmd: arguments after the entrypoint that a pod may override.
+	Args []string
+}
+
+// Images are the images `make images` builds. Another image is one more entry.
+var Images = []Image{
+	{Name: "operator", Package: "./cmd/operator", Entrypoint: "/operator"},
+	{Name: "bot", Package: "./cmd/bot", Entrypoint: "/bot"},
+}
