@@ -46,7 +46,7 @@ type installCase struct {
 }
 
 // installCases run in this order on one API server: "minimal" does not install the CRD and
-// relies on the one "defaults" installed, as a second release in a cluster would.
+// relies on one installed before it, as a second release in a cluster would.
 var installCases = []installCase{
 	{name: "defaults", release: "shardkeeper", namespace: "shardkeeper-system", installsCRD: true},
 	{name: "all features", release: "sk-all", namespace: "sk-all", valuesFile: "all-features-values.yaml", installsCRD: true},
@@ -518,6 +518,50 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 	if err := testenv.WaitEstablished(ctx, k8s, serviceMonitorStub.Name, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
+
+	// helm itself first, on the empty API server: it installs the CRD, prints NOTES.txt,
+	// and leaves the CRD behind on uninstall.
+	t.Run("helm install and uninstall", func(t *testing.T) {
+		kubeconfig, err := env.AdminKubeconfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for name, value := range map[string]string{
+			"KUBECONFIG": filepath.Join(dir, "kubeconfig"), "HELM_CACHE_HOME": filepath.Join(dir, "cache"),
+			"HELM_CONFIG_HOME": filepath.Join(dir, "config"), "HELM_DATA_HOME": filepath.Join(dir, "data"),
+		} {
+			t.Setenv(name, value)
+		}
+		notes, err := manifests.Helm(helm(t), "install", "sk-helm", chartDir, "--namespace", "sk-helm", "--create-namespace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"kubectl create secret generic hello-bot-token", "kind: DiscordBot", "kubectl get discordbots"} {
+			if !bytes.Contains(notes, []byte(want)) {
+				t.Errorf("NOTES do not say %q:\n%s", want, notes)
+			}
+		}
+		if err := testenv.WaitEstablished(ctx, k8s, crdName, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := manifests.Helm(helm(t), "uninstall", "sk-helm", "--namespace", "sk-helm"); err != nil {
+			t.Fatal(err)
+		}
+		var deploy appsv1.Deployment
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: "sk-helm", Name: "sk-helm-shardkeeper"}, &deploy); err == nil {
+			t.Error("helm uninstall left the operator's Deployment behind")
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		// A deleted CRD lingers while its finalizer removes the DiscordBots: check that
+		// no deletion began.
+		if err := k8s.Get(ctx, client.ObjectKey{Name: crdName}, &crd); err != nil || crd.DeletionTimestamp != nil {
+			t.Errorf("helm uninstall deleted the CRD, and every DiscordBot with it (%v)", err)
+		}
+	})
 
 	samples, _ := filepath.Glob(filepath.Join(root, "config", "samples", "shardkeeper_v1_*.yaml"))
 	if len(samples) < 2 {
