@@ -6,6 +6,8 @@ SHELL := /usr/bin/env bash -o pipefail
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+HELM ?= $(LOCALBIN)/helm
+HELM_VERSION ?= v3.22.0
 
 OPERATOR_IMG ?= shardkeeper/operator:dev
 DEFAULT_BOT_IMAGE ?= shardkeeper/bot:dev
@@ -26,6 +28,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from markers.
 	$(CONTROLLER_GEN) rbac:roleName=operator crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -48,8 +51,13 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest from Go modules (ca
 	@hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet envtest-assets ## Run every test (builds missing envtest binaries first).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go test ./... -count=1 -race -timeout 20m
+test: verify-generated vet envtest-assets helm ## Run every test (builds missing envtest binaries and tools first).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) go test ./... -count=1 -race -timeout 20m
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the helm chart with its default and ci/ values.
+	$(HELM) lint --strict charts/shardkeeper
+	for values in charts/shardkeeper/ci/*-values.yaml; do $(HELM) lint --strict charts/shardkeeper -f "$$values"; done
 
 ##@ Build
 
@@ -93,3 +101,10 @@ controller-gen: $(CONTROLLER_GEN)-$(CONTROLLER_TOOLS_VERSION) ## Install control
 $(CONTROLLER_GEN)-$(CONTROLLER_TOOLS_VERSION): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $@
+
+.PHONY: helm
+helm: $(HELM)-$(HELM_VERSION) ## Install helm into bin/ (pinned).
+	@ln -sf $(HELM)-$(HELM_VERSION) $(HELM)
+$(HELM)-$(HELM_VERSION): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $@

@@ -1,5 +1,6 @@
 // Package testenv starts a real kube-apiserver and etcd (envtest) with Shardkeeper's CRDs
-// installed. The binaries come from hack/envtest-assets.sh; `make test` builds them.
+// installed, and applies manifests to it. The binaries come from hack/envtest-assets.sh;
+// `make test` builds them.
 package testenv
 
 import (
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -54,6 +56,16 @@ func assetsDir() (string, error) {
 
 // Start starts the control plane and installs the CRDs from config/crd/bases.
 func Start() (*Env, error) {
+	return start([]string{filepath.Join(RepoRoot(), "config", "crd", "bases")})
+}
+
+// StartEmpty starts the control plane with no CRDs, for tests that install them the way a
+// user would (kustomize, helm).
+func StartEmpty() (*Env, error) {
+	return start(nil)
+}
+
+func start(crdPaths []string) (*Env, error) {
 	dir, err := assetsDir()
 	if err != nil {
 		return nil, err
@@ -65,10 +77,13 @@ func Start() (*Env, error) {
 	if err := shardkeeperv1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: dir,
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
+		CRDDirectoryPaths:     crdPaths,
+		ErrorIfCRDPathMissing: len(crdPaths) > 0,
 		Scheme:                scheme,
 	}
 	cfg, err := env.Start()

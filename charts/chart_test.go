@@ -1,0 +1,609 @@
+// Package charts_test checks the helm chart in charts/shardkeeper as a user meets it: it
+// lints, renders with every values file in ci/, refuses bad values with a message naming
+// the field, installs on a real API server, carries the generated CRD, grants exactly the
+// generated RBAC, and installs what `kubectl apply -k config/default` installs.
+//
+// helm is $HELM or bin/helm (`make helm` installs the pinned version); without it the
+// tests fail rather than skip.
+package charts_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/shardkeeper/shardkeeper/internal/manifests"
+	"github.com/shardkeeper/shardkeeper/internal/testenv"
+)
+
+const crdName = "discordbots.shardkeeper.dev"
+
+var (
+	root     = testenv.RepoRoot()
+	chartDir = filepath.Join(root, "charts", "shardkeeper")
+)
+
+// installCase is a set of values the chart must install with.
+type installCase struct {
+	name, release, namespace string
+	valuesFile               string // under charts/shardkeeper/ci; empty for the defaults
+	installsCRD              bool
+}
+
+// installCases run in this order on one API server: "minimal" does not install the CRD and
+// relies on one installed before it, as a second release in a cluster would.
+var installCases = []installCase{
+	{name: "defaults", release: "shardkeeper", namespace: "shardkeeper-system", installsCRD: true},
+	{name: "all features", release: "sk-all", namespace: "sk-all", valuesFile: "all-features-values.yaml", installsCRD: true},
+	{name: "minimal", release: "sk-min", namespace: "sk-min", valuesFile: "minimal-values.yaml"},
+}
+
+func (c installCase) render(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	var args []string
+	if c.valuesFile != "" {
+		args = []string{"--values", filepath.Join(chartDir, "ci", c.valuesFile)}
+	}
+	objs, err := manifests.HelmTemplate(helm(t), chartDir, c.release, c.namespace, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func helm(t *testing.T) string {
+	t.Helper()
+	path, err := manifests.HelmBinary(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func appVersion(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct {
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(raw, &chart); err != nil || chart.AppVersion == "" {
+		t.Fatalf("Chart.yaml has no appVersion (%v)", err)
+	}
+	return chart.AppVersion
+}
+
+func decodeFile(t *testing.T, path ...string) *unstructured.Unstructured {
+	t.Helper()
+	objs, err := manifests.DecodeFile(filepath.Join(append([]string{root}, path...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 {
+		t.Fatalf("%s: want one object, found %d", filepath.Join(path...), len(objs))
+	}
+	return objs[0]
+}
+
+// only returns the one object of kind, failing the test when there is not exactly one.
+func only(t *testing.T, objs []*unstructured.Unstructured, kind string) *unstructured.Unstructured {
+	t.Helper()
+	found := manifests.OfKind(objs, kind)
+	if len(found) != 1 {
+		t.Fatalf("want one %s, found %d", kind, len(found))
+	}
+	return found[0]
+}
+
+func toTyped(t *testing.T, obj *unstructured.Unstructured, into any) {
+	t.Helper()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, into); err != nil {
+		t.Fatalf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
+	}
+}
+
+func grants(t *testing.T, role *unstructured.Unstructured) []string {
+	t.Helper()
+	out, err := manifests.Grants(role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sameGrants reports what one role grants that the other does not.
+func sameGrants(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	for _, g := range got {
+		if !slices.Contains(want, g) {
+			t.Errorf("%s grants %s, which the generated RBAC does not", what, g)
+		}
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("%s lacks %s, which the generated RBAC grants", what, w)
+		}
+	}
+}
+
+// The chart reads the generated CRD and RBAC from copies under files/ (a chart cannot
+// reach outside its directory); `make manifests` writes them and they must be current.
+func TestChartCopiesOfGeneratedFilesAreCurrent(t *testing.T) {
+	generatedCRDs, _ := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	if len(generatedCRDs) == 0 {
+		t.Fatal("no generated CRDs in config/crd/bases")
+	}
+	copies := map[string]string{
+		"files/rbac/role.yaml":                 "config/rbac/role.yaml",
+		"files/rbac/leader_election_role.yaml": "config/rbac/leader_election_role.yaml",
+	}
+	for _, crd := range generatedCRDs {
+		copies["files/crds/"+filepath.Base(crd)] = "config/crd/bases/" + filepath.Base(crd)
+	}
+	for chartFile, generated := range copies {
+		want, err := os.ReadFile(filepath.Join(root, generated))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(chartDir, chartFile))
+		if err != nil {
+			t.Errorf("charts/shardkeeper/%s: %v; run `make manifests`", chartFile, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("charts/shardkeeper/%s differs from %s; run `make manifests` and commit the result", chartFile, generated)
+		}
+	}
+}
+
+func TestChartLints(t *testing.T) {
+	valuesFiles, _ := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
+	if len(valuesFiles) < 2 {
+		t.Fatalf("want values files under charts/shardkeeper/ci, found %v", valuesFiles)
+	}
+	for _, values := range append([]string{""}, valuesFiles...) {
+		args := []string{"lint", "--strict", chartDir}
+		if values != "" {
+			args = append(args, "--values", values)
+		}
+		if _, err := manifests.Helm(helm(t), args...); err != nil {
+			t.Errorf("with %s: %v", cmpOr(filepath.Base(values), "the default values"), err)
+		}
+	}
+}
+
+func cmpOr(s, otherwise string) string {
+	if s == "" || s == "." {
+		return otherwise
+	}
+	return s
+}
+
+func TestChartRendersTheGeneratedCRDAndRBAC(t *testing.T) {
+	objs := installCases[0].render(t)
+
+	crd := only(t, objs, "CustomResourceDefinition")
+	generated := decodeFile(t, "config", "crd", "bases", "shardkeeper.dev_discordbots.yaml")
+	if crd.GetName() != generated.GetName() || !reflect.DeepEqual(crd.Object["spec"], generated.Object["spec"]) {
+		t.Errorf("the chart's CRD is not config/crd/bases/shardkeeper.dev_discordbots.yaml")
+	}
+	if got := crd.GetAnnotations()["helm.sh/resource-policy"]; got != "keep" {
+		t.Errorf("CRD annotation helm.sh/resource-policy = %q, want keep: helm uninstall would delete every DiscordBot", got)
+	}
+	for key, value := range generated.GetAnnotations() {
+		if crd.GetAnnotations()[key] != value {
+			t.Errorf("CRD lost the generated annotation %s: %s", key, value)
+		}
+	}
+
+	sameGrants(t, "the chart's ClusterRole", grants(t, only(t, objs, "ClusterRole")), grants(t, decodeFile(t, "config", "rbac", "role.yaml")))
+	sameGrants(t, "the chart's leader election Role", grants(t, only(t, objs, "Role")), grants(t, decodeFile(t, "config", "rbac", "leader_election_role.yaml")))
+}
+
+func TestChartValues(t *testing.T) {
+	app := appVersion(t)
+	tests := map[string]struct {
+		want           map[string]int // kind -> count, exactly
+		replicas       int32
+		image          string
+		pullPolicy     corev1.PullPolicy
+		args           []string
+		serviceAccount string
+		metricsPort    int32 // 0: no metrics port or Service
+	}{
+		"defaults": {
+			want: map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+				"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1},
+			replicas:   1,
+			image:      "ghcr.io/shardkeeper/operator:" + app,
+			pullPolicy: corev1.PullIfNotPresent,
+			args: []string{"--leader-elect", "--default-bot-image=ghcr.io/shardkeeper/bot:" + app, "--metrics-bind-address=:8080",
+				"--health-probe-bind-address=:8081", "--zap-log-level=info"},
+			serviceAccount: "shardkeeper",
+			metricsPort:    8080,
+		},
+		"all features": {
+			want: map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
+				"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1, "ServiceMonitor": 1},
+			replicas:   2,
+			image:      "registry.example.com/shardkeeper/operator:0.1.0-rc.1",
+			pullPolicy: corev1.PullAlways,
+			args: []string{"--leader-elect", "--default-bot-image=registry.example.com/shardkeeper/bot:0.1.0-rc.1", "--metrics-bind-address=:9090",
+				"--health-probe-bind-address=:8081", "--zap-log-level=debug", "--watch-namespaces=bots-a,bots-b"},
+			serviceAccount: "shardkeeper-operator",
+			metricsPort:    9090,
+		},
+		"minimal": {
+			want:       map[string]int{"Deployment": 1},
+			replicas:   1,
+			image:      "ghcr.io/shardkeeper/operator:" + app,
+			pullPolicy: corev1.PullIfNotPresent,
+			args: []string{"--leader-elect", "--default-bot-image=ghcr.io/shardkeeper/bot:" + app, "--metrics-bind-address=0",
+				"--health-probe-bind-address=:8081", "--zap-log-level=info"},
+			serviceAccount: "shardkeeper-preprovisioned",
+		},
+	}
+	for _, c := range installCases {
+		tt, ok := tests[c.name]
+		if !ok {
+			t.Fatalf("no expectations for install case %q", c.name)
+		}
+		t.Run(c.name, func(t *testing.T) {
+			objs := c.render(t)
+			if got := manifests.Kinds(objs); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("renders %v, want %v", got, tt.want)
+			}
+			for _, obj := range objs {
+				labels := obj.GetLabels()
+				for _, key := range []string{"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"} {
+					if labels[key] == "" {
+						t.Errorf("%s %s has no label %s", obj.GetKind(), obj.GetName(), key)
+					}
+				}
+			}
+
+			var deploy appsv1.Deployment
+			toTyped(t, only(t, objs, "Deployment"), &deploy)
+			if deploy.Namespace != c.namespace {
+				t.Errorf("Deployment in namespace %q, want the release's %q", deploy.Namespace, c.namespace)
+			}
+			if got := *deploy.Spec.Replicas; got != tt.replicas {
+				t.Errorf("replicas %d, want %d", got, tt.replicas)
+			}
+			pod := deploy.Spec.Template.Spec
+			if pod.ServiceAccountName != tt.serviceAccount {
+				t.Errorf("serviceAccountName %q, want %q", pod.ServiceAccountName, tt.serviceAccount)
+			}
+			if len(pod.Containers) != 1 {
+				t.Fatalf("want one container, found %d", len(pod.Containers))
+			}
+			operator := pod.Containers[0]
+			if operator.Image != tt.image || operator.ImagePullPolicy != tt.pullPolicy {
+				t.Errorf("image %s (%s), want %s (%s)", operator.Image, operator.ImagePullPolicy, tt.image, tt.pullPolicy)
+			}
+			if !slices.Equal(operator.Args, tt.args) {
+				t.Errorf("args %q, want %q", operator.Args, tt.args)
+			}
+			checkRestricted(t, pod)
+			if operator.LivenessProbe == nil || operator.LivenessProbe.HTTPGet == nil || operator.LivenessProbe.HTTPGet.Path != "/healthz" ||
+				operator.ReadinessProbe == nil || operator.ReadinessProbe.HTTPGet == nil || operator.ReadinessProbe.HTTPGet.Path != "/readyz" {
+				t.Errorf("want liveness on /healthz and readiness on /readyz, got %+v and %+v", operator.LivenessProbe, operator.ReadinessProbe)
+			}
+
+			metricsPort := containerPort(operator, "metrics")
+			if metricsPort != tt.metricsPort {
+				t.Errorf("container port metrics = %d, want %d", metricsPort, tt.metricsPort)
+			}
+			if tt.metricsPort != 0 {
+				var svc corev1.Service
+				toTyped(t, only(t, objs, "Service"), &svc)
+				if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != tt.metricsPort || svc.Spec.Ports[0].TargetPort.String() != "metrics" {
+					t.Errorf("metrics Service ports %+v, want %d to the metrics port", svc.Spec.Ports, tt.metricsPort)
+				}
+				if !selects(svc.Spec.Selector, deploy.Spec.Template.Labels) {
+					t.Errorf("metrics Service selector %v does not select the operator's pods %v", svc.Spec.Selector, deploy.Spec.Template.Labels)
+				}
+			}
+			for _, binding := range append(manifests.OfKind(objs, "ClusterRoleBinding"), manifests.OfKind(objs, "RoleBinding")...) {
+				subjects, _, _ := unstructured.NestedSlice(binding.Object, "subjects")
+				want := []any{map[string]any{"kind": "ServiceAccount", "name": tt.serviceAccount, "namespace": c.namespace}}
+				if !reflect.DeepEqual(subjects, want) {
+					t.Errorf("%s %s binds %v, want the operator's ServiceAccount %s/%s", binding.GetKind(), binding.GetName(), subjects, c.namespace, tt.serviceAccount)
+				}
+			}
+		})
+	}
+}
+
+func checkRestricted(t *testing.T, pod corev1.PodSpec) {
+	t.Helper()
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext %+v, want runAsNonRoot and seccomp RuntimeDefault", psc)
+	}
+	sc := pod.Containers[0].SecurityContext
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("container securityContext %+v, want no privilege escalation, a read-only root filesystem and ALL capabilities dropped", sc)
+	}
+}
+
+func containerPort(c corev1.Container, name string) int32 {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p.ContainerPort
+		}
+	}
+	return 0
+}
+
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestChartRejectsBadValues(t *testing.T) {
+	tests := map[string]struct {
+		args []string
+		want string // in helm's error
+	}{
+		"no replicas":               {[]string{"--set", "replicaCount=0"}, "at '/replicaCount': minimum: got 0, want 1"},
+		"replicas not a number":     {[]string{"--set", "replicaCount=two"}, "at '/replicaCount': got string, want integer"},
+		"unknown pull policy":       {[]string{"--set", "image.pullPolicy=Sometimes"}, "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"},
+		"unknown top-level key":     {[]string{"--set", "replicas=2"}, "additional properties 'replicas' not allowed"},
+		"unknown nested key":        {[]string{"--set", "metrics.bindAddress=:9090"}, "at '/metrics': additional properties 'bindAddress' not allowed"},
+		"invalid namespace":         {[]string{"--set", "watchNamespaces={Bots}"}, "at '/watchNamespaces/0'"},
+		"unknown log level":         {[]string{"--set", "logLevel=verbose"}, "at '/logLevel'"},
+		"metrics on the probe port": {[]string{"--set", "metrics.port=8081"}, "at '/metrics/port'"},
+		"ServiceMonitor without metrics": {[]string{"--set", "metrics.enabled=false,metrics.serviceMonitor.enabled=true"},
+			"metrics.serviceMonitor.enabled needs metrics.enabled"},
+		"no ServiceAccount at all": {[]string{"--set", "serviceAccount.create=false"},
+			"serviceAccount.name is required when serviceAccount.create is false"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := manifests.HelmTemplate(helm(t), chartDir, "shardkeeper", "shardkeeper-system", tt.args...)
+			if err == nil {
+				t.Fatalf("helm template %v succeeded, want an error naming %q", tt.args, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error does not say %q:\n%v", tt.want, err)
+			}
+		})
+	}
+}
+
+// The chart with default values and `kubectl apply -k config/default` install the same
+// operator: same CRD, same RBAC, a Deployment with the same arguments (apart from the
+// images) and probes, and a metrics Service. The chart creates no Namespace: helm's
+// --create-namespace does.
+func TestChartInstallsWhatKustomizeInstalls(t *testing.T) {
+	chart := installCases[0].render(t)
+	kustomize, err := manifests.Kustomize(filepath.Join(root, "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	kustomizeKinds := manifests.Kinds(kustomize)
+	delete(kustomizeKinds, "Namespace")
+	if got := manifests.Kinds(chart); !reflect.DeepEqual(got, kustomizeKinds) {
+		t.Errorf("the chart installs %v, config/default %v", got, kustomizeKinds)
+	}
+
+	if !reflect.DeepEqual(only(t, chart, "CustomResourceDefinition").Object["spec"], only(t, kustomize, "CustomResourceDefinition").Object["spec"]) {
+		t.Error("the chart's CRD differs from config/default's")
+	}
+	sameGrants(t, "the chart's ClusterRole", grants(t, only(t, chart, "ClusterRole")), grants(t, only(t, kustomize, "ClusterRole")))
+	sameGrants(t, "the chart's leader election Role", grants(t, only(t, chart, "Role")), grants(t, only(t, kustomize, "Role")))
+
+	var fromChart, fromKustomize appsv1.Deployment
+	toTyped(t, only(t, chart, "Deployment"), &fromChart)
+	toTyped(t, only(t, kustomize, "Deployment"), &fromKustomize)
+	chartPod, kustomizePod := fromChart.Spec.Template.Spec, fromKustomize.Spec.Template.Spec
+	if len(chartPod.Containers) != 1 || len(kustomizePod.Containers) != 1 {
+		t.Fatalf("want one container each, found %d and %d", len(chartPod.Containers), len(kustomizePod.Containers))
+	}
+	chartOperator, kustomizeOperator := chartPod.Containers[0], kustomizePod.Containers[0]
+	if got, want := withoutImages(chartOperator.Args), withoutImages(kustomizeOperator.Args); !slices.Equal(got, want) {
+		t.Errorf("operator args: chart %q, config/default %q", got, want)
+	}
+	for _, field := range []struct {
+		name        string
+		chart, kust any
+	}{
+		{"ports", chartOperator.Ports, kustomizeOperator.Ports},
+		{"livenessProbe", chartOperator.LivenessProbe, kustomizeOperator.LivenessProbe},
+		{"readinessProbe", chartOperator.ReadinessProbe, kustomizeOperator.ReadinessProbe},
+		{"resources", chartOperator.Resources, kustomizeOperator.Resources},
+		{"securityContext", chartOperator.SecurityContext, kustomizeOperator.SecurityContext},
+		{"pod securityContext", chartPod.SecurityContext, kustomizePod.SecurityContext},
+		{"replicas", fromChart.Spec.Replicas, fromKustomize.Spec.Replicas},
+	} {
+		if !reflect.DeepEqual(field.chart, field.kust) {
+			t.Errorf("operator %s: chart %+v, config/default %+v", field.name, field.chart, field.kust)
+		}
+	}
+
+	var chartSvc, kustomizeSvc corev1.Service
+	toTyped(t, only(t, chart, "Service"), &chartSvc)
+	toTyped(t, only(t, kustomize, "Service"), &kustomizeSvc)
+	if !reflect.DeepEqual(chartSvc.Spec.Ports, kustomizeSvc.Spec.Ports) {
+		t.Errorf("metrics Service ports: chart %+v, config/default %+v", chartSvc.Spec.Ports, kustomizeSvc.Spec.Ports)
+	}
+	if !selects(kustomizeSvc.Spec.Selector, fromKustomize.Spec.Template.Labels) {
+		t.Errorf("config/default's metrics Service selector %v does not select the operator's pods %v", kustomizeSvc.Spec.Selector, fromKustomize.Spec.Template.Labels)
+	}
+}
+
+// withoutImages drops the value of --default-bot-image, which differs by design
+// (released image in the chart, local dev image in config/default).
+func withoutImages(args []string) []string {
+	out := make([]string, len(args))
+	for i, arg := range args {
+		if strings.HasPrefix(arg, "--default-bot-image=") {
+			arg = "--default-bot-image=<image>"
+		}
+		out[i] = arg
+	}
+	return out
+}
+
+// The Prometheus Operator's ServiceMonitor CRD is not ours to vendor. This stub serves the
+// kind at its real group and version but accepts any spec: applying the chart's
+// ServiceMonitor checks its kind, group, version and metadata, not its fields.
+var serviceMonitorStub = &apiextensionsv1.CustomResourceDefinition{
+	ObjectMeta: metav1.ObjectMeta{Name: "servicemonitors.monitoring.coreos.com"},
+	Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+		Group: "monitoring.coreos.com",
+		Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: "ServiceMonitor", ListKind: "ServiceMonitorList", Plural: "servicemonitors", Singular: "servicemonitor"},
+		Scope: apiextensionsv1.NamespaceScoped,
+		Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+			Name: "v1", Served: true, Storage: true,
+			Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+				Type: "object", XPreserveUnknownFields: ptrTo(true),
+			}},
+		}},
+	},
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func TestChartInstallsOnAPIServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs envtest")
+	}
+	// Render first: a missing helm fails before the API server starts.
+	rendered := make([][]*unstructured.Unstructured, len(installCases))
+	for i, c := range installCases {
+		rendered[i] = c.render(t)
+	}
+
+	env, err := testenv.StartEmpty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	k8s, err := env.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := k8s.Create(ctx, serviceMonitorStub.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitEstablished(ctx, k8s, serviceMonitorStub.Name, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// helm itself first, on the empty API server: it installs the CRD, prints NOTES.txt,
+	// and leaves the CRD behind on uninstall.
+	t.Run("helm install and uninstall", func(t *testing.T) {
+		kubeconfig, err := env.AdminKubeconfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for name, value := range map[string]string{
+			"KUBECONFIG": filepath.Join(dir, "kubeconfig"), "HELM_CACHE_HOME": filepath.Join(dir, "cache"),
+			"HELM_CONFIG_HOME": filepath.Join(dir, "config"), "HELM_DATA_HOME": filepath.Join(dir, "data"),
+		} {
+			t.Setenv(name, value)
+		}
+		notes, err := manifests.Helm(helm(t), "install", "sk-helm", chartDir, "--namespace", "sk-helm", "--create-namespace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"kubectl create secret generic hello-bot-token", "kind: DiscordBot", "kubectl get discordbots"} {
+			if !bytes.Contains(notes, []byte(want)) {
+				t.Errorf("NOTES do not say %q:\n%s", want, notes)
+			}
+		}
+		if err := testenv.WaitEstablished(ctx, k8s, crdName, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := manifests.Helm(helm(t), "uninstall", "sk-helm", "--namespace", "sk-helm"); err != nil {
+			t.Fatal(err)
+		}
+		var deploy appsv1.Deployment
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: "sk-helm", Name: "sk-helm-shardkeeper"}, &deploy); err == nil {
+			t.Error("helm uninstall left the operator's Deployment behind")
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		// A deleted CRD lingers while its finalizer removes the DiscordBots: check that
+		// no deletion began.
+		if err := k8s.Get(ctx, client.ObjectKey{Name: crdName}, &crd); err != nil || crd.DeletionTimestamp != nil {
+			t.Errorf("helm uninstall deleted the CRD, and every DiscordBot with it (%v)", err)
+		}
+	})
+
+	samples, _ := filepath.Glob(filepath.Join(root, "config", "samples", "shardkeeper_v1_*.yaml"))
+	if len(samples) < 2 {
+		t.Fatalf("want a small and a sharded sample, found %v", samples)
+	}
+	for i, c := range installCases {
+		ok := t.Run(c.name, func(t *testing.T) {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace}}
+			if err := k8s.Create(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			if err := testenv.Apply(ctx, k8s, "helm-"+c.release, rendered[i]); err != nil {
+				t.Fatal(err)
+			}
+			if c.installsCRD {
+				if err := testenv.WaitEstablished(ctx, k8s, crdName, 20*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				var crd apiextensionsv1.CustomResourceDefinition
+				if err := k8s.Get(ctx, client.ObjectKey{Name: crdName}, &crd); err != nil {
+					t.Fatal(err)
+				}
+				if crd.Annotations["helm.sh/resource-policy"] != "keep" {
+					t.Errorf("the installed CRD has annotations %v, want helm.sh/resource-policy: keep", crd.Annotations)
+				}
+			}
+			// The samples are valid DiscordBots for the CRD this release runs with.
+			for _, path := range samples {
+				bots, err := manifests.DecodeFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, bot := range bots {
+					bot.SetNamespace(c.namespace)
+					if err := k8s.Create(ctx, bot, client.DryRunAll); err != nil {
+						t.Errorf("sample %s rejected: %v", filepath.Base(path), err)
+					}
+				}
+			}
+		})
+		if !ok && c.installsCRD {
+			t.Fatal("later cases need the CRD this one installs")
+		}
+	}
+}
