@@ -44,7 +44,7 @@ func botLeaseNames(s *scope) []string {
 		}
 	}
 	for g := range s.topo.groups() {
-		add(leaseName(podName(s.bot.Name, g)))
+		add(leaseName(s.builder.podName(g)))
 	}
 	var running []string
 	for _, p := range s.pods {

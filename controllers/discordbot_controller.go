@@ -209,6 +209,7 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) erro
 	}
 	s.topo = topo
 	s.builder = newPodBuilder(bot, r.DefaultBotImage, topo, maxConcurrency(bot))
+	s.builder.generation = layoutGeneration(s.pods, topo.label())
 	return nil
 }
 
@@ -258,6 +259,7 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 	}
 	s.plan = planRollout(rolloutInput{
 		topo:           s.topo,
+		generation:     s.builder.generation,
 		revision:       s.builder.revision,
 		stop:           stopOf(s.bot),
 		tokenAvailable: s.tokenProblem == "",
@@ -317,6 +319,7 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 	if s.observed {
 		statusRecheck := computeStatus(bot, botObservation{
 			topo:          s.topo,
+			generation:    s.builder.generation,
 			revision:      s.builder.revision,
 			image:         s.builder.inputs.Image,
 			suspended:     bot.Spec.Suspend,

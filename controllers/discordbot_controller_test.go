@@ -190,14 +190,14 @@ func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
 	g.Expect(can("list", "", "pods", "")).To(BeFalse())
 	g.Expect(can("update", "shardkeeper.dev", "discordbots", "leasy")).To(BeFalse())
 
-	// Resharding widens the Role to the new shard groups.
+	// Resharding widens the Role to the new layout's pods, beside the old ones still running.
 	updateBot(g, bot, func(b *shardkeeperv1.DiscordBot) {
 		b.Spec.Shards.IntVal = 4
 	})
 	g.Eventually(func(g Gomega) []string {
 		g.Expect(k8s.Get(ctx, key, &role)).To(Succeed())
 		return role.Rules[1].ResourceNames
-	}, wait, tick).Should(Equal([]string{"leasy-0", "leasy-1", "leasy-2", "leasy-3", "leasy-identify-0"}))
+	}, wait, tick).Should(Equal([]string{"leasy-g1-0", "leasy-g1-1", "leasy-g1-2", "leasy-g1-3", "leasy-0", "leasy-1", "leasy-2", "leasy-identify-0"}))
 }
 
 func TestTokenSecretMissingBlocksPodsUntilItAppears(t *testing.T) {
@@ -292,23 +292,56 @@ func TestSpecChangeReplacesPodsOneAtATime(t *testing.T) {
 	g.Expect(eventReasons(g, ns, "rolly")).To(ContainElement(eventPodReplaced))
 }
 
-func TestChangingShardLayoutRecreatesShardGroups(t *testing.T) {
+func TestReshardStartsTheNewLayoutBesideTheOld(t *testing.T) {
 	envtestOnly(t)
 	g := NewWithT(t)
 	ns, bot := startedBot(t, g, "grow", 2, 1, 2)
 	markAllReady(g, ns, "grow")
+	g.Eventually(func(g Gomega) shardkeeperv1.BotPhase { return getBot(g, ns, "grow").Status.Phase }, wait, tick).
+		Should(Equal(shardkeeperv1.PhaseRunning))
 
 	updateBot(g, bot, func(b *shardkeeperv1.DiscordBot) {
 		b.Spec.Shards.IntVal = 6
 		b.Spec.ShardsPerPod = 2
 	})
+	// The new layout's pods start under new names while the old ones keep serving, and
+	// the bot stays Ready through the old layout.
+	g.Eventually(func(g Gomega) {
+		pods := botPods(g, ns, "grow")
+		g.Expect(pods).To(HaveKey("grow-0"))
+		g.Expect(pods).To(HaveKey("grow-1"))
+		for _, name := range []string{"grow-g1-0", "grow-g1-1", "grow-g1-2"} {
+			g.Expect(pods).To(HaveKey(name))
+			g.Expect(pods[name].Labels[shardkeeperv1.LabelTopology]).To(Equal("6x2"))
+			g.Expect(pods[name].Labels[shardkeeperv1.LabelGeneration]).To(Equal("1"))
+		}
+		env := envOf(pods["grow-g1-2"].Spec.Containers[0])
+		g.Expect(env[shardkeeperv1.EnvShardIDs].Value).To(Equal("4,5"))
+		g.Expect(env[shardkeeperv1.EnvLeaseName].Value).To(Equal("grow-g1-2"))
+
+		b := getBot(g, ns, "grow")
+		g.Expect(b.Status.Phase).To(Equal(shardkeeperv1.PhaseUpdating))
+		g.Expect(b.Status.Resharding).NotTo(BeNil())
+		g.Expect(b.Status.Resharding.FromShards).To(Equal(int32(2)))
+		g.Expect(b.Status.Resharding.ToShards).To(Equal(int32(6)))
+		g.Expect(meta.IsStatusConditionTrue(b.Status.Conditions, shardkeeperv1.ConditionResharding)).To(BeTrue())
+		ready := meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionReady)
+		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(ready.Reason).To(Equal(shardkeeperv1.ReasonOldLayoutServing))
+	}, wait, tick).Should(Succeed())
+	// The old pods stay while any new one is not ready.
+	g.Consistently(func(g Gomega) { g.Expect(botPods(g, ns, "grow")).To(HaveKey("grow-0")) }, time.Second, tick).Should(Succeed())
+
+	markAllReady(g, ns, "grow")
 	g.Eventually(func(g Gomega) {
 		pods := botPods(g, ns, "grow")
 		g.Expect(pods).To(HaveLen(3))
-		for _, p := range pods {
-			g.Expect(p.Labels[shardkeeperv1.LabelTopology]).To(Equal("6x2"))
-		}
-		g.Expect(envOf(pods["grow-2"].Spec.Containers[0])[shardkeeperv1.EnvShardIDs].Value).To(Equal("4,5"))
+		g.Expect(pods).NotTo(HaveKey("grow-0"))
+		b := getBot(g, ns, "grow")
+		g.Expect(b.Status.Resharding).To(BeNil())
+		g.Expect(b.Status.Phase).To(Equal(shardkeeperv1.PhaseRunning))
+		g.Expect(b.Status.ShardsSummary).To(Equal("6/6"))
+		g.Expect(meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionResharding).Reason).To(Equal(shardkeeperv1.ReasonLayoutSettled))
 	}, wait, tick).Should(Succeed())
 	g.Expect(eventReasons(g, ns, "grow")).To(ContainElement(eventShardGroupsChanged))
 }

@@ -411,8 +411,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		v := judgePod(in)
 		if v.stale {
 			stale = append(stale, stalePod{p, in})
-			first, lastShard := s.topo.shardRange(p.group)
-			s.staleShards += lastShard - first + 1
+			s.staleShards += shardsOf(p, s.topo)
 		} else if v.recheck > 0 {
 			s.recheck = minPositive(s.recheck, v.recheck)
 		}

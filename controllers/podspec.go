@@ -66,10 +66,11 @@ func revisionOf(in podInputs) string {
 
 // podBuilder builds the pods of one bot at one revision.
 type podBuilder struct {
-	bot      *shardkeeperv1.DiscordBot
-	inputs   podInputs
-	topo     topology
-	revision string
+	bot        *shardkeeperv1.DiscordBot
+	inputs     podInputs
+	topo       topology
+	generation int32
+	revision   string
 }
 
 func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topology, maxConcurrency int32) podBuilder {
@@ -114,11 +115,14 @@ func serviceAccountName(botName string) string { return "shardkeeper-" + botName
 // leaseName is the heartbeat Lease a pod renews; it is named after the pod.
 func leaseName(pod string) string { return pod }
 
+// podName is the name of the group's pod in this builder's layout generation.
+func (b podBuilder) podName(group int32) string { return podName(b.bot.Name, b.generation, group) }
+
 // build returns the pod for a shard group. It carries no owner reference yet.
 func (b podBuilder) build(group int32) *corev1.Pod {
 	bot := b.bot
 	tpl := b.inputs.Template
-	name := podName(bot.Name, group)
+	name := b.podName(group)
 
 	labels := maps.Clone(tpl.Metadata.Labels)
 	if labels == nil {
@@ -129,6 +133,7 @@ func (b podBuilder) build(group int32) *corev1.Pod {
 	labels[shardkeeperv1.LabelShardGroup] = strconv.Itoa(int(group))
 	labels[shardkeeperv1.LabelRevision] = b.revision
 	labels[shardkeeperv1.LabelTopology] = b.topo.label()
+	labels[shardkeeperv1.LabelGeneration] = strconv.Itoa(int(b.generation))
 
 	annotations := maps.Clone(tpl.Metadata.Annotations)
 	if annotations == nil {
@@ -230,7 +235,7 @@ func (b podBuilder) env(group int32) []corev1.EnvVar {
 		{Name: shardkeeperv1.EnvIntents, Value: strings.Join(intents, ",")},
 		{Name: shardkeeperv1.EnvTokenFile, Value: tokenMountDir + "/" + tokenFileName},
 		{Name: shardkeeperv1.EnvHealthPort, Value: strconv.Itoa(healthPort)},
-		{Name: shardkeeperv1.EnvLeaseName, Value: leaseName(podName(bot.Name, group))},
+		{Name: shardkeeperv1.EnvLeaseName, Value: leaseName(b.podName(group))},
 		{Name: shardkeeperv1.EnvLeaseDurationSeconds, Value: strconv.Itoa(int(b.inputs.Health.LeaseDurationSeconds))},
 		{Name: shardkeeperv1.EnvMaxConcurrency, Value: strconv.Itoa(int(max(b.inputs.MaxConcurrency, 1)))},
 	}

@@ -14,6 +14,7 @@ import (
 type observedPod struct {
 	pod         *corev1.Pod
 	group       int32 // -1 when the pod's group label is missing or garbage
+	generation  int32 // the layout generation; 0 without a label (pods of older operators)
 	revision    string
 	topology    string
 	ready       bool
@@ -32,6 +33,9 @@ func observePod(pod *corev1.Pod) observedPod {
 	}
 	if g, err := strconv.ParseInt(pod.Labels[shardkeeperv1.LabelShardGroup], 10, 32); err == nil && g >= 0 {
 		o.group = int32(g)
+	}
+	if g, err := strconv.ParseInt(pod.Labels[shardkeeperv1.LabelGeneration], 10, 32); err == nil && g >= 0 {
+		o.generation = int32(g)
 	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady {
@@ -71,8 +75,9 @@ const (
 
 // rolloutInput is everything the rollout decision depends on.
 type rolloutInput struct {
-	topo     topology
-	revision string
+	topo       topology
+	generation int32 // of the layout's pods (layoutGeneration)
+	revision   string
 	// stop, when set, says why no pod may run (suspended, halted): every pod is deleted.
 	stop           *stopReason
 	tokenAvailable bool
@@ -106,12 +111,14 @@ type rolloutPlan struct {
 // gives the same plan. The rules:
 //   - suspended: delete every pod;
 //   - no token: touch nothing (running pods keep their mounted token; new ones could not start);
-//   - pods of another topology (shards or shardsPerPod changed) are all deleted, and new
-//     shard groups are created only once the old ones are gone, so shards never overlap;
+//   - a new shard layout (shards or shardsPerPod changed) starts as a new generation of pods
+//     beside the old layout's, which keep serving their guilds; once every new shard group
+//     has a ready pod, the old pods are deleted. Discord allows both sessions at once;
 //   - failed pods are deleted (and recreated on a later pass);
 //   - missing groups are created;
-//   - outdated pods are replaced one at a time, and only while every other pod is ready.
-//     Outdated pods that are not ready are unavailable anyway and are replaced at once.
+//   - outdated pods are replaced one at a time, and only while every other pod is ready and
+//     no reshard is going on. Outdated pods that are not ready are unavailable anyway and
+//     are replaced at once.
 func planRollout(in rolloutInput) rolloutPlan {
 	var plan rolloutPlan
 	if in.stop != nil {
@@ -128,20 +135,19 @@ func planRollout(in rolloutInput) rolloutPlan {
 
 	groups := in.topo.groups()
 	byGroup := make(map[int32]observedPod, len(in.pods))
-	oldTopology := 0
+	var old []observedPod
 	for _, p := range in.pods {
-		wrongTopology := p.topology != in.topo.label()
-		if wrongTopology {
-			oldTopology++
+		if p.topology != in.topo.label() || p.generation != in.generation {
+			if !p.terminating {
+				old = append(old, p)
+			}
+			continue
 		}
 		switch {
 		case p.terminating:
-			if !wrongTopology && p.group >= 0 {
+			if p.group >= 0 {
 				byGroup[p.group] = p // its name is taken until it is gone
 			}
-		case wrongTopology:
-			plan.actions = append(plan.actions, deleteAction(p, eventShardGroupsChanged,
-				fmt.Sprintf("shard layout changed from %s to %s (shards x per pod)", orUnknown(p.topology), in.topo.label())))
 		case p.group < 0 || p.group >= groups:
 			plan.actions = append(plan.actions, deleteAction(p, eventOrphanPod, "pod belongs to no shard group"))
 		case p.failed:
@@ -152,11 +158,6 @@ func planRollout(in rolloutInput) rolloutPlan {
 		default:
 			byGroup[p.group] = p
 		}
-	}
-	if oldTopology > 0 {
-		plan.progress = shardkeeperv1.ReasonReshardingPods
-		plan.message = fmt.Sprintf("removing %d pods of the old shard layout before creating %d shard groups", oldTopology, groups)
-		return plan
 	}
 
 	missing := 0
@@ -169,11 +170,13 @@ func planRollout(in rolloutInput) rolloutPlan {
 	}
 
 	var outdatedReady []observedPod
-	outdated, settled := 0, missing == 0
+	outdated, readyGroups, settled := 0, int32(0), missing == 0
 	for _, g := range sortedGroups(byGroup) {
 		p := byGroup[g]
 		if p.terminating || p.failed || !p.ready {
 			settled = false
+		} else {
+			readyGroups++
 		}
 		if p.terminating || p.failed || p.revision == in.revision {
 			continue
@@ -186,6 +189,29 @@ func planRollout(in rolloutInput) rolloutPlan {
 		plan.actions = append(plan.actions, deleteAction(p, eventPodReplaced,
 			fmt.Sprintf("replacing not-ready pod of revision %s with revision %s", orUnknown(p.revision), in.revision)))
 	}
+
+	if len(old) > 0 {
+		// A reshard: the old layout serves until the new one is ready, then goes at once.
+		for _, p := range old {
+			switch {
+			case settled:
+				plan.actions = append(plan.actions, deleteAction(p, eventShardGroupsChanged,
+					fmt.Sprintf("every shard of the new layout %s is ready; stopping the old layout %s", in.topo.label(), orUnknown(p.topology))))
+			case p.failed:
+				plan.actions = append(plan.actions, deleteAction(p, eventPodFailed,
+					fmt.Sprintf("pod of the old layout %s: %s", orUnknown(p.topology), p.pod.Status.Phase)))
+			}
+		}
+		plan.progress = shardkeeperv1.ReasonReshardingPods
+		if settled {
+			plan.message = fmt.Sprintf("all %d pods of layout %s are ready; stopping %d pods of the old layout", groups, in.topo.label(), len(old))
+		} else {
+			plan.message = fmt.Sprintf("starting layout %s beside the old one: %d of %d new pods ready, %d old pods serving meanwhile",
+				in.topo.label(), readyGroups, groups, len(old))
+		}
+		return plan
+	}
+
 	if settled && len(outdatedReady) > 0 {
 		p := outdatedReady[0]
 		plan.actions = append(plan.actions, deleteAction(p, eventPodReplaced,

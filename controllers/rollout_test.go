@@ -33,6 +33,14 @@ func fakePod(group int32, topo, rev string, state ...string) observedPod {
 	return p
 }
 
+// fakeGenPod is fakePod for a pod of a later layout generation.
+func fakeGenPod(generation, group int32, topo, rev string, state ...string) observedPod {
+	p := fakePod(group, topo, rev, state...)
+	p.generation = generation
+	p.pod.Name = podName("bot", generation, group)
+	return p
+}
+
 // describe renders a plan's actions as "create 0", "delete bot-1 (PodReplaced)".
 func describe(plan rolloutPlan) []string {
 	var out []string
@@ -119,18 +127,46 @@ func TestPlanRollout(t *testing.T) {
 			wantProgress: shardkeeperv1.ReasonRollingUpdate,
 		},
 		{
-			name: "shard layout changed: old groups go first, nothing new yet",
-			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, revision: "r1", tokenAvailable: true, pods: []observedPod{
+			name: "shard layout changed: the new layout starts beside the old one",
+			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, generation: 1, revision: "r1", tokenAvailable: true, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "ready"), fakePod(1, "3x1", "r1", "ready"), fakePod(2, "3x1", "r1", "ready"),
+			}},
+			want:         []string{"create 0", "create 1"},
+			wantProgress: shardkeeperv1.ReasonReshardingPods,
+		},
+		{
+			name: "reshard: the old layout serves until every new group is ready",
+			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, generation: 1, revision: "r1", tokenAvailable: true, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "ready"), fakePod(1, "3x1", "r1", "ready"), fakePod(2, "3x1", "r1", "ready"),
+				fakeGenPod(1, 0, "4x2", "r1", "ready"), fakeGenPod(1, 1, "4x2", "r1"),
+			}},
+			wantProgress: shardkeeperv1.ReasonReshardingPods,
+		},
+		{
+			name: "reshard: every new group ready, the old layout goes at once",
+			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, generation: 1, revision: "r1", tokenAvailable: true, pods: []observedPod{
 				fakePod(0, "3x1", "r1", "ready"), fakePod(1, "3x1", "r1", "ready"), fakePod(2, "3x1", "r1", "terminating"),
+				fakeGenPod(1, 0, "4x2", "r1", "ready"), fakeGenPod(1, 1, "4x2", "r1", "ready"),
 			}},
 			want:         []string{"delete bot-0 (ShardGroupsChanged)", "delete bot-1 (ShardGroupsChanged)"},
 			wantProgress: shardkeeperv1.ReasonReshardingPods,
 		},
 		{
-			name: "old layout still terminating: no overlap of old and new shard groups",
-			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, revision: "r1", tokenAvailable: true, pods: []observedPod{
-				fakePod(2, "3x1", "r1", "terminating"),
+			name: "reshard: a failed old pod is removed and not recreated; no rolling meanwhile",
+			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, generation: 1, revision: "r2", tokenAvailable: true, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "failed"), fakePod(1, "3x1", "r1", "ready"),
+				fakeGenPod(1, 0, "4x2", "r1", "ready"), fakeGenPod(1, 1, "4x2", "r2"),
 			}},
+			want:         []string{"delete bot-0 (PodFailed)"},
+			wantProgress: shardkeeperv1.ReasonReshardingPods,
+		},
+		{
+			name: "reshard undone before it finished: the newer pods are the old layout now",
+			in: rolloutInput{topo: topology{shards: 3, shardsPerPod: 1}, generation: 0, revision: "r1", tokenAvailable: true, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "ready"), fakePod(1, "3x1", "r1", "ready"), fakePod(2, "3x1", "r1", "ready"),
+				fakeGenPod(1, 0, "4x2", "r1", "ready"), fakeGenPod(1, 1, "4x2", "r1"),
+			}},
+			want:         []string{"delete bot-g1-0 (ShardGroupsChanged)", "delete bot-g1-1 (ShardGroupsChanged)"},
 			wantProgress: shardkeeperv1.ReasonReshardingPods,
 		},
 		{
@@ -216,4 +252,62 @@ func TestRollingUpdateNeverTakesTwoReadyGroupsDown(t *testing.T) {
 		}
 	}
 	t.Fatal("rollout did not finish in 50 passes")
+}
+
+func TestReshardKeepsEveryShardServed(t *testing.T) {
+	// Drive the planner through a reshard from 3 to 8 shards (2 per pod); new pods turn
+	// ready a pass after they appear. At every step each guild must have a ready shard in
+	// one layout or the other.
+	from, to := topology{shards: 3, shardsPerPod: 1}, topology{shards: 8, shardsPerPod: 2}
+	pods := map[string]observedPod{}
+	for g := range from.groups() {
+		p := fakePod(g, from.label(), "r1", "ready")
+		pods[p.pod.Name] = p
+	}
+	covered := func(guild int32) bool {
+		for _, p := range pods {
+			topo, _ := topologyFromLabel(p.topology)
+			first, last := topo.shardRange(p.group)
+			if shard := guild % topo.shards; p.ready && !p.terminating && shard >= first && shard <= last {
+				return true
+			}
+		}
+		return false
+	}
+	for step := 0; step < 20; step++ {
+		var list []observedPod
+		for _, p := range pods {
+			list = append(list, p)
+		}
+		gen := layoutGeneration(list, to.label())
+		if gen != 1 {
+			t.Fatalf("step %d: generation %d, want 1", step, gen)
+		}
+		plan := planRollout(rolloutInput{topo: to, generation: gen, revision: "r1", tokenAvailable: true, pods: list})
+		for _, a := range plan.actions {
+			switch a.kind {
+			case deletePod:
+				delete(pods, a.pod.Name)
+			case createPod:
+				p := fakeGenPod(gen, a.group, to.label(), "r1")
+				pods[p.pod.Name] = p
+			}
+		}
+		for guild := range int32(24) {
+			if !covered(guild) {
+				t.Fatalf("step %d: guild %d has no ready shard", step, guild)
+			}
+		}
+		if plan.progress == "" && len(plan.actions) == 0 {
+			if len(pods) != int(to.groups()) {
+				t.Fatalf("reshard finished with %d pods, want %d", len(pods), to.groups())
+			}
+			return
+		}
+		for name, p := range pods {
+			p.ready = true
+			pods[name] = p
+		}
+	}
+	t.Fatal("reshard did not finish in 20 passes")
 }

@@ -90,7 +90,58 @@ func (t topology) label() string {
 	return fmt.Sprintf("%dx%d", t.shards, t.shardsPerPod)
 }
 
-// podName is the name of a bot's pod for a shard group.
-func podName(botName string, group int32) string {
-	return fmt.Sprintf("%s-%d", botName, group)
+// topologyFromLabel reads a topology label ("16x4") back.
+func topologyFromLabel(label string) (topology, bool) {
+	shards, perPod, ok := strings.Cut(label, "x")
+	n, err1 := strconv.ParseInt(shards, 10, 32)
+	k, err2 := strconv.ParseInt(perPod, 10, 32)
+	if !ok || err1 != nil || err2 != nil || n < 1 || k < 1 {
+		return topology{}, false
+	}
+	return topology{shards: int32(n), shardsPerPod: int32(k)}, true
+}
+
+// podName is the name of a bot's pod for a shard group of a layout generation: "<bot>-3"
+// for the first layout, "<bot>-g2-3" after two reshards, so a new layout's pods can run
+// beside the old one's.
+func podName(botName string, generation, group int32) string {
+	if generation == 0 {
+		return fmt.Sprintf("%s-%d", botName, group)
+	}
+	return fmt.Sprintf("%s-g%d-%d", botName, generation, group)
+}
+
+// layoutGeneration is the generation the layout's pods have: the one of the pods of this
+// layout, else one past the newest generation of any pod (a reshard), else 0.
+func layoutGeneration(pods []observedPod, label string) int32 {
+	current, newest := int32(-1), int32(-1)
+	for _, p := range pods {
+		newest = max(newest, p.generation)
+		if p.topology == label {
+			// Terminating pods count: a replacement takes the same name, and so the
+			// same Lease and its resume state.
+			current = max(current, p.generation)
+		}
+	}
+	switch {
+	case current >= 0:
+		return current
+	case newest >= 0:
+		return newest + 1
+	}
+	return 0
+}
+
+// shardsOf is how many shards a pod runs, by its own layout (an old layout's pod during a
+// reshard), or 0 when its labels do not say.
+func shardsOf(p observedPod, fallback topology) int32 {
+	topo, ok := topologyFromLabel(p.topology)
+	if !ok {
+		topo = fallback
+	}
+	if p.group < 0 || p.group >= topo.groups() {
+		return 0
+	}
+	first, last := topo.shardRange(p.group)
+	return last - first + 1
 }

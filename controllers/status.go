@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -71,10 +72,11 @@ func fatalBotReason(cs corev1.ContainerStatus) (reason, message string, ok bool)
 
 // botObservation is everything the status is computed from.
 type botObservation struct {
-	topo      topology
-	revision  string
-	image     string
-	suspended bool
+	topo       topology
+	generation int32
+	revision   string
+	image      string
+	suspended  bool
 	// tokenProblem is why the token cannot be used ("" when it can).
 	tokenProblem string
 	// layoutProblem is why the shard layout is not known yet ("" when it is).
@@ -108,12 +110,25 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 
 	var recheck time.Duration
 	starting := 0
+	old := map[string]*oldLayout{} // by topology label, during a reshard
 	for _, p := range obs.pods {
 		if p.terminating {
 			continue
 		}
 		st.Pods++
-		current := p.topology == obs.topo.label() && p.group >= 0 && p.group < obs.topo.groups()
+		current := p.topology == obs.topo.label() && p.generation == obs.generation && p.group >= 0 && p.group < obs.topo.groups()
+		if !current {
+			o := old[p.topology]
+			if o == nil {
+				o = &oldLayout{label: p.topology}
+				o.topo, _ = topologyFromLabel(p.topology)
+				old[p.topology] = o
+			}
+			o.pods++
+			if p.ready {
+				o.readyShards += shardsOf(p, topology{})
+			}
+		}
 		if p.revision == obs.revision && current {
 			st.UpdatedPods++
 		}
@@ -140,8 +155,8 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 		st.ProblemCount++
 		if len(st.Problems) < shardkeeperv1.MaxReportedProblems {
 			shards := "?"
-			if current {
-				shards = obs.topo.describeShards(p.group)
+			if topo, ok := topologyFromLabel(p.topology); ok && p.group >= 0 && p.group < topo.groups() {
+				shards = topo.describeShards(p.group)
 			}
 			st.Problems = append(st.Problems, shardkeeperv1.ShardGroupProblem{
 				Pod: p.pod.Name, Shards: shards, Reason: reason, Message: truncate(message, 256),
@@ -158,12 +173,51 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 		st.LastRestartReason = obs.health.lastRestartReason
 	}
 
-	setConditions(bot, obs, starting)
+	serving := reshardingStatus(bot, obs, old)
+	setConditions(bot, obs, starting, serving)
 	st.Phase = phaseOf(bot, obs)
 	return recheck
 }
 
-func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting int) {
+// oldLayout is what runs of a shard layout being replaced.
+type oldLayout struct {
+	label       string
+	topo        topology
+	pods        int32
+	readyShards int32
+}
+
+// reshardingStatus fills status.resharding and returns the old layout that still serves
+// every one of its shards, if one does: the bot is fully connected through it.
+func reshardingStatus(bot *shardkeeperv1.DiscordBot, obs botObservation, old map[string]*oldLayout) *oldLayout {
+	st := &bot.Status
+	if len(old) == 0 || obs.layoutProblem != "" {
+		st.Resharding = nil
+		return nil
+	}
+	var from, serving *oldLayout
+	var oldPods int32
+	for _, label := range slices.Sorted(maps.Keys(old)) {
+		o := old[label]
+		oldPods += o.pods
+		if from == nil || o.pods > from.pods {
+			from = o
+		}
+		if o.topo.shards > 0 && o.readyShards == o.topo.shards {
+			serving = o
+		}
+	}
+	since := metav1.NewTime(obs.now)
+	if prev := st.Resharding; prev != nil && prev.ToShards == obs.topo.shards {
+		since = prev.Since
+	}
+	st.Resharding = &shardkeeperv1.ReshardingStatus{
+		FromShards: from.topo.shards, ToShards: obs.topo.shards, ReadyShards: st.ReadyShards, OldPods: oldPods, Since: since,
+	}
+	return serving
+}
+
+func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting int, serving *oldLayout) {
 	st := &bot.Status
 	set := func(typ string, status metav1.ConditionStatus, reason, message string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
@@ -194,6 +248,10 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 		if st.ReadyShards == st.Shards && st.UpdatedPods == obs.topo.groups() {
 			set(shardkeeperv1.ConditionReady, metav1.ConditionTrue, shardkeeperv1.ReasonAllShardsReady,
 				fmt.Sprintf("all %d shards are ready", st.Shards))
+		} else if serving != nil {
+			set(shardkeeperv1.ConditionReady, metav1.ConditionTrue, shardkeeperv1.ReasonOldLayoutServing,
+				fmt.Sprintf("all %d shards of the old layout %s are ready while %d of %d shards of layout %s are",
+					serving.topo.shards, serving.label, st.ReadyShards, st.Shards, obs.topo.label()))
 		} else {
 			set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonShardsNotReady,
 				fmt.Sprintf("%d of %d shards are ready", st.ReadyShards, st.Shards))
@@ -208,6 +266,19 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 			set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonRolloutComplete,
 				fmt.Sprintf("all %d pods run revision %s", obs.topo.groups(), obs.revision))
 		}
+	}
+
+	switch r := st.Resharding; {
+	case r == nil:
+		set(shardkeeperv1.ConditionResharding, metav1.ConditionFalse, shardkeeperv1.ReasonLayoutSettled,
+			fmt.Sprintf("all pods run shard layout %s", obs.topo.label()))
+	case st.ReadyShards < st.Shards:
+		set(shardkeeperv1.ConditionResharding, metav1.ConditionTrue, shardkeeperv1.ReasonStartingNewShards,
+			fmt.Sprintf("resharding from %d to %d shards: %d of %d new shards ready; %d old pods serve meanwhile",
+				r.FromShards, r.ToShards, st.ReadyShards, st.Shards, r.OldPods))
+	default:
+		set(shardkeeperv1.ConditionResharding, metav1.ConditionTrue, shardkeeperv1.ReasonStoppingOldShards,
+			fmt.Sprintf("resharding from %d to %d shards: every new shard is ready; stopping %d old pods", r.FromShards, r.ToShards, r.OldPods))
 	}
 
 	if obs.health.remediation != "" {
@@ -238,6 +309,8 @@ func phaseOf(bot *shardkeeperv1.DiscordBot, obs botObservation) shardkeeperv1.Bo
 		return shardkeeperv1.PhaseFailed
 	case obs.tokenProblem != "" || obs.layoutProblem != "":
 		return shardkeeperv1.PhasePending
+	case bot.Status.Resharding != nil:
+		return shardkeeperv1.PhaseUpdating
 	case meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionReady):
 		return shardkeeperv1.PhaseRunning
 	case meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionDegraded):

@@ -392,6 +392,7 @@ const (
 	ConditionDegraded    = "Degraded"
 
 	ReasonAllShardsReady     = "AllShardsReady"
+	ReasonOldLayoutServing   = "OldLayoutServing"
 	ReasonShardsNotReady     = "ShardsNotReady"
 	ReasonTokenSecretMissing = "TokenSecretMissing"
 	ReasonSuspended          = "Suspended"

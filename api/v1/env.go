@@ -48,6 +48,9 @@ const (
 	LabelShardGroup = "shardkeeper.dev/shard-group"
 	LabelRevision   = "shardkeeper.dev/revision"
 	LabelTopology   = "shardkeeper.dev/topology"
+	// LabelGeneration numbers shard layouts, so that a new layout's pods get new names and
+	// run beside the old layout's until they are ready. Pods without it are generation 0.
+	LabelGeneration = "shardkeeper.dev/generation"
 	LabelManagedBy  = "app.kubernetes.io/managed-by"
 	ManagedByValue  = "shardkeeper"
 )
