@@ -9,12 +9,12 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM ?= $(LOCALBIN)/helm
 HELM_VERSION ?= v3.22.0
 
-OPERATOR_IMG ?= shardkeeper/operator:dev
-DEFAULT_BOT_IMAGE ?= shardkeeper/bot:dev
-# make images: <IMAGE_REPOSITORY_PREFIX>/{operator,bot}:<IMAGE_TAG>, built without Docker.
+# Images are <IMAGE_REPOSITORY_PREFIX>/{operator,bot}:<tag>: the chart's appVersion for a
+# release, IMAGE_TAG for local builds (`make images`), which config/default runs.
 IMAGE_REPOSITORY_PREFIX ?= ghcr.io/shardkeeper
 IMAGE_TAG ?= dev
 VERSION ?= dev
+DEFAULT_BOT_IMAGE ?= $(IMAGE_REPOSITORY_PREFIX)/bot:$(IMAGE_TAG)
 
 .PHONY: all
 all: build

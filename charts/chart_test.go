@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/shardkeeper/shardkeeper/internal/imagebuild"
 	"github.com/shardkeeper/shardkeeper/internal/manifests"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
 )
@@ -332,6 +333,81 @@ func TestChartValues(t *testing.T) {
 	}
 }
 
+// The chart runs <repository>:<appVersion> for the operator and the default bot, so a
+// release bump moves both; its repositories are the ones `make images` builds, and with
+// the tags set to the local build's it runs exactly what config/default runs.
+func TestChartImages(t *testing.T) {
+	app := appVersion(t)
+	raw, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Image           struct{ Repository, Tag string }
+		DefaultBotImage struct{ Repository, Tag string } `json:"defaultBotImage"`
+	}
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	for name, repository := range map[string]string{"operator": values.Image.Repository, "bot": values.DefaultBotImage.Repository} {
+		if want := imagebuild.DefaultRepositoryPrefix + "/" + name; repository != want {
+			t.Errorf("values.yaml names the %s repository %q; `make images` builds %q", name, repository, want)
+		}
+	}
+
+	kustomize, err := manifests.Kustomize(filepath.Join(root, "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomizeOperator, kustomizeBot := images(t, kustomize)
+
+	tests := map[string]struct {
+		args                  []string
+		wantOperator, wantBot string
+	}{
+		"defaults": {wantOperator: values.Image.Repository + ":" + app, wantBot: values.DefaultBotImage.Repository + ":" + app},
+		"local builds": {
+			args:         []string{"--set", "image.tag=" + imagebuild.DefaultTag + ",defaultBotImage.tag=" + imagebuild.DefaultTag},
+			wantOperator: kustomizeOperator, wantBot: kustomizeBot,
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			objs, err := manifests.HelmTemplate(helm(t), chartDir, "shardkeeper", "shardkeeper-system", tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			operator, bot := images(t, objs)
+			if operator != tt.wantOperator {
+				t.Errorf("operator image %q, want %q", operator, tt.wantOperator)
+			}
+			if bot != tt.wantBot {
+				t.Errorf("--default-bot-image %q, want %q", bot, tt.wantBot)
+			}
+		})
+	}
+}
+
+// images returns the operator Deployment's image and its --default-bot-image.
+func images(t *testing.T, objs []*unstructured.Unstructured) (operator, bot string) {
+	t.Helper()
+	var deploy appsv1.Deployment
+	toTyped(t, only(t, objs, "Deployment"), &deploy)
+	if len(deploy.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("want one container, found %d", len(deploy.Spec.Template.Spec.Containers))
+	}
+	container := deploy.Spec.Template.Spec.Containers[0]
+	for _, arg := range container.Args {
+		if value, ok := strings.CutPrefix(arg, "--default-bot-image="); ok {
+			bot = value
+		}
+	}
+	if bot == "" {
+		t.Fatalf("the operator has no --default-bot-image: %q", container.Args)
+	}
+	return container.Image, bot
+}
+
 func checkRestricted(t *testing.T, pod corev1.PodSpec) {
 	t.Helper()
 	psc := pod.SecurityContext
@@ -459,8 +535,9 @@ func TestChartInstallsWhatKustomizeInstalls(t *testing.T) {
 	}
 }
 
-// withoutImages drops the value of --default-bot-image, which differs by design
-// (released image in the chart, local dev image in config/default).
+// withoutImages drops the value of --default-bot-image, whose tag differs by design (the
+// chart's appVersion in the chart, the local build's in config/default; TestChartImages
+// checks both).
 func withoutImages(args []string) []string {
 	out := make([]string, len(args))
 	for i, arg := range args {

@@ -5,11 +5,14 @@ package config_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/shardkeeper/shardkeeper/internal/imagebuild"
 	"github.com/shardkeeper/shardkeeper/internal/manifests"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
 )
@@ -64,5 +67,41 @@ func TestKustomizeDefaultAndSamplesInstallCleanly(t *testing.T) {
 				t.Errorf("sample %s rejected: %v", filepath.Base(path), err)
 			}
 		}
+	}
+}
+
+// `make images` then `kubectl apply -k config/default` runs the images just built: the
+// operator's and the default bot's.
+func TestKustomizeDefaultRunsTheLocalBuilds(t *testing.T) {
+	objects, err := manifests.Kustomize(filepath.Join(testenv.RepoRoot(), "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployments := manifests.OfKind(objects, "Deployment")
+	if len(deployments) != 1 {
+		t.Fatalf("want one Deployment, found %d", len(deployments))
+	}
+	containers, _, _ := unstructured.NestedSlice(deployments[0].Object, "spec", "template", "spec", "containers")
+	if len(containers) != 1 {
+		t.Fatalf("want one container, found %d", len(containers))
+	}
+	operator, _ := containers[0].(map[string]any)
+	image, _, _ := unstructured.NestedString(operator, "image")
+	args, _, _ := unstructured.NestedStringSlice(operator, "args")
+	bot := ""
+	for _, arg := range args {
+		if value, ok := strings.CutPrefix(arg, "--default-bot-image="); ok {
+			bot = value
+		}
+	}
+
+	ref := func(name string) string {
+		return imagebuild.DefaultRepositoryPrefix + "/" + name + ":" + imagebuild.DefaultTag
+	}
+	if want := ref("operator"); image != want {
+		t.Errorf("operator image %q, want %q, which `make images` builds", image, want)
+	}
+	if want := ref("bot"); bot != want {
+		t.Errorf("--default-bot-image=%q, want %q, which `make images` builds", bot, want)
 	}
 }

@@ -50,7 +50,7 @@ func main() {
 	cache, _ := os.UserCacheDir()
 	flag.StringVar(&o.kubeconfig, "kubeconfig-out", filepath.Join(cache, "shardkeeper", "localplane", "kubeconfig"),
 		"Where to write the admin kubeconfig for kubectl.")
-	flag.StringVar(&o.defaultBotImage, "default-bot-image", "shardkeeper/bot:dev", "The operator's --default-bot-image.")
+	flag.StringVar(&o.defaultBotImage, "default-bot-image", "ghcr.io/shardkeeper/bot:dev", "The operator's --default-bot-image.")
 	flag.BoolVar(&o.once, "once", false, "Print the bots' state once and exit instead of running until interrupted.")
 	flag.BoolVar(&o.verbose, "v", false, "Print the operator's logs.")
 	flag.Parse()

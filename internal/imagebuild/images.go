@@ -12,6 +12,14 @@ type Image struct {
 	Args []string
 }
 
+// The names every install path uses: <DefaultRepositoryPrefix>/<Image.Name>:<tag>, where a
+// release's tag is the chart's appVersion and a local build's is DefaultTag. The Makefile,
+// config/ (kustomize) and the chart's values name the same images.
+const (
+	DefaultRepositoryPrefix = "ghcr.io/shardkeeper"
+	DefaultTag              = "dev"
+)
+
 // Images are the images `make images` builds. Another image is one more entry.
 var Images = []Image{
 	{Name: "operator", Package: "./cmd/operator", Entrypoint: "/operator"},
