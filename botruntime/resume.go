@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
 
 // ResumeState is what a process needs to resume a shard's session instead of identifying:
@@ -37,8 +39,8 @@ type ResumeStore interface {
 
 // ResumeMaxAge is how old saved state may be and still be worth a resume attempt.
 // Discord keeps a disconnected session for a short while; older state would only earn an
-// invalid session.
-const ResumeMaxAge = 2 * time.Minute
+// invalid session. The operator judges restarts by the same age.
+const ResumeMaxAge = shardkeeperv1.ResumeMaxAge
 
 // MemoryResumeStore keeps resume state in memory; several runtimes in one process (tests)
 // can share one.

@@ -105,6 +105,8 @@ type scope struct {
 	gatewayPending   bool   // a GET /gateway/bot was started in this pass
 	shardingRequired bool   // a pod was told 4011 and shards is auto: ask Discord again
 	layoutProblem    string // why no shard layout can be worked out yet
+	// budget is the session start breaker (sessionbudget.go).
+	budget sessionBudget
 	// stopped ends the pass quietly after a phase that set a terminal condition itself.
 	stopped bool
 	// observed is set once the pods were listed; before that the status is not recomputed,
@@ -167,6 +169,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.reconcileHalt,
 		r.checkGateway,
 		r.resolveLayout,
+		r.checkSessionBudget,
 		r.reconcileAccess,
 		r.judgeHealth,
 		r.rollOut,
@@ -251,9 +254,11 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 	if s.layoutProblem != "" {
 		return nil // nothing to lay out yet; the status says why
 	}
-	if s.bot.Status.Gateway == nil && s.gatewayError == "" && r.gateway.answer(client.ObjectKeyFromObject(s.bot)).inFlight && len(s.pods) == 0 {
-		// A new bot: wait the moment it takes Discord to tell its identify concurrency, so
-		// the first pods start with it instead of being rolled for it right after.
+	if answer := r.gateway.answer(client.ObjectKeyFromObject(s.bot)); s.bot.Status.Gateway == nil && len(s.pods) == 0 &&
+		(answer.inFlight || (answer.info != nil && answer.err == nil)) {
+		// A new bot: wait the moment it takes Discord to tell its identify concurrency and
+		// session budget (an answer that came during this pass is taken in by the next), so
+		// the first pods start with them instead of being rolled for them right after.
 		s.plan = rolloutPlan{progress: shardkeeperv1.ReasonAskingDiscord, message: "asking Discord for the bot's gateway information (GET /gateway/bot)"}
 		return nil
 	}
@@ -266,7 +271,18 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 		pods:           s.pods,
 	})
 	var errs []error
+	key := client.ObjectKeyFromObject(s.bot)
 	for _, a := range s.plan.actions {
+		if a.kind == createPod {
+			// The session start breaker: a pod that cannot resume spends identifies.
+			need := identifiesNeeded(r.podLease(ctx, s, s.builder.podName(a.group)), s.topo.shardList(a.group), s.topo.shards, s.now)
+			if !s.budget.take(need) {
+				continue
+			}
+			if s.budget.known {
+				r.gateway.spend(key, need)
+			}
+		}
 		if err := r.apply(ctx, s, a); err != nil {
 			errs = append(errs, err)
 		}
@@ -325,6 +341,7 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 			suspended:     bot.Spec.Suspend,
 			tokenProblem:  s.tokenProblem,
 			layoutProblem: s.layoutProblem,
+			budget:        s.budget,
 			pods:          s.pods,
 			plan:          s.plan,
 			now:           s.now,
@@ -380,7 +397,7 @@ func isBadCondition(c metav1.Condition) bool {
 	case shardkeeperv1.ConditionReady:
 		return c.Status == metav1.ConditionFalse && c.Reason != shardkeeperv1.ReasonSuspended && c.Reason != shardkeeperv1.ReasonShardsNotReady &&
 			c.Reason != shardkeeperv1.ReasonCreatingPods
-	case shardkeeperv1.ConditionRemediationRestricted:
+	case shardkeeperv1.ConditionRemediationRestricted, shardkeeperv1.ConditionSessionStartLimitLow:
 		return c.Status == metav1.ConditionTrue
 	}
 	return false

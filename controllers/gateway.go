@@ -45,6 +45,9 @@ type gatewayAnswer struct {
 	failures      int
 	notBefore     time.Time // rate limit or retry backoff
 	inFlight      bool
+	// spent counts the identifies the operator caused (pods it started without resume
+	// state) since the answer: Discord's remaining is that much lower now.
+	spent int32
 }
 
 // gatewayChecker asks Discord in the background, so that a slow or unreachable Discord
@@ -73,6 +76,25 @@ func (g *gatewayChecker) answer(key types.NamespacedName) gatewayAnswer {
 		return *a
 	}
 	return gatewayAnswer{}
+}
+
+// spend records identifies the operator just caused.
+func (g *gatewayChecker) spend(key types.NamespacedName, n int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a, ok := g.answers[key]; ok {
+		a.spent += n
+	}
+}
+
+// spent is how many identifies the operator caused since Discord last answered.
+func (g *gatewayChecker) spent(key types.NamespacedName) int32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a, ok := g.answers[key]; ok {
+		return a.spent
+	}
+	return 0
 }
 
 func (g *gatewayChecker) forget(key types.NamespacedName) {
@@ -115,7 +137,7 @@ func (g *gatewayChecker) ask(bot *shardkeeperv1.DiscordBot, apiURL, secretVersio
 		var rl *discordapi.RateLimitedError
 		switch {
 		case err == nil:
-			a.info, a.failures = &info, 0
+			a.info, a.failures, a.spent = &info, 0, 0
 			a.notBefore = now.Add(info.WaitBeforeNext)
 		case errors.As(err, &rl):
 			a.notBefore = now.Add(rl.RetryAfter)
@@ -197,7 +219,9 @@ func gatewayStatusOf(info *discordapi.GatewayBot, at time.Time) *shardkeeperv1.G
 		SessionStartLimit: shardkeeperv1.SessionStartLimit{
 			Total:     int32(info.SessionStartLimit.Total),
 			Remaining: int32(info.SessionStartLimit.Remaining),
-			ResetAt:   metav1.NewTime(at.Add(info.ResetAfter()).Truncate(time.Second)),
+			// The status keeps whole seconds: the reset rounds up and the check down, so
+			// that nothing acts on a reset before it happened.
+			ResetAt: metav1.NewTime(ceilSecond(at.Add(info.ResetAfter()))),
 		},
 		CheckedAt: metav1.NewTime(at.Truncate(time.Second)),
 	}
@@ -208,7 +232,9 @@ func gatewayStatusOf(info *discordapi.GatewayBot, at time.Time) *shardkeeperv1.G
 func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) error {
 	bot := s.bot
 	answer := r.gateway.answer(client.ObjectKeyFromObject(bot))
-	if answer.info != nil && (bot.Status.Gateway == nil || answer.at.Truncate(time.Second).After(bot.Status.Gateway.CheckedAt.Time)) &&
+	// The status keeps whole seconds: an answer from the same second as the one it shows
+	// is newer (the checker only ever holds the latest).
+	if answer.info != nil && (bot.Status.Gateway == nil || !answer.at.Truncate(time.Second).Before(bot.Status.Gateway.CheckedAt.Time)) &&
 		answer.secretVersion == s.secretVersion {
 		bot.Status.Gateway = gatewayStatusOf(answer.info, answer.at)
 	}
@@ -228,6 +254,13 @@ func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) 
 	return nil
 }
 
+func ceilSecond(t time.Time) time.Time {
+	if f := t.Truncate(time.Second); !f.Equal(t) {
+		return f.Add(time.Second)
+	}
+	return t
+}
+
 // checkGateway asks Discord in the background when it is time to.
 func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
 	bot := s.bot
@@ -242,6 +275,10 @@ func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
 		s.gatewayPending = true
 	}
 	s.recheck = minPositive(s.recheck, recheck)
+	if g := bot.Status.Gateway; g != nil && sessionBudgetLow(bot, 0) && g.SessionStartLimit.ResetAt.After(s.now) {
+		// Ask again the moment Discord refills the budget.
+		s.recheck = minPositive(s.recheck, g.SessionStartLimit.ResetAt.Sub(s.now))
+	}
 	return nil
 }
 

@@ -444,6 +444,11 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			s.recheck = minPositive(s.recheck, d.recheck)
 			continue
 		}
+		// The session start breaker: hold a restart whose new pod would have to identify.
+		if need := identifiesNeeded(s.podLeases[podKey.Name], shardIDsOf(sp.p, s.topo), shardCountOf(sp.p, s.topo), s.now); !s.budget.allows(need) {
+			s.recheck = minPositive(s.recheck, max(s.budget.resetAt.Sub(s.now), time.Second))
+			continue
+		}
 		// Our cache may be behind: read the live Lease before acting on it.
 		var live coordinationv1.Lease
 		leaseKey := types.NamespacedName{Namespace: podKey.Namespace, Name: leaseName(podKey.Name)}

@@ -145,3 +145,23 @@ func shardsOf(p observedPod, fallback topology) int32 {
 	first, last := topo.shardRange(p.group)
 	return last - first + 1
 }
+
+// shardIDsOf lists a pod's shard IDs, by its own layout.
+func shardIDsOf(p observedPod, fallback topology) []int32 {
+	topo, ok := topologyFromLabel(p.topology)
+	if !ok {
+		topo = fallback
+	}
+	if p.group < 0 || p.group >= topo.groups() {
+		return nil
+	}
+	return topo.shardList(p.group)
+}
+
+// shardCountOf is the shard count a pod runs with, by its own layout.
+func shardCountOf(p observedPod, fallback topology) int32 {
+	if topo, ok := topologyFromLabel(p.topology); ok {
+		return topo.shards
+	}
+	return fallback.shards
+}

@@ -81,10 +81,12 @@ type botObservation struct {
 	tokenProblem string
 	// layoutProblem is why the shard layout is not known yet ("" when it is).
 	layoutProblem string
-	pods          []observedPod
-	plan          rolloutPlan
-	now           time.Time
-	health        healthObservation
+	// budget is the session start breaker of this pass.
+	budget sessionBudget
+	pods   []observedPod
+	plan   rolloutPlan
+	now    time.Time
+	health healthObservation
 }
 
 // healthObservation is what the heartbeat Leases said in this pass.
@@ -279,6 +281,16 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 	default:
 		set(shardkeeperv1.ConditionResharding, metav1.ConditionTrue, shardkeeperv1.ReasonStoppingOldShards,
 			fmt.Sprintf("resharding from %d to %d shards: every new shard is ready; stopping %d old pods", r.FromShards, r.ToShards, r.OldPods))
+	}
+
+	switch {
+	case obs.budget.low():
+		set(shardkeeperv1.ConditionSessionStartLimitLow, metav1.ConditionTrue, shardkeeperv1.ReasonSessionStartsLow, sessionBudgetMessage(obs.budget))
+	case obs.budget.known:
+		set(shardkeeperv1.ConditionSessionStartLimitLow, metav1.ConditionFalse, shardkeeperv1.ReasonSessionStartsAvailable,
+			fmt.Sprintf("Discord allows %d more session starts; %d are kept in reserve", obs.budget.remaining, obs.budget.reserve))
+	default:
+		meta.RemoveStatusCondition(&st.Conditions, shardkeeperv1.ConditionSessionStartLimitLow)
 	}
 
 	if obs.health.remediation != "" {

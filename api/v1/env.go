@@ -1,5 +1,7 @@
 package v1
 
+import "time"
+
 // Environment variables the operator sets in every bot container. botruntime reads them;
 // they are the contract between the two, so they live with the API.
 const (
@@ -27,6 +29,19 @@ const (
 	// JSON, so a replacement pod resumes instead of identifying. Never the token.
 	AnnotationResume = "shardkeeper.dev/resume"
 )
+
+// LeaseResumeState is the part of one shard's resume state (AnnotationResume holds a list)
+// the operator reads, to tell a restart that resumes from one that must identify.
+type LeaseResumeState struct {
+	Shard      int       `json:"shard"`
+	ShardCount int       `json:"shardCount"`
+	SessionID  string    `json:"sessionID"`
+	SavedAt    time.Time `json:"savedAt"`
+}
+
+// ResumeMaxAge is how old saved resume state may be and still be worth a resume attempt:
+// Discord keeps a disconnected session only a short while.
+const ResumeMaxAge = 2 * time.Minute
 
 // LeaseShardState is one shard's state as the bot reports it on its Lease.
 type LeaseShardState struct {
