@@ -48,6 +48,9 @@ type gatewayAnswer struct {
 	// spent counts the identifies the operator caused (pods it started without resume
 	// state) since the answer: Discord's remaining is that much lower now.
 	spent int32
+	// shardingRequiredSince is when the operator first saw a pod told 4011, while it is
+	// still being told; an answer from before then cannot be trusted about it.
+	shardingRequiredSince time.Time
 }
 
 // gatewayChecker asks Discord in the background, so that a slow or unreachable Discord
@@ -84,6 +87,29 @@ func (g *gatewayChecker) spend(key types.NamespacedName, n int32) {
 	defer g.mu.Unlock()
 	if a, ok := g.answers[key]; ok {
 		a.spent += n
+	}
+}
+
+// noteShardingRequired records that a pod was told 4011 and returns since when.
+func (g *gatewayChecker) noteShardingRequired(key types.NamespacedName, now time.Time) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a, ok := g.answers[key]
+	if !ok {
+		a = &gatewayAnswer{}
+		g.answers[key] = a
+	}
+	if a.shardingRequiredSince.IsZero() {
+		a.shardingRequiredSince = now
+	}
+	return a.shardingRequiredSince
+}
+
+func (g *gatewayChecker) clearShardingRequired(key types.NamespacedName) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a, ok := g.answers[key]; ok {
+		a.shardingRequiredSince = time.Time{}
 	}
 }
 

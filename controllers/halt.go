@@ -2,11 +2,14 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -30,7 +33,23 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) erro
 	if bot.Spec.Suspend || s.tokenProblem != "" {
 		return nil
 	}
-	pod, reason, message, found := fatalReport(s)
+	var pod, reason, message string
+	found, shardingRequired := false, false
+	for _, f := range fatalReports(s) {
+		if f.reason == shardkeeperv1.ReasonShardingRequired {
+			shardingRequired = true
+			if msg, reshard := r.shardingRequired(s, f); reshard {
+				continue
+			} else if msg != "" {
+				f.message = msg
+			}
+		}
+		pod, reason, message, found = f.pod, f.reason, f.message, true
+		break
+	}
+	if !shardingRequired {
+		r.gateway.clearShardingRequired(client.ObjectKeyFromObject(bot))
+	}
 	if !found {
 		return nil
 	}
@@ -44,9 +63,42 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) erro
 	return nil
 }
 
-// fatalReport finds the first pod (in name order) that reported a fatal reason, on its
-// Lease or in its container's termination message.
-func fatalReport(s *scope) (pod, reason, message string, found bool) {
+// shardingRequired handles a pod told 4011 (too few shards for the bot's guilds). With
+// shards: auto it is a reason to reshard, not to halt: the operator asks Discord again and
+// follows its new recommendation (reshard is true while that is under way). A fixed shard
+// count, or a fresh answer that recommends no more shards than the pod ran, halts the bot
+// with a message saying what to set.
+func (r *DiscordBotReconciler) shardingRequired(s *scope, f fatalPodReport) (message string, reshard bool) {
+	bot := s.bot
+	key := client.ObjectKeyFromObject(bot)
+	ran := shardCountOf(f.observed, s.topo)
+	g := bot.Status.Gateway
+	if bot.Spec.Shards.Type != intstr.String {
+		if g != nil && g.RecommendedShards > ran {
+			return fmt.Sprintf("%s; Discord recommends %d shards: set spec.shards to %d or to \"auto\"", f.message, g.RecommendedShards, g.RecommendedShards), false
+		}
+		return fmt.Sprintf("%s; set spec.shards higher or to \"auto\"", f.message), false
+	}
+	if g != nil && g.RecommendedShards > ran {
+		return "", true // the layout already follows the new recommendation
+	}
+	since := r.gateway.noteShardingRequired(key, s.now)
+	if answer := r.gateway.answer(key); answer.inFlight || answer.at.Before(since) {
+		s.shardingRequired = true // ask Discord again before anything else
+		return "", true
+	}
+	return fmt.Sprintf("%s, but Discord still recommends %d shards when asked after it", f.message, ran), false
+}
+
+// fatalPodReport is one pod's report of a reason restarts cannot fix.
+type fatalPodReport struct {
+	pod, reason, message string
+	observed             observedPod
+}
+
+// fatalReports lists the pods (in name order) that reported a fatal reason, on their
+// Lease or in their container's termination message.
+func fatalReports(s *scope) []fatalPodReport {
 	var names []string
 	byName := map[string]observedPod{}
 	for _, p := range s.pods {
@@ -56,16 +108,19 @@ func fatalReport(s *scope) (pod, reason, message string, found bool) {
 		}
 	}
 	slices.SortFunc(names, compareNatural)
+	var out []fatalPodReport
 	for _, name := range names {
 		if fatal := s.leaseFatal[name]; fatal != "" {
 			reason, message, _ := strings.Cut(fatal, ": ")
-			return name, reason, message, true
+			out = append(out, fatalPodReport{pod: name, reason: reason, message: message, observed: byName[name]})
+			continue
 		}
 		for _, cs := range byName[name].pod.Status.ContainerStatuses {
 			if reason, message, ok := fatalBotReason(cs); ok {
-				return name, reason, message, true
+				out = append(out, fatalPodReport{pod: name, reason: reason, message: message, observed: byName[name]})
+				break
 			}
 		}
 	}
-	return "", "", "", false
+	return out
 }

@@ -1,0 +1,105 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/discordtest"
+)
+
+// reportShardingRequired writes what botruntime writes when Discord closes a shard with
+// 4011: the shard failed for good, on the pod's own Lease.
+func reportShardingRequired(g Gomega, pod corev1.Pod, bot string) {
+	now := metav1.NewMicroTime(metav1.Now().Time)
+	g.Expect(k8s.Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, Labels: map[string]string{shardkeeperv1.LabelBot: bot},
+			Annotations: map[string]string{shardkeeperv1.AnnotationShards: `[{"id":0,"state":"Failed","guilds":0,"fatalReason":"ShardingRequired","fatalMessage":"Discord requires more shards (close 4011)"}]`},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(pod.Name), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
+	})).To(Succeed())
+}
+
+func TestShardsAutoFollowsDiscordAndReshardsOn4011(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	fake := discordtest.NewServer(discordtest.Options{Token: testToken, RecommendedShards: 2, MaxConcurrency: 2})
+	defer fake.Close()
+
+	ns := newNamespace(t)
+	createTokenSecret(t, ns, "auto-token", "token")
+	bot := newBot(ns, "auto", 1, 1)
+	bot.Spec.Shards = intstr.FromString(shardkeeperv1.ShardsAuto)
+	bot.Spec.Gateway = &shardkeeperv1.GatewaySpec{APIURL: fake.APIURL()}
+	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
+
+	// Discord's recommendation and identify concurrency reach the status and the pods.
+	g.Eventually(func(g Gomega) {
+		pods := botPods(g, ns, "auto")
+		g.Expect(pods).To(HaveLen(2))
+		g.Expect(envOf(pods["auto-1"].Spec.Containers[0])[shardkeeperv1.EnvShardCount].Value).To(Equal("2"))
+		g.Expect(envOf(pods["auto-1"].Spec.Containers[0])[shardkeeperv1.EnvMaxConcurrency].Value).To(Equal("2"))
+		b := getBot(g, ns, "auto")
+		g.Expect(b.Status.Gateway).NotTo(BeNil())
+		g.Expect(b.Status.Gateway.RecommendedShards).To(Equal(int32(2)))
+		g.Expect(b.Status.Gateway.MaxConcurrency).To(Equal(int32(2)))
+		g.Expect(b.Status.Shards).To(Equal(int32(2)))
+	}, wait, tick).Should(Succeed())
+	g.Expect(fake.Stats().RESTRequests["GET /gateway/bot"]).To(BeNumerically("<=", 2), "the operator should not poll Discord")
+
+	// The bot outgrew its shards: Discord closes with 4011 and now recommends 4.
+	fake.SetRecommendedShards(4)
+	reportShardingRequired(g, botPods(g, ns, "auto")["auto-0"], "auto")
+	g.Eventually(func(g Gomega) {
+		b := getBot(g, ns, "auto")
+		g.Expect(b.Status.Halted).To(BeNil())
+		g.Expect(b.Status.Gateway.RecommendedShards).To(Equal(int32(4)))
+		g.Expect(b.Status.Resharding).NotTo(BeNil())
+		g.Expect(b.Status.Resharding.ToShards).To(Equal(int32(4)))
+		g.Expect(meta.IsStatusConditionTrue(b.Status.Conditions, shardkeeperv1.ConditionResharding)).To(BeTrue())
+		pods := botPods(g, ns, "auto")
+		for _, name := range []string{"auto-g1-0", "auto-g1-1", "auto-g1-2", "auto-g1-3"} {
+			g.Expect(pods).To(HaveKey(name))
+			g.Expect(envOf(pods[name].Spec.Containers[0])[shardkeeperv1.EnvShardCount].Value).To(Equal("4"))
+		}
+	}, wait, tick).Should(Succeed())
+	markAllReady(g, ns, "auto")
+	g.Eventually(func(g Gomega) {
+		g.Expect(botPods(g, ns, "auto")).To(HaveLen(4))
+		g.Expect(getBot(g, ns, "auto").Status.Resharding).To(BeNil())
+	}, wait, tick).Should(Succeed())
+}
+
+func TestShardingRequiredHaltsAFixedShardCount(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	fake := discordtest.NewServer(discordtest.Options{Token: testToken, RecommendedShards: 3})
+	defer fake.Close()
+
+	ns := newNamespace(t)
+	createTokenSecret(t, ns, "fixed-token", "token")
+	bot := newBot(ns, "fixed", 1, 1)
+	bot.Spec.Gateway = &shardkeeperv1.GatewaySpec{APIURL: fake.APIURL()}
+	g.Expect(k8s.Create(ctx, bot)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "fixed")).To(HaveLen(1)) }, wait, tick).Should(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(getBot(g, ns, "fixed").Status.Gateway).NotTo(BeNil()) }, wait, tick).Should(Succeed())
+
+	reportShardingRequired(g, botPods(g, ns, "fixed")["fixed-0"], "fixed")
+	g.Eventually(func(g Gomega) {
+		b := getBot(g, ns, "fixed")
+		g.Expect(b.Status.Halted).NotTo(BeNil())
+		g.Expect(b.Status.Halted.Reason).To(Equal(shardkeeperv1.ReasonShardingRequired))
+		g.Expect(b.Status.Halted.Message).To(ContainSubstring(`Discord recommends 3 shards: set spec.shards to 3 or to "auto"`))
+		g.Expect(botPods(g, ns, "fixed")).To(BeEmpty())
+	}, wait, tick).Should(Succeed())
+}
