@@ -40,8 +40,12 @@ type Options struct {
 	RepoRoot          string
 	LeaseSeconds      int32
 	Shards            int
+	ShardsPerPod      int
 	Guilds            []uint64
 	HeartbeatInterval time.Duration
+	// MaxConcurrency is the fake Discord's identify concurrency (default 1). Its identify
+	// interval is Discord's 5 s.
+	MaxConcurrency int
 }
 
 // Rig is a running setup. Close stops everything.
@@ -63,6 +67,9 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 	}
 	if o.Shards == 0 {
 		o.Shards = 1
+	}
+	if o.ShardsPerPod == 0 {
+		o.ShardsPerPod = 1
 	}
 	ctrl.SetLogger(logr.Discard())
 	dir, err := os.MkdirTemp("", "shardkeeper-e2e")
@@ -113,7 +120,8 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 	}
 	go func() { _ = mgr.Start(runCtx) }()
 
-	r.Discord = discordtest.NewServer(discordtest.Options{HeartbeatInterval: o.HeartbeatInterval, Guilds: o.Guilds})
+	r.Discord = discordtest.NewServer(discordtest.Options{HeartbeatInterval: o.HeartbeatInterval, Guilds: o.Guilds,
+		MaxConcurrency: o.MaxConcurrency, RecommendedShards: o.Shards})
 	objects := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: BotName + "-token", Namespace: Namespace},
@@ -123,7 +131,7 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: BotName, Namespace: Namespace},
 		Spec: shardkeeperv1.DiscordBotSpec{
 			TokenSecretRef: shardkeeperv1.SecretKeySelector{Name: BotName + "-token", Key: "token"},
-			ShardsPerPod:   1,
+			ShardsPerPod:   int32(o.ShardsPerPod),
 			Intents:        []shardkeeperv1.Intent{"GUILDS", "GUILD_MESSAGES", "MESSAGE_CONTENT"},
 			Gateway:        &shardkeeperv1.GatewaySpec{URL: r.Discord.URL(), APIURL: r.Discord.APIURL()},
 			Health:         shardkeeperv1.HealthSpec{Mode: shardkeeperv1.HealthModeLease, LeaseDurationSeconds: o.LeaseSeconds},

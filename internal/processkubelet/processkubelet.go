@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -22,8 +25,9 @@ import (
 // Package processkubelet plays the kubelet for bot pods on an API server with no nodes
 // (envtest): for every bot pod it starts a real cmd/bot process with the environment the
 // pod spec describes (field references resolved, the token Secret written to a file), and
-// kills the process when the pod goes away. It does nothing else a kubelet does. End-to-end
-// tests and benchmarks use it.
+// kills the process when the pod goes away. Like the kubelet's readiness probe, it asks each
+// bot's /readyz and keeps the pod's Ready condition in step. It does nothing else a kubelet
+// does. End-to-end tests and benchmarks use it.
 
 // Kubelet runs bot pods of one namespace as local processes.
 type Kubelet struct {
@@ -46,9 +50,10 @@ func New(k8s client.Client, ns, bin, kubeconfig, dir string) *Kubelet {
 }
 
 type botProc struct {
-	pod  string
-	cmd  *exec.Cmd
-	logs *lockedBuffer
+	pod        string
+	cmd        *exec.Cmd
+	logs       *lockedBuffer
+	healthAddr string
 }
 
 // Run starts and stops processes as pods come and go, until ctx ends; then it kills them all.
@@ -77,11 +82,13 @@ func (k *Kubelet) sync(ctx context.Context) {
 		}
 		alive[pod.UID] = true
 		k.mu.Lock()
-		_, running := k.procs[pod.UID]
+		proc, running := k.procs[pod.UID]
 		k.mu.Unlock()
 		if !running {
 			k.start(ctx, pod)
+			continue
 		}
+		k.probe(ctx, pod, proc)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -113,7 +120,14 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) {
 		}
 		env = append(env, e.Name+"="+value)
 	}
-	cmd := exec.Command(k.bin, "--health-addr=127.0.0.1:0", "--termination-log=")
+	healthAddr, err := freeAddr()
+	if err != nil {
+		if k.OnError != nil {
+			k.OnError(err)
+		}
+		return
+	}
+	cmd := exec.Command(k.bin, "--health-addr="+healthAddr, "--termination-log=")
 	cmd.Env = env
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -124,7 +138,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	k.mu.Lock()
-	k.procs[pod.UID] = &botProc{pod: pod.Name, cmd: cmd, logs: logs}
+	k.procs[pod.UID] = &botProc{pod: pod.Name, cmd: cmd, logs: logs, healthAddr: healthAddr}
 	k.mu.Unlock()
 }
 
@@ -200,4 +214,43 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// freeAddr finds a loopback port for a bot's health endpoints.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a port for a bot's health endpoints: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+var probeClient = &http.Client{Timeout: time.Second}
+
+// probe asks the bot's /readyz, as the kubelet's readiness probe would, and writes the
+// pod's Ready condition when the answer changed.
+func (k *Kubelet) probe(ctx context.Context, pod *corev1.Pod, proc *botProc) {
+	ready := false
+	if resp, err := probeClient.Get("http://" + proc.healthAddr + "/readyz"); err == nil {
+		ready = resp.StatusCode == http.StatusOK
+		resp.Body.Close()
+	}
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == status {
+			return
+		}
+	}
+	now := metav1.Now()
+	pod = pod.DeepCopy()
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
+		{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
+	}
+	_ = k.k8s.Status().Update(ctx, pod) // a conflict is retried on the next pass
 }
