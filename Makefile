@@ -78,6 +78,10 @@ bench: ## Measure slow handlers against the heartbeat (botruntime beside plain d
 bench-failover: envtest-assets ## Measure freeze-to-replacement of a bot pod end to end.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/failover
 
+.PHONY: bench-identify
+bench-identify: envtest-assets ## Measure 16 shards in 16 pods coming up through shared identify buckets.
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/identify
+
 .PHONY: run
 run: envtest-assets ## Run a local control plane, the operator and the sample bots (no cluster needed).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/localplane --default-bot-image=$(DEFAULT_BOT_IMAGE)
