@@ -149,8 +149,14 @@ func (h *leaseHeartbeat) load(ctx context.Context) error {
 }
 
 func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []ResumeState) error {
+	// The Lease belongs to the DiscordBot (the operator creates it, or adopts it): owned by
+	// the pod, it would be garbage-collected with the pod, and the replacement could not
+	// resume. Which pod wrote it is an annotation instead.
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
 	if h.podUID != "" {
-		lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: h.holder, UID: h.podUID}}
+		lease.Annotations[shardkeeperv1.AnnotationPodUID] = string(h.podUID)
 	}
 	// The operator watches bot Leases through a label-selected cache.
 	if h.botName != "" {

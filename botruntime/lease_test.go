@@ -119,8 +119,10 @@ func TestLeaseIsRenewedAndCarriesShardAndResumeState(t *testing.T) {
 	if lease.Labels[shardkeeperv1.LabelBot] != "demo" {
 		t.Errorf("labels %v: the operator's cache selects bot Leases by label", lease.Labels)
 	}
-	if len(lease.OwnerReferences) != 1 || lease.OwnerReferences[0].UID != pod.UID || lease.OwnerReferences[0].Kind != "Pod" {
-		t.Errorf("owner references %+v", lease.OwnerReferences)
+	// Not owned by the pod (the garbage collector would take it with the pod, and the
+	// replacement could not resume); the pod that wrote it is an annotation.
+	if len(lease.OwnerReferences) != 0 || lease.Annotations[shardkeeperv1.AnnotationPodUID] != string(pod.UID) {
+		t.Errorf("owner references %+v, pod UID annotation %q", lease.OwnerReferences, lease.Annotations[shardkeeperv1.AnnotationPodUID])
 	}
 	eventually(t, "shard state on the Lease", func() bool {
 		st := shardStates(t, getLease(t, c, pod.Name))

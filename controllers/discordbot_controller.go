@@ -171,6 +171,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.resolveLayout,
 		r.checkSessionBudget,
 		r.reconcileAccess,
+		r.reconcilePodLeases,
 		r.judgeHealth,
 		r.rollOut,
 	}
@@ -296,6 +297,9 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 	case createPod:
 		pod := s.builder.build(a.group)
 		if err := controllerutil.SetControllerReference(s.bot, pod, r.Scheme); err != nil {
+			return err
+		}
+		if err := r.ensurePodLease(ctx, s.bot, pod.Name); err != nil {
 			return err
 		}
 		if err := r.Create(ctx, pod); err != nil {

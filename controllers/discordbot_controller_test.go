@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -295,6 +296,7 @@ func TestSpecChangeReplacesPodsOneAtATime(t *testing.T) {
 func TestReshardStartsTheNewLayoutBesideTheOld(t *testing.T) {
 	envtestOnly(t)
 	g := NewWithT(t)
+	ctx := context.Background()
 	ns, bot := startedBot(t, g, "grow", 2, 1, 2)
 	markAllReady(g, ns, "grow")
 	g.Eventually(func(g Gomega) shardkeeperv1.BotPhase { return getBot(g, ns, "grow").Status.Phase }, wait, tick).
@@ -344,6 +346,19 @@ func TestReshardStartsTheNewLayoutBesideTheOld(t *testing.T) {
 		g.Expect(meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionResharding).Reason).To(Equal(shardkeeperv1.ReasonLayoutSettled))
 	}, wait, tick).Should(Succeed())
 	g.Expect(eventReasons(g, ns, "grow")).To(ContainElement(eventShardGroupsChanged))
+
+	// Each pod's heartbeat Lease belongs to the bot, so it outlives a replaced pod (and its
+	// resume state with it); the old layout's Leases go with the old layout.
+	g.Eventually(func(g Gomega) []string {
+		var leases coordinationv1.LeaseList
+		g.Expect(k8s.List(ctx, &leases, client.InNamespace(ns))).To(Succeed())
+		var names []string
+		for _, l := range leases.Items {
+			g.Expect(metav1.IsControlledBy(&l, bot)).To(BeTrue(), "Lease %s is not controlled by its bot", l.Name)
+			names = append(names, l.Name)
+		}
+		return names
+	}, wait, tick).Should(ConsistOf("grow-g1-0", "grow-g1-1", "grow-g1-2", "grow-identify-0"))
 }
 
 func TestSuspendStopsPodsAndKeepsTheRest(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -301,15 +300,31 @@ func leaseShardStates(lease *coordinationv1.Lease) []shardkeeperv1.LeaseShardSta
 	return out
 }
 
+// leaseWriter is the UID of the pod that last wrote the Lease: its annotation, or the Pod
+// owner that bots of earlier versions set.
+func leaseWriter(lease *coordinationv1.Lease) (types.UID, bool) {
+	if lease == nil {
+		return "", false
+	}
+	if uid := lease.Annotations[shardkeeperv1.AnnotationPodUID]; uid != "" {
+		return types.UID(uid), true
+	}
+	for _, ref := range lease.OwnerReferences {
+		if ref.Kind == "Pod" {
+			return ref.UID, true
+		}
+	}
+	return "", false
+}
+
 // leaseOf tells whether a Lease was written by this very pod: a replacement pod has the
 // same name, and the Lease its predecessor renewed says nothing about it.
 func leaseOf(lease *coordinationv1.Lease, pod *corev1.Pod) bool {
-	for _, ref := range lease.OwnerReferences {
-		if ref.Kind == "Pod" {
-			return ref.UID == pod.UID
-		}
+	uid, said := leaseWriter(lease)
+	if !said {
+		return true // a bot that does not say who it is; trust the name
 	}
-	return true // no owner: a bot that does not say who it is; trust the name
+	return uid == pod.UID
 }
 
 // shardStateDigest is the part of a Lease's shard states worth a reconcile: states and
@@ -349,7 +364,8 @@ func (r *DiscordBotReconciler) observeLeases(ctx context.Context, s *scope) erro
 		s.podLeases[p.pod.Name] = &lease
 		// A Lease outlives a deleted pod until garbage collection: only what this very pod
 		// wrote counts as its report.
-		ownPod := len(lease.OwnerReferences) > 0 && leaseOf(&lease, p.pod)
+		_, said := leaseWriter(&lease)
+		ownPod := said && leaseOf(&lease, p.pod)
 		for _, st := range leaseShardStates(&lease) {
 			s.maxLatency = max(s.maxLatency, st.LatencyMillis)
 			if ownPod && st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
@@ -499,7 +515,9 @@ func (r *DiscordBotReconciler) leaseEvents() handler.Funcs {
 			}
 			old, _ := e.ObjectOld.(*coordinationv1.Lease)
 			firstRenewal := r.leases.observe(lease) && lease.Spec.RenewTime != nil && old != nil && old.Spec.RenewTime == nil
-			newOwner := old != nil && !equality.Semantic.DeepEqual(old.OwnerReferences, lease.OwnerReferences)
+			oldWriter, _ := leaseWriter(old)
+			newWriter, _ := leaseWriter(lease)
+			newOwner := old != nil && oldWriter != newWriter
 			if firstRenewal || newOwner || shardStateDigest(old) != shardStateDigest(lease) {
 				enqueue(lease, q)
 			}

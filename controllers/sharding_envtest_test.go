@@ -5,12 +5,9 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
@@ -19,13 +16,8 @@ import (
 // reportShardingRequired writes what botruntime writes when Discord closes a shard with
 // 4011: the shard failed for good, on the pod's own Lease.
 func reportShardingRequired(g Gomega, pod corev1.Pod, bot string) {
-	now := metav1.NewMicroTime(metav1.Now().Time)
-	g.Expect(k8s.Create(context.Background(), &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, Labels: map[string]string{shardkeeperv1.LabelBot: bot},
-			Annotations: map[string]string{shardkeeperv1.AnnotationShards: `[{"id":0,"state":"Failed","guilds":0,"fatalReason":"ShardingRequired","fatalMessage":"Discord requires more shards (close 4011)"}]`},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(pod.Name), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
-	})).To(Succeed())
+	writeBotLease(g, pod.Namespace, bot, pod.Name, string(pod.UID),
+		`[{"id":0,"state":"Failed","guilds":0,"fatalReason":"ShardingRequired","fatalMessage":"Discord requires more shards (close 4011)"}]`)
 }
 
 func TestShardsAutoFollowsDiscordAndReshardsOn4011(t *testing.T) {

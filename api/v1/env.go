@@ -28,6 +28,11 @@ const (
 	// AnnotationResume is the resume state (session ID, sequence, resume URL per shard),
 	// JSON, so a replacement pod resumes instead of identifying. Never the token.
 	AnnotationResume = "shardkeeper.dev/resume"
+	// AnnotationPodUID is the UID of the pod that last wrote the Lease. A replacement pod
+	// has the same name and so the same Lease; what its predecessor wrote says nothing
+	// about it. (The Lease is owned by the DiscordBot, so it outlives the pod and the
+	// replacement can resume from it.)
+	AnnotationPodUID = "shardkeeper.dev/pod-uid"
 )
 
 // LeaseResumeState is the part of one shard's resume state (AnnotationResume holds a list)
