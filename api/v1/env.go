@@ -37,6 +37,7 @@ const (
 
 // LeaseResumeState is the part of one shard's resume state (AnnotationResume holds a list)
 // the operator reads, to tell a restart that resumes from one that must identify.
+// +kubebuilder:object:generate=false
 type LeaseResumeState struct {
 	Shard      int       `json:"shard"`
 	ShardCount int       `json:"shardCount"`
