@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,6 +47,8 @@ type Options struct {
 	// MaxConcurrency is the fake Discord's identify concurrency (default 1). Its identify
 	// interval is Discord's 5 s.
 	MaxConcurrency int
+	// AutoShards sets shards: auto; the fake Discord then recommends Shards.
+	AutoShards bool
 }
 
 // Rig is a running setup. Close stops everything.
@@ -137,7 +140,10 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 			Health:         shardkeeperv1.HealthSpec{Mode: shardkeeperv1.HealthModeLease, LeaseDurationSeconds: o.LeaseSeconds},
 		},
 	}
-	bot.Spec.Shards.IntVal = int32(o.Shards)
+	bot.Spec.Shards = intstr.FromInt32(int32(o.Shards))
+	if o.AutoShards {
+		bot.Spec.Shards = intstr.FromString(shardkeeperv1.ShardsAuto)
+	}
 	for _, obj := range append(objects, bot) {
 		if err := r.K8s.Create(ctx, obj); err != nil {
 			return nil, err

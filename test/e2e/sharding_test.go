@@ -115,3 +115,47 @@ func TestReshardTwoToFourKeepsEveryGuildCovered(t *testing.T) {
 		t.Log(rig.Kubelet.Logs())
 	}
 }
+
+func TestShardingRequiredReshardsAnAutoBot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	ctx := context.Background()
+	rig, err := e2erig.Start(ctx, e2erig.Options{LeaseSeconds: 20, Shards: 2, AutoShards: true, HeartbeatInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rig.Close()
+	srv := rig.Discord
+	waitFor(t, "the two recommended shards connected", 60*time.Second, func() bool {
+		return srv.Connected(0) && srv.Connected(1) && getBot(t, rig).Status.ReadyShards == 2
+	})
+
+	// The bot outgrew two shards: Discord now requires and recommends four, and the next
+	// identify of each shard is refused with 4011.
+	srv.SetRecommendedShards(4)
+	srv.SetRequiredShards(4)
+	srv.InvalidSession(0, false)
+	srv.InvalidSession(1, false)
+
+	waitFor(t, "a reshard to four shards", 120*time.Second, func() bool {
+		b := getBot(t, rig)
+		return b.Status.Halted == nil && b.Status.Shards == 4 && b.Status.ReadyShards == 4 && b.Status.Resharding == nil && b.Status.Pods == 4
+	})
+	if b := getBot(t, rig); b.Status.Gateway == nil || b.Status.Gateway.RecommendedShards != 4 {
+		t.Errorf("status.gateway %+v, want 4 recommended shards", b.Status.Gateway)
+	}
+	for s := range 4 {
+		if !srv.Connected(s) {
+			t.Errorf("shard %d of 4 is not connected", s)
+		}
+	}
+	for _, rec := range srv.Stats().IdentifyLog[2:] {
+		if rec.ShardCount != 4 {
+			t.Errorf("after the 4011, shard %d identified with %d shards", rec.Shard, rec.ShardCount)
+		}
+	}
+	if t.Failed() {
+		t.Log(rig.Kubelet.Logs())
+	}
+}
