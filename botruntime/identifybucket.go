@@ -32,7 +32,7 @@ const (
 )
 
 // leaseIdentifyLimiter shares Discord's identify buckets between all pods of a bot. Bucket
-// b is the Lease "<bot>-identify-<b>". A shard takes its bucket by an optimistic update that
+// b is the Lease "<bot>-identify<b>". A shard takes its bucket by an optimistic update that
 // makes it the holder with acquireTime now; the bucket is then taken for interval+margin
 // from that time, whatever happens to the holder, so a crashed holder blocks its bucket
 // for one window at most. Shards of a bucket go in shard ID order when they are all

@@ -31,10 +31,10 @@ func leaseRules(names []string) []rbacv1.PolicyRule {
 	}
 }
 
-// botLeaseNames lists the Leases a bot's pods use: the heartbeat Lease of every pod of the
-// layout and of every pod still running (an old layout during a reshard), then the
-// identify buckets.
-func botLeaseNames(s *scope) []string {
+// podLeaseNames lists the heartbeat Leases the bot's pods use or may use again: those of
+// every group of the current layout and of the newest old layout (during a reshard its
+// lost pods are created again), and of every pod still running.
+func podLeaseNames(s *scope) []string {
 	seen := map[string]bool{}
 	var names []string
 	add := func(name string) {
@@ -46,16 +46,43 @@ func botLeaseNames(s *scope) []string {
 	for g := range s.topo.groups() {
 		add(leaseName(s.builder.podName(g)))
 	}
+	var old []observedPod
 	var running []string
 	for _, p := range s.pods {
 		running = append(running, leaseName(p.pod.Name))
+		if p.topology != s.topo.label() || p.generation != s.builder.generation {
+			old = append(old, p)
+		}
+	}
+	if prev, ok := newestOldLayout(old); ok {
+		b := s.builder.forLayout(prev)
+		for g := range prev.topo.groups() {
+			add(leaseName(b.podName(g)))
+		}
 	}
 	slices.SortFunc(running, compareNatural)
 	for _, name := range running {
 		add(name)
 	}
-	for b := range maxConcurrency(s.bot) {
-		add(shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)))
+	return names
+}
+
+// botLeaseNames is podLeaseNames and the identify buckets: every bucket of Discord's
+// max_concurrency, and of a higher one a running pod was started with.
+func botLeaseNames(s *scope) []string {
+	names := podLeaseNames(s)
+	buckets := maxConcurrency(s.bot)
+	for _, p := range s.pods {
+		for _, c := range p.pod.Spec.Containers {
+			for _, e := range c.Env {
+				if n, err := strconv.ParseInt(e.Value, 10, 32); e.Name == shardkeeperv1.EnvMaxConcurrency && err == nil && n > int64(buckets) {
+					buckets = int32(n)
+				}
+			}
+		}
+	}
+	for b := range buckets {
+		names = append(names, shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)))
 	}
 	return names
 }

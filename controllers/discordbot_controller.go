@@ -187,12 +187,20 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{}, nil
 }
 
+// builderFor is the pod builder of an action's layout.
+func (s *scope) builderFor(a podAction) podBuilder {
+	if a.layout != nil {
+		return s.builder.forLayout(*a.layout)
+	}
+	return s.builder
+}
+
 // resolveLayout works out the shard layout: spec.shards, or Discord's recommendation for
 // "auto". The CRD's rules reject bad layouts; the error case only trips when the installed
 // CRD is older than the operator.
 func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) error {
 	bot := s.bot
-	topo, err := topologyOf(&bot.Spec, bot.Status.Gateway)
+	topo, err := topologyOf(&bot.Spec, bot.Status.Gateway, bot.Status.Shards)
 	var unknown *layoutUnknownError
 	switch {
 	case errors.As(err, &unknown):
@@ -213,7 +221,11 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) erro
 	}
 	s.topo = topo
 	s.builder = newPodBuilder(bot, r.DefaultBotImage, topo, maxConcurrency(bot))
-	s.builder.generation = layoutGeneration(s.pods, topo.label())
+	var leases coordinationv1.LeaseList
+	if err := r.List(ctx, &leases, client.InNamespace(bot.Namespace), client.MatchingLabels(selectorLabels(bot.Name))); err != nil {
+		return fmt.Errorf("listing Leases: %w", err)
+	}
+	s.builder.generation = layoutGeneration(s.pods, leases.Items, topo.label())
 	return nil
 }
 
@@ -274,51 +286,57 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 	var errs []error
 	key := client.ObjectKeyFromObject(s.bot)
 	for _, a := range s.plan.actions {
+		var need int32
 		if a.kind == createPod {
 			// The session start breaker: a pod that cannot resume spends identifies.
-			need := identifiesNeeded(r.podLease(ctx, s, s.builder.podName(a.group)), s.topo.shardList(a.group), s.topo.shards, s.now)
+			b := s.builderFor(a)
+			need = identifiesNeeded(r.podLease(ctx, s, b.podName(a.group)), b.topo.shardList(a.group), b.topo.shards, s.now)
 			if !s.budget.take(need) {
 				continue
 			}
-			if s.budget.known {
-				r.gateway.spend(key, need)
-			}
 		}
-		if err := r.apply(ctx, s, a); err != nil {
+		created, err := r.apply(ctx, s, a)
+		if err != nil {
 			errs = append(errs, err)
+		}
+		if created && need > 0 {
+			r.gateway.spend(key, need, s.now)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction) error {
+// apply carries out one action; created says a pod was created.
+func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction) (created bool, err error) {
 	log := logf.FromContext(ctx)
 	switch a.kind {
 	case createPod:
-		pod := s.builder.build(a.group)
+		b := s.builderFor(a)
+		pod := b.build(a.group)
 		if err := controllerutil.SetControllerReference(s.bot, pod, r.Scheme); err != nil {
-			return err
+			return false, err
 		}
-		if err := r.ensurePodLease(ctx, s.bot, pod.Name); err != nil {
-			return err
+		if err := r.ensurePodLease(ctx, s.bot, b, pod.Name); err != nil {
+			return false, err
 		}
 		if err := r.Create(ctx, pod); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				return nil // the cache has not seen it yet, or the old one is still going
+				return false, nil // the cache has not seen it yet, or the old one is still going
 			}
-			return fmt.Errorf("creating pod %s: %w", pod.Name, err)
+			return false, fmt.Errorf("creating pod %s: %w", pod.Name, err)
 		}
+		created = true
 		metricPodActions.WithLabelValues("create", a.reason).Inc()
-		log.Info("created pod", "pod", pod.Name, "shards", s.topo.describeShards(a.group), "revision", s.builder.revision)
+		log.Info("created pod", "pod", pod.Name, "shards", b.topo.describeShards(a.group), "revision", b.revision)
 		r.event(s.bot, pod, corev1.EventTypeNormal, a.reason, "Create", "created pod %s: %s", pod.Name, a.message)
 	case deletePod:
 		uid := a.pod.UID
 		err := r.Delete(ctx, a.pod, client.Preconditions{UID: &uid})
 		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return nil // already gone, or replaced by a newer pod we will see next pass
+			return false, nil // already gone, or replaced by a newer pod we will see next pass
 		}
 		if err != nil {
-			return fmt.Errorf("deleting pod %s: %w", a.pod.Name, err)
+			return false, fmt.Errorf("deleting pod %s: %w", a.pod.Name, err)
 		}
 		metricPodActions.WithLabelValues("delete", a.reason).Inc()
 		log.Info("deleted pod", "pod", a.pod.Name, "reason", a.reason, "detail", a.message)
@@ -329,7 +347,7 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 		}
 		r.event(s.bot, a.pod, eventType, a.reason, "Delete", "deleted pod %s: %s", a.pod.Name, a.message)
 	}
-	return nil
+	return created, nil
 }
 
 // saveStatus computes the status, patches it if it changed, and emits an event for every

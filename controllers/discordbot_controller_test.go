@@ -164,7 +164,7 @@ func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
 	g.Expect(binding.RoleRef.Name).To(Equal("shardkeeper-leasy"))
 	g.Expect(binding.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: "shardkeeper-leasy", Namespace: ns}}))
 	// The pods' heartbeat Leases and the one identify bucket of a bot with max_concurrency 1.
-	g.Expect(role.Rules).To(Equal(leaseRules([]string{"leasy-0", "leasy-1", "leasy-2", "leasy-identify-0"})))
+	g.Expect(role.Rules).To(Equal(leaseRules([]string{"leasy-0", "leasy-1", "leasy-2", "leasy-identify0"})))
 
 	// Ask the API server's RBAC authorizer what the pods' identity may do.
 	cs := kubernetes.NewForConfigOrDie(restConfig)
@@ -198,7 +198,7 @@ func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
 	g.Eventually(func(g Gomega) []string {
 		g.Expect(k8s.Get(ctx, key, &role)).To(Succeed())
 		return role.Rules[1].ResourceNames
-	}, wait, tick).Should(Equal([]string{"leasy-g1-0", "leasy-g1-1", "leasy-g1-2", "leasy-g1-3", "leasy-0", "leasy-1", "leasy-2", "leasy-identify-0"}))
+	}, wait, tick).Should(Equal([]string{"leasy-0-g1", "leasy-1-g1", "leasy-2-g1", "leasy-3-g1", "leasy-0", "leasy-1", "leasy-2", "leasy-identify0"}))
 }
 
 func TestTokenSecretMissingBlocksPodsUntilItAppears(t *testing.T) {
@@ -312,14 +312,14 @@ func TestReshardStartsTheNewLayoutBesideTheOld(t *testing.T) {
 		pods := botPods(g, ns, "grow")
 		g.Expect(pods).To(HaveKey("grow-0"))
 		g.Expect(pods).To(HaveKey("grow-1"))
-		for _, name := range []string{"grow-g1-0", "grow-g1-1", "grow-g1-2"} {
+		for _, name := range []string{"grow-0-g1", "grow-1-g1", "grow-2-g1"} {
 			g.Expect(pods).To(HaveKey(name))
 			g.Expect(pods[name].Labels[shardkeeperv1.LabelTopology]).To(Equal("6x2"))
 			g.Expect(pods[name].Labels[shardkeeperv1.LabelGeneration]).To(Equal("1"))
 		}
-		env := envOf(pods["grow-g1-2"].Spec.Containers[0])
+		env := envOf(pods["grow-2-g1"].Spec.Containers[0])
 		g.Expect(env[shardkeeperv1.EnvShardIDs].Value).To(Equal("4,5"))
-		g.Expect(env[shardkeeperv1.EnvLeaseName].Value).To(Equal("grow-g1-2"))
+		g.Expect(env[shardkeeperv1.EnvLeaseName].Value).To(Equal("grow-2-g1"))
 
 		b := getBot(g, ns, "grow")
 		g.Expect(b.Status.Phase).To(Equal(shardkeeperv1.PhaseUpdating))
@@ -358,7 +358,7 @@ func TestReshardStartsTheNewLayoutBesideTheOld(t *testing.T) {
 			names = append(names, l.Name)
 		}
 		return names
-	}, wait, tick).Should(ConsistOf("grow-g1-0", "grow-g1-1", "grow-g1-2", "grow-identify-0"))
+	}, wait, tick).Should(ConsistOf("grow-0-g1", "grow-1-g1", "grow-2-g1", "grow-identify0"))
 }
 
 func TestSuspendStopsPodsAndKeepsTheRest(t *testing.T) {

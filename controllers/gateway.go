@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,9 +46,10 @@ type gatewayAnswer struct {
 	failures      int
 	notBefore     time.Time // rate limit or retry backoff
 	inFlight      bool
-	// spent counts the identifies the operator caused (pods it started without resume
-	// state) since the answer: Discord's remaining is that much lower now.
-	spent int32
+	// spends are the identifies the operator caused (pods it created without resume
+	// state). Discord's remaining may not show them yet: a pod takes a while to start, and
+	// its shards wait for their buckets.
+	spends []spend
 	// shardingRequiredSince is when the operator first saw a pod told 4011, while it is
 	// still being told; an answer from before then cannot be trusted about it.
 	shardingRequiredSince time.Time
@@ -81,13 +83,50 @@ func (g *gatewayChecker) answer(key types.NamespacedName) gatewayAnswer {
 	return gatewayAnswer{}
 }
 
+// spend is identifies the operator caused, and when.
+type spend struct {
+	at time.Time
+	n  int32
+}
+
+// identifyLag bounds how long after the operator creates a pod its identifies may still be
+// missing from Discord's remaining: pod start, then up to a few rounds of bucket waits.
+const identifyLag = 2 * time.Minute
+
 // spend records identifies the operator just caused.
-func (g *gatewayChecker) spend(key types.NamespacedName, n int32) {
+func (g *gatewayChecker) spend(key types.NamespacedName, n int32, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if a, ok := g.answers[key]; ok {
-		a.spent += n
+	a, ok := g.answers[key]
+	if !ok {
+		a = &gatewayAnswer{}
+		g.answers[key] = a
 	}
+	a.spends = append(a.spends, spend{at: now, n: n})
+}
+
+// spent is how many identifies the operator caused that Discord's answer of checkedAt may
+// not count yet: those from less than identifyLag before it, or after it.
+func (g *gatewayChecker) spent(key types.NamespacedName, checkedAt, now time.Time) int32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a, ok := g.answers[key]
+	if !ok {
+		return 0
+	}
+	var total int32
+	kept := a.spends[:0]
+	for _, sp := range a.spends {
+		if now.Sub(sp.at) > identifyLag+gatewayCheckWhenLow {
+			continue // any answer from now on counts it
+		}
+		kept = append(kept, sp)
+		if sp.at.After(checkedAt.Add(-identifyLag)) {
+			total += sp.n
+		}
+	}
+	a.spends = kept
+	return total
 }
 
 // noteShardingRequired records that a pod was told 4011 and returns since when.
@@ -111,16 +150,6 @@ func (g *gatewayChecker) clearShardingRequired(key types.NamespacedName) {
 	if a, ok := g.answers[key]; ok {
 		a.shardingRequiredSince = time.Time{}
 	}
-}
-
-// spent is how many identifies the operator caused since Discord last answered.
-func (g *gatewayChecker) spent(key types.NamespacedName) int32 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if a, ok := g.answers[key]; ok {
-		return a.spent
-	}
-	return 0
 }
 
 func (g *gatewayChecker) forget(key types.NamespacedName) {
@@ -163,7 +192,7 @@ func (g *gatewayChecker) ask(bot *shardkeeperv1.DiscordBot, apiURL, secretVersio
 		var rl *discordapi.RateLimitedError
 		switch {
 		case err == nil:
-			a.info, a.failures, a.spent = &info, 0, 0
+			a.info, a.failures = &info, 0
 			a.notBefore = now.Add(info.WaitBeforeNext)
 		case errors.As(err, &rl):
 			a.notBefore = now.Add(rl.RetryAfter)
@@ -291,18 +320,20 @@ func ceilSecond(t time.Time) time.Time {
 func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
 	bot := s.bot
 	answer := r.gateway.answer(client.ObjectKeyFromObject(bot))
+	// The breaker was on in the last pass (only the reserve left, or something held): ask
+	// Discord again the moment it refills the budget.
+	breakerOn := sessionBudgetLow(bot, 0) || meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionSessionStartLimitLow)
 	due, recheck := gatewayDue(gatewayDueInput{
 		now: s.now, interval: r.gatewayCheckInterval(), status: bot.Status.Gateway, answer: answer,
-		secretVersion: s.secretVersion, needsFresh: s.shardingRequired || budgetResetPassed(bot, s.now),
-		budgetLow: sessionBudgetLow(bot, 0), tokenAvailable: s.tokenProblem == "" && bot.Status.Halted == nil,
+		secretVersion: s.secretVersion, needsFresh: s.shardingRequired || (breakerOn && budgetResetPassed(bot, s.now)),
+		budgetLow: breakerOn, tokenAvailable: s.tokenProblem == "" && bot.Status.Halted == nil,
 	})
 	if due {
 		r.gateway.ask(bot, r.apiURL(bot), s.secretVersion)
 		s.gatewayPending = true
 	}
 	s.recheck = minPositive(s.recheck, recheck)
-	if g := bot.Status.Gateway; g != nil && sessionBudgetLow(bot, 0) && g.SessionStartLimit.ResetAt.After(s.now) {
-		// Ask again the moment Discord refills the budget.
+	if g := bot.Status.Gateway; g != nil && breakerOn && g.SessionStartLimit.ResetAt.After(s.now) {
 		s.recheck = minPositive(s.recheck, g.SessionStartLimit.ResetAt.Sub(s.now))
 	}
 	return nil
@@ -342,10 +373,9 @@ func sessionBudgetLow(bot *shardkeeperv1.DiscordBot, spending int32) bool {
 	return g.SessionStartLimit.Remaining-spending <= bot.Spec.SessionStartReserve
 }
 
-// budgetResetPassed says whether the session budget was low and its reset time is over,
-// so it is worth asking Discord for the new numbers.
+// budgetResetPassed says whether Discord's reset time passed since the operator last
+// asked, so that asking now gets the refilled numbers.
 func budgetResetPassed(bot *shardkeeperv1.DiscordBot, now time.Time) bool {
 	g := bot.Status.Gateway
-	return g != nil && sessionBudgetLow(bot, 0) && !now.Before(g.SessionStartLimit.ResetAt.Time) &&
-		g.CheckedAt.Before(&g.SessionStartLimit.ResetAt)
+	return g != nil && !now.Before(g.SessionStartLimit.ResetAt.Time) && g.CheckedAt.Before(&g.SessionStartLimit.ResetAt)
 }

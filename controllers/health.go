@@ -461,9 +461,10 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			continue
 		}
 		// The session start breaker: hold a restart whose new pod would have to identify.
-		if need := identifiesNeeded(s.podLeases[podKey.Name], shardIDsOf(sp.p, s.topo), shardCountOf(sp.p, s.topo), s.now); !s.budget.allows(need) {
-			s.recheck = minPositive(s.recheck, max(s.budget.resetAt.Sub(s.now), time.Second))
-			continue
+		// (The pass takes the identifies so that two restarts cannot both fit; the new pod
+		// is charged for real when it is created.)
+		if need := identifiesNeeded(s.podLeases[podKey.Name], shardIDsOf(sp.p, s.topo), shardCountOf(sp.p, s.topo), s.now); !s.budget.take(need) {
+			continue // checkGateway looks again at Discord's reset
 		}
 		// Our cache may be behind: read the live Lease before acting on it.
 		var live coordinationv1.Lease

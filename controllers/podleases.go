@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,9 +21,13 @@ import (
 // the pod, adopts Leases a bot created itself, and deletes the Leases of shard groups that
 // no longer exist (an old layout after a reshard).
 
-// ensurePodLease creates the Lease a new pod will renew, unless it exists.
-func (r *DiscordBotReconciler) ensurePodLease(ctx context.Context, bot *shardkeeperv1.DiscordBot, pod string) error {
-	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: leaseName(pod), Namespace: bot.Namespace, Labels: commonLabels(bot.Name)}}
+// ensurePodLease creates the Lease a new pod will renew, unless it exists. Its layout
+// labels let a later pass find the layout's generation when no pod of it runs.
+func (r *DiscordBotReconciler) ensurePodLease(ctx context.Context, bot *shardkeeperv1.DiscordBot, b podBuilder, pod string) error {
+	labels := commonLabels(bot.Name)
+	labels[shardkeeperv1.LabelTopology] = b.topo.label()
+	labels[shardkeeperv1.LabelGeneration] = strconv.Itoa(int(b.generation))
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: leaseName(pod), Namespace: bot.Namespace, Labels: labels}}
 	if err := controllerutil.SetControllerReference(bot, lease, r.Scheme); err != nil {
 		return err
 	}
@@ -38,11 +43,8 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		return nil // the layout is unknown: which Leases are wanted is unknown too
 	}
 	wanted := map[string]bool{}
-	for g := range s.topo.groups() {
-		wanted[leaseName(s.builder.podName(g))] = true
-	}
-	for _, p := range s.pods {
-		wanted[leaseName(p.pod.Name)] = true
+	for _, name := range podLeaseNames(s) {
+		wanted[name] = true
 	}
 	var leases coordinationv1.LeaseList
 	if err := r.List(ctx, &leases, client.InNamespace(s.bot.Namespace), client.MatchingLabels(selectorLabels(s.bot.Name))); err != nil {

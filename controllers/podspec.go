@@ -115,6 +115,12 @@ func serviceAccountName(botName string) string { return "shardkeeper-" + botName
 // leaseName is the heartbeat Lease a pod renews; it is named after the pod.
 func leaseName(pod string) string { return pod }
 
+// forLayout is the builder for another layout (an old one during a reshard).
+func (b podBuilder) forLayout(l layoutRef) podBuilder {
+	b.topo, b.generation = l.topo, l.generation
+	return b
+}
+
 // podName is the name of the group's pod in this builder's layout generation.
 func (b podBuilder) podName(group int32) string { return podName(b.bot.Name, b.generation, group) }
 

@@ -52,10 +52,19 @@ const (
 	deletePod
 )
 
+// layoutRef names a shard layout and its generation.
+type layoutRef struct {
+	topo       topology
+	generation int32
+}
+
 // podAction is one step the reconciler takes; reason and message go into the event.
 type podAction struct {
-	kind    actionKind
-	group   int32
+	kind  actionKind
+	group int32
+	// layout, when set, is an old layout whose pod is created again (during a reshard);
+	// otherwise the pod is of the current layout.
+	layout  *layoutRef
 	pod     *corev1.Pod // the pod to delete
 	reason  string
 	message string
@@ -192,6 +201,22 @@ func planRollout(in rolloutInput) rolloutPlan {
 
 	if len(old) > 0 {
 		// A reshard: the old layout serves until the new one is ready, then goes at once.
+		// Until then, a pod of the newest old layout that is lost is created again, so its
+		// guilds are not left without a shard while the new layout starts.
+		if prev, ok := newestOldLayout(old); ok && !settled {
+			present := map[int32]bool{}
+			for _, p := range in.pods {
+				if p.topology == prev.topo.label() && p.generation == prev.generation && !p.failed {
+					present[p.group] = true
+				}
+			}
+			for g := range prev.topo.groups() {
+				if !present[g] {
+					plan.actions = append(plan.actions, podAction{kind: createPod, group: g, layout: &prev, reason: eventPodCreated,
+						message: fmt.Sprintf("shards %s of the old layout %s, serving until layout %s is ready", prev.topo.describeShards(g), prev.topo.label(), in.topo.label())})
+				}
+			}
+		}
 		for _, p := range old {
 			switch {
 			case settled:
@@ -227,6 +252,21 @@ func planRollout(in rolloutInput) rolloutPlan {
 		plan.message = fmt.Sprintf("creating %d of %d pods", missing, groups)
 	}
 	return plan
+}
+
+// newestOldLayout is the layout of the old pods with the highest generation: the one that
+// served before the current layout.
+func newestOldLayout(old []observedPod) (layoutRef, bool) {
+	var best layoutRef
+	found := false
+	for _, p := range old {
+		topo, ok := topologyFromLabel(p.topology)
+		if !ok || (found && p.generation <= best.generation) {
+			continue
+		}
+		best, found = layoutRef{topo: topo, generation: p.generation}, true
+	}
+	return best, found
 }
 
 func deleteAction(p observedPod, reason, message string) podAction {

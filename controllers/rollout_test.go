@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -45,7 +46,9 @@ func fakeGenPod(generation, group int32, topo, rev string, state ...string) obse
 func describe(plan rolloutPlan) []string {
 	var out []string
 	for _, a := range plan.actions {
-		if a.kind == createPod {
+		if a.kind == createPod && a.layout != nil {
+			out = append(out, fmt.Sprintf("create %d of %s", a.group, podName("bot", a.layout.generation, a.group)))
+		} else if a.kind == createPod {
 			out = append(out, fmt.Sprintf("create %d", a.group))
 		} else {
 			out = append(out, fmt.Sprintf("delete %s (%s)", a.pod.Name, a.reason))
@@ -152,12 +155,21 @@ func TestPlanRollout(t *testing.T) {
 			wantProgress: shardkeeperv1.ReasonReshardingPods,
 		},
 		{
-			name: "reshard: a failed old pod is removed and not recreated; no rolling meanwhile",
+			name: "reshard: a failed old pod is replaced, a lost one created again; no rolling meanwhile",
 			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, generation: 1, revision: "r2", tokenAvailable: true, pods: []observedPod{
 				fakePod(0, "3x1", "r1", "failed"), fakePod(1, "3x1", "r1", "ready"),
 				fakeGenPod(1, 0, "4x2", "r1", "ready"), fakeGenPod(1, 1, "4x2", "r2"),
 			}},
-			want:         []string{"delete bot-0 (PodFailed)"},
+			want:         []string{"create 0 of bot-0", "create 2 of bot-2", "delete bot-0 (PodFailed)"},
+			wantProgress: shardkeeperv1.ReasonReshardingPods,
+		},
+		{
+			name: "reshard: a lost pod of the old layout is created again while the new one starts",
+			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 2}, generation: 1, revision: "r1", tokenAvailable: true, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "ready"), fakePod(2, "3x1", "r1", "ready"),
+				fakeGenPod(1, 0, "4x2", "r1", "ready"), fakeGenPod(1, 1, "4x2", "r1"),
+			}},
+			want:         []string{"create 1 of bot-1"},
 			wantProgress: shardkeeperv1.ReasonReshardingPods,
 		},
 		{
@@ -166,7 +178,7 @@ func TestPlanRollout(t *testing.T) {
 				fakePod(0, "3x1", "r1", "ready"), fakePod(1, "3x1", "r1", "ready"), fakePod(2, "3x1", "r1", "ready"),
 				fakeGenPod(1, 0, "4x2", "r1", "ready"), fakeGenPod(1, 1, "4x2", "r1"),
 			}},
-			want:         []string{"delete bot-g1-0 (ShardGroupsChanged)", "delete bot-g1-1 (ShardGroupsChanged)"},
+			want:         []string{"delete bot-0-g1 (ShardGroupsChanged)", "delete bot-1-g1 (ShardGroupsChanged)"},
 			wantProgress: shardkeeperv1.ReasonReshardingPods,
 		},
 		{
@@ -279,7 +291,7 @@ func TestReshardKeepsEveryShardServed(t *testing.T) {
 		for _, p := range pods {
 			list = append(list, p)
 		}
-		gen := layoutGeneration(list, to.label())
+		gen := layoutGeneration(list, nil, to.label())
 		if gen != 1 {
 			t.Fatalf("step %d: generation %d, want 1", step, gen)
 		}
@@ -310,4 +322,51 @@ func TestReshardKeepsEveryShardServed(t *testing.T) {
 		}
 	}
 	t.Fatal("reshard did not finish in 20 passes")
+}
+
+func TestLayoutGeneration(t *testing.T) {
+	lease := func(topo, gen string) coordinationv1.Lease {
+		return coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+			shardkeeperv1.LabelTopology: topo, shardkeeperv1.LabelGeneration: gen}}}
+	}
+	tests := map[string]struct {
+		pods   []observedPod
+		leases []coordinationv1.Lease
+		label  string
+		want   int32
+	}{
+		"a new bot":                         {label: "2x1", want: 0},
+		"the layout's pods run":             {pods: []observedPod{fakeGenPod(2, 0, "2x1", "r")}, label: "2x1", want: 2},
+		"a terminating pod keeps its name":  {pods: []observedPod{fakeGenPod(1, 0, "2x1", "r", "terminating")}, label: "2x1", want: 1},
+		"a reshard takes the next":          {pods: []observedPod{fakeGenPod(1, 0, "2x1", "r")}, label: "4x1", want: 2},
+		"no pod, but the layout's Leases":   {leases: []coordinationv1.Lease{lease("2x1", "1")}, label: "2x1", want: 1},
+		"no pod, Leases of another layout":  {leases: []coordinationv1.Lease{lease("2x1", "1")}, label: "4x1", want: 2},
+		"Leases without labels are ignored": {leases: []coordinationv1.Lease{{}}, label: "4x1", want: 0},
+	}
+	for name, tc := range tests {
+		if got := layoutGeneration(tc.pods, tc.leases, tc.label); got != tc.want {
+			t.Errorf("%s: generation %d, want %d", name, got, tc.want)
+		}
+	}
+}
+
+func TestSessionBudgetNeverHoldsAResume(t *testing.T) {
+	bot := &shardkeeperv1.DiscordBot{Spec: shardkeeperv1.DiscordBotSpec{SessionStartReserve: 10}}
+	bot.Status.Gateway = &shardkeeperv1.GatewayStatus{SessionStartLimit: shardkeeperv1.SessionStartLimit{Remaining: 3}}
+	b := newSessionBudget(bot, 0)
+	if !b.take(0) {
+		t.Error("a restart that resumes was held below the reserve")
+	}
+	if b.take(1) || !b.low() || b.held != 1 {
+		t.Errorf("an identify below the reserve: held %d, low %v", b.held, b.low())
+	}
+
+	bot.Status.Gateway.SessionStartLimit.Remaining = 12 // two above the reserve
+	b = newSessionBudget(bot, 0)
+	if !b.take(2) || b.take(1) {
+		t.Error("the budget should allow exactly two identifies")
+	}
+	if b = newSessionBudget(bot, 2); b.take(1) {
+		t.Error("identifies the operator already caused must count")
+	}
 }

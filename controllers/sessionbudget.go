@@ -38,24 +38,17 @@ func newSessionBudget(bot *shardkeeperv1.DiscordBot, spent int32) sessionBudget 
 	}
 }
 
-// allows says whether n identifies fit, without spending them (a restart whose new pod
-// is paid for when it is created).
-func (b *sessionBudget) allows(n int32) bool {
-	if !b.known || n <= b.allowance {
+// take spends n identifies of this pass if they fit. Nothing that resumes (n == 0) is
+// ever held, however low the budget.
+func (b *sessionBudget) take(n int32) bool {
+	if !b.known || n == 0 {
 		return true
 	}
-	b.held++
-	return false
-}
-
-// take spends n identifies if they fit.
-func (b *sessionBudget) take(n int32) bool {
-	if !b.allows(n) {
+	if n > b.allowance {
+		b.held++
 		return false
 	}
-	if b.known {
-		b.allowance -= n
-	}
+	b.allowance -= n
 	return true
 }
 
@@ -114,7 +107,11 @@ func (r *DiscordBotReconciler) podLease(ctx context.Context, s *scope, name stri
 // checkSessionBudget sets up this pass's breaker from status.gateway and what the
 // operator started since Discord last said.
 func (r *DiscordBotReconciler) checkSessionBudget(_ context.Context, s *scope) error {
-	s.budget = newSessionBudget(s.bot, r.gateway.spent(client.ObjectKeyFromObject(s.bot)))
+	var checkedAt time.Time
+	if g := s.bot.Status.Gateway; g != nil {
+		checkedAt = g.CheckedAt.Time
+	}
+	s.budget = newSessionBudget(s.bot, r.gateway.spent(client.ObjectKeyFromObject(s.bot), checkedAt, s.now))
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -26,8 +27,10 @@ func (layoutUnknownError) Error() string {
 
 // topologyOf reads the topology from a spec the API server has validated and defaulted,
 // taking Discord's recommended count (from the status) for shards: auto. With auto, a
-// shardsPerPod above the count runs all shards in one pod.
-func topologyOf(spec *shardkeeperv1.DiscordBotSpec, gateway *shardkeeperv1.GatewayStatus) (topology, error) {
+// shardsPerPod above the count runs all shards in one pod, and the count running (running,
+// 0 for none) grows at once when Discord recommends more, but shrinks only when it
+// recommends half or less: a bot near a boundary must not reshard at every check.
+func topologyOf(spec *shardkeeperv1.DiscordBotSpec, gateway *shardkeeperv1.GatewayStatus, running int32) (topology, error) {
 	t := topology{shards: spec.Shards.IntVal, shardsPerPod: spec.ShardsPerPod}
 	if t.shardsPerPod < 1 {
 		t.shardsPerPod = 1
@@ -40,6 +43,9 @@ func topologyOf(spec *shardkeeperv1.DiscordBotSpec, gateway *shardkeeperv1.Gatew
 			return topology{}, &layoutUnknownError{}
 		}
 		t.shards = gateway.RecommendedShards
+		if running > t.shards && t.shards*2 > running {
+			t.shards = running
+		}
 		t.shardsPerPod = min(t.shardsPerPod, t.shards)
 	}
 	if t.shards < 1 {
@@ -102,25 +108,36 @@ func topologyFromLabel(label string) (topology, bool) {
 }
 
 // podName is the name of a bot's pod for a shard group of a layout generation: "<bot>-3"
-// for the first layout, "<bot>-g2-3" after two reshards, so a new layout's pods can run
-// beside the old one's.
+// for the first layout, "<bot>-3-g2" after two reshards, so a new layout's pods can run
+// beside the old one's. The suffix is read only one way: no other bot's pod, and no
+// identify bucket Lease, can have the name.
 func podName(botName string, generation, group int32) string {
 	if generation == 0 {
 		return fmt.Sprintf("%s-%d", botName, group)
 	}
-	return fmt.Sprintf("%s-g%d-%d", botName, generation, group)
+	return fmt.Sprintf("%s-%d-g%d", botName, group, generation)
 }
 
-// layoutGeneration is the generation the layout's pods have: the one of the pods of this
-// layout, else one past the newest generation of any pod (a reshard), else 0.
-func layoutGeneration(pods []observedPod, label string) int32 {
+// layoutGeneration is the generation of the layout's pods: the one of its pods, or of its
+// pod Leases (they outlive a deleted pod, and carry its resume state), else one past the
+// newest generation of any pod or Lease (a reshard), else 0.
+func layoutGeneration(pods []observedPod, leases []coordinationv1.Lease, label string) int32 {
 	current, newest := int32(-1), int32(-1)
-	for _, p := range pods {
-		newest = max(newest, p.generation)
-		if p.topology == label {
+	see := func(topo string, generation int32) {
+		newest = max(newest, generation)
+		if topo == label {
 			// Terminating pods count: a replacement takes the same name, and so the
 			// same Lease and its resume state.
-			current = max(current, p.generation)
+			current = max(current, generation)
+		}
+	}
+	for _, p := range pods {
+		see(p.topology, p.generation)
+	}
+	for _, l := range leases {
+		g, err := strconv.ParseInt(l.Labels[shardkeeperv1.LabelGeneration], 10, 32)
+		if topo := l.Labels[shardkeeperv1.LabelTopology]; topo != "" && err == nil && g >= 0 {
+			see(topo, int32(g))
 		}
 	}
 	switch {

@@ -44,21 +44,25 @@ func TestTopologyOf(t *testing.T) {
 	tests := map[string]struct {
 		spec    shardkeeperv1.DiscordBotSpec
 		gateway *shardkeeperv1.GatewayStatus
+		running int32
 		want    topology
 		wantErr bool
 		unknown bool
 	}{
-		"fixed":                   {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(8), ShardsPerPod: 2}, want: topology{8, 2}},
-		"fixed ignores Discord":   {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(8), ShardsPerPod: 2}, gateway: recommends(3), want: topology{8, 2}},
-		"auto":                    {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 2}, gateway: recommends(6), want: topology{6, 2}},
-		"auto, more per pod":      {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 4}, gateway: recommends(2), want: topology{2, 2}},
-		"auto before Discord":     {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 1}, wantErr: true, unknown: true},
-		"another word":            {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("many"), ShardsPerPod: 1}, gateway: recommends(2), wantErr: true},
-		"zero shards":             {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(0), ShardsPerPod: 1}, wantErr: true},
-		"more per pod than fixed": {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(2), ShardsPerPod: 3}, wantErr: true},
+		"fixed":                     {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(8), ShardsPerPod: 2}, want: topology{8, 2}},
+		"fixed ignores Discord":     {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(8), ShardsPerPod: 2}, gateway: recommends(3), want: topology{8, 2}},
+		"auto":                      {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 2}, gateway: recommends(6), want: topology{6, 2}},
+		"auto, more per pod":        {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 4}, gateway: recommends(2), want: topology{2, 2}},
+		"auto grows at once":        {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 1}, gateway: recommends(6), running: 4, want: topology{6, 1}},
+		"auto keeps a small excess": {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 1}, gateway: recommends(5), running: 8, want: topology{8, 1}},
+		"auto shrinks to half":      {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 1}, gateway: recommends(4), running: 8, want: topology{4, 1}},
+		"auto before Discord":       {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("auto"), ShardsPerPod: 1}, wantErr: true, unknown: true},
+		"another word":              {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromString("many"), ShardsPerPod: 1}, gateway: recommends(2), wantErr: true},
+		"zero shards":               {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(0), ShardsPerPod: 1}, wantErr: true},
+		"more per pod than fixed":   {spec: shardkeeperv1.DiscordBotSpec{Shards: intstr.FromInt32(2), ShardsPerPod: 3}, wantErr: true},
 	}
 	for name, tc := range tests {
-		got, err := topologyOf(&tc.spec, tc.gateway)
+		got, err := topologyOf(&tc.spec, tc.gateway, tc.running)
 		var unknown *layoutUnknownError
 		switch {
 		case (err != nil) != tc.wantErr:

@@ -59,7 +59,7 @@ func TestShardsAutoFollowsDiscordAndReshardsOn4011(t *testing.T) {
 		g.Expect(b.Status.Resharding.ToShards).To(Equal(int32(4)))
 		g.Expect(meta.IsStatusConditionTrue(b.Status.Conditions, shardkeeperv1.ConditionResharding)).To(BeTrue())
 		pods := botPods(g, ns, "auto")
-		for _, name := range []string{"auto-g1-0", "auto-g1-1", "auto-g1-2", "auto-g1-3"} {
+		for _, name := range []string{"auto-0-g1", "auto-1-g1", "auto-2-g1", "auto-3-g1"} {
 			g.Expect(pods).To(HaveKey(name))
 			g.Expect(envOf(pods[name].Spec.Containers[0])[shardkeeperv1.EnvShardCount].Value).To(Equal("4"))
 		}

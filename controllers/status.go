@@ -271,6 +271,8 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 	}
 
 	switch r := st.Resharding; {
+	case obs.layoutProblem != "":
+		meta.RemoveStatusCondition(&st.Conditions, shardkeeperv1.ConditionResharding)
 	case r == nil:
 		set(shardkeeperv1.ConditionResharding, metav1.ConditionFalse, shardkeeperv1.ReasonLayoutSettled,
 			fmt.Sprintf("all pods run shard layout %s", obs.topo.label()))

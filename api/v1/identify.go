@@ -15,7 +15,8 @@ const (
 	LabelIdentifyBucket = "shardkeeper.dev/identify-bucket"
 )
 
-// IdentifyBucketLeaseName is the Lease of one identify bucket of a bot.
+// IdentifyBucketLeaseName is the Lease of one identify bucket of a bot, "<bot>-identify3".
+// No pod's heartbeat Lease can have that name: those end in "-<digits>" or "-g<digits>".
 func IdentifyBucketLeaseName(botName string, bucket int) string {
-	return fmt.Sprintf("%s-identify-%d", botName, bucket)
+	return fmt.Sprintf("%s-identify%d", botName, bucket)
 }
