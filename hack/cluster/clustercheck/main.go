@@ -1,0 +1,80 @@
+// Command clustercheck runs once in a pod of the local cluster (hack/cluster's smoke
+// check) and tells, on stdout, whether the pod reaches the API server through the
+// `kubernetes` Service with its service account, and whether cluster DNS answers.
+// Exit status: 0 both work, 1 the API is unreachable, 2 the API works but DNS does not.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	version, err := apiVersion(ctx)
+	if err != nil {
+		fmt.Println("api: FAIL:", err)
+		os.Exit(1)
+	}
+	fmt.Println("api: ok, server", version)
+	addrs, err := net.DefaultResolver.LookupHost(ctx, "kubernetes.default.svc.cluster.local")
+	if err != nil {
+		fmt.Println("dns: FAIL:", err)
+		os.Exit(2)
+	}
+	fmt.Println("dns: ok, kubernetes.default.svc.cluster.local is", strings.Join(addrs, ","))
+}
+
+// apiVersion asks the API server for /version the way client-go's in-cluster config
+// does: the Service's address from the environment, the mounted token and CA.
+func apiVersion(ctx context.Context) (string, error) {
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		return "", fmt.Errorf("KUBERNETES_SERVICE_HOST/PORT not set")
+	}
+	token, err := os.ReadFile(serviceAccountDir + "/token")
+	if err != nil {
+		return "", err
+	}
+	caPEM, err := os.ReadFile(serviceAccountDir + "/ca.crt")
+	if err != nil {
+		return "", err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return "", fmt.Errorf("no certificate in %s/ca.crt", serviceAccountDir)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	url := "https://" + net.JoinHostPort(host, port) + "/version"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var v struct {
+		GitVersion string `json:"gitVersion"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s at %s", v.GitVersion, url), nil
+}

@@ -1,0 +1,16 @@
+// Command pause is the local cluster's sandbox image: containerd runs it as every pod's
+// first process, which only holds the pod's namespaces. It sleeps until SIGTERM or SIGINT,
+// so that stopping a sandbox is quick, and it must never need anything from the image.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	<-stop
+}
