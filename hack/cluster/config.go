@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -172,6 +173,11 @@ func (c *cluster) writeConfigs() error {
 		c.path("resolv.conf"): "# the local cluster's pods resolve cluster.local only\n",
 	}
 	for path, content := range files {
+		// Unchanged files are not rewritten: kube-proxy exits when its config file is
+		// written to, even with the same content, and up must leave a running cluster be.
+		if b, err := os.ReadFile(path); err == nil && string(b) == content {
+			continue
+		}
 		if err := writeFile(path, content, 0o644); err != nil {
 			return err
 		}
