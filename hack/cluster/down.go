@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,10 +253,30 @@ func (c *cluster) removeHostFiles() {
 		_ = os.Remove("/var/log/containers") // only if empty
 	}
 	cached, _ := filepath.Glob("/var/lib/cni/results/" + cniNetwork + "-*")
+	// containerd's loopback results are named after the sandbox: only our sandboxes'.
+	sandboxes, _ := os.ReadDir(c.path("containerd", "root", "io.containerd.grpc.v1.cri", "sandboxes"))
+	for _, sb := range sandboxes {
+		loopback, _ := filepath.Glob("/var/lib/cni/results/cni-loopback-" + sb.Name() + "-*")
+		cached = append(cached, loopback...)
+	}
 	for _, path := range cached {
 		_ = os.Remove(path)
 	}
 	for _, dir := range []string{"/var/lib/cni/results", "/var/lib/cni"} {
+		_ = os.Remove(dir) // only if empty
+	}
+	// containerd 1.6 puts its shims' sockets in /run/containerd/s whatever its config
+	// says. A socket nobody listens on is a dead shim's; another containerd's live
+	// shims keep theirs.
+	sockets, _ := filepath.Glob("/run/containerd/s/*")
+	for _, path := range sockets {
+		if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			conn.Close()
+			continue
+		}
+		_ = os.Remove(path)
+	}
+	for _, dir := range []string{"/run/containerd/s", "/run/containerd"} {
 		_ = os.Remove(dir) // only if empty
 	}
 }
