@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -55,7 +56,8 @@ func (c *cluster) ensureRBAC(ctx context.Context) error {
 }
 
 // smoke checks what a user of the cluster needs: the node Ready, a pod Running, and a
-// pod that reaches the API server through the kubernetes Service and resolves it by name.
+// pod that reaches the API server through the kubernetes Service, resolves names, and
+// reaches another pod through that pod's Service.
 func (c *cluster) smoke(ctx context.Context, kubeletStarted time.Time) error {
 	cs, err := c.client()
 	if err != nil {
@@ -87,7 +89,31 @@ func (c *cluster) smoke(ctx context.Context, kubeletStarted time.Time) error {
 	}
 	fmt.Printf("    pod %s/%s Running after %s\n", smokeNamespace, pause.Name, time.Since(began).Round(100*time.Millisecond))
 
+	// A server pod behind a Service, for the check's pod -> Service -> pod request.
+	echo := smokePod("echo", clusterCheckImage, corev1.RestartPolicyAlways)
+	echo.Labels = map[string]string{"app": "echo"}
+	echo.Spec.Containers[0].Args = []string{"--serve=:8080"}
+	echo.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	echo.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}},
+		PeriodSeconds: 1,
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: smokeNamespace},
+		Spec: corev1.ServiceSpec{
+			Selector: echo.Labels,
+			Ports:    []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	if _, err := cs.CoreV1().Services(smokeNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	if _, err := c.runPod(ctx, cs, echo, podReady); err != nil {
+		return err
+	}
+
 	check := smokePod("clustercheck", clusterCheckImage, corev1.RestartPolicyNever)
+	check.Spec.Containers[0].Args = []string{"--peer=http://echo:8080/"}
 	done, err := c.runPod(ctx, cs, check, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	})
@@ -102,9 +128,18 @@ func (c *cluster) smoke(ctx context.Context, kubeletStarted time.Time) error {
 		fmt.Printf("    %s: %s\n", check.Name, line)
 	}
 	if done.Status.Phase != corev1.PodSucceeded {
-		return fmt.Errorf("pod %s/%s failed: in-cluster API access or DNS does not work", smokeNamespace, check.Name)
+		return fmt.Errorf("pod %s/%s failed: in-cluster API access, DNS or pod -> Service -> pod does not work", smokeNamespace, check.Name)
 	}
 	return nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func smokePod(name, image string, restart corev1.RestartPolicy) *corev1.Pod {
