@@ -58,6 +58,7 @@ func (c *cluster) ensureRBAC(ctx context.Context) error {
 // smoke checks what a user of the cluster needs: the node Ready, a pod Running, and a
 // pod that reaches the API server through the kubernetes Service, resolves names, and
 // reaches another pod through that pod's Service.
+// kubeletStarted is when up started the kubelet, or zero when it already ran.
 func (c *cluster) smoke(ctx context.Context, kubeletStarted time.Time) error {
 	cs, err := c.client()
 	if err != nil {
@@ -77,7 +78,11 @@ func (c *cluster) smoke(ctx context.Context, kubeletStarted time.Time) error {
 	}); err != nil {
 		return fmt.Errorf("node %s not Ready: %w (see %s)", nodeName, err, c.logFile("kubelet"))
 	}
-	fmt.Printf("    node %s Ready, %s after the kubelet started\n", nodeName, time.Since(kubeletStarted).Round(100*time.Millisecond))
+	if kubeletStarted.IsZero() {
+		fmt.Printf("    node %s Ready\n", nodeName)
+	} else {
+		fmt.Printf("    node %s Ready, %s after the kubelet started\n", nodeName, time.Since(kubeletStarted).Round(100*time.Millisecond))
+	}
 
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: smokeNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err

@@ -53,9 +53,9 @@ func (c *cluster) up(ctx context.Context) error {
 		return err
 	}
 	step("processes")
-	kubeletStarted := time.Now()
+	var kubeletStarted time.Time // zero when the kubelet already ran
 	for _, p := range c.processes() {
-		if p.name == "kubelet" {
+		if _, running := c.pidOf(p.name, p.binary); p.name == "kubelet" && !running {
 			kubeletStarted = time.Now()
 		}
 		if err := c.start(ctx, p); err != nil {
