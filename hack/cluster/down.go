@@ -240,8 +240,8 @@ func removeCgroups() {
 	}
 }
 
-// removeHostFiles removes what the kubelet and CNI put outside the state directory at
-// fixed paths: /var/log/containers links and CNI's result cache for our network.
+// removeHostFiles removes what the kubelet, containerd and CNI put outside the state
+// directory at fixed paths, and those directories when nothing else is left in them.
 func (c *cluster) removeHostFiles() {
 	if links, err := os.ReadDir("/var/log/containers"); err == nil {
 		for _, l := range links {
@@ -266,17 +266,21 @@ func (c *cluster) removeHostFiles() {
 		_ = os.Remove(dir) // only if empty
 	}
 	// containerd 1.6 puts its shims' sockets in /run/containerd/s whatever its config
-	// says. A socket nobody listens on is a dead shim's; another containerd's live
-	// shims keep theirs.
+	// says, and the kubelet its device plugin socket in /var/lib/kubelet. A socket
+	// nobody listens on is a dead process's; another containerd's live shims keep theirs.
 	sockets, _ := filepath.Glob("/run/containerd/s/*")
+	sockets = append(sockets, "/var/lib/kubelet/device-plugins/kubelet.sock")
 	for _, path := range sockets {
+		if !fileExists(path) {
+			continue
+		}
 		if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			conn.Close()
 			continue
 		}
 		_ = os.Remove(path)
 	}
-	for _, dir := range []string{"/run/containerd/s", "/run/containerd"} {
+	for _, dir := range []string{"/run/containerd/s", "/run/containerd", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet"} {
 		_ = os.Remove(dir) // only if empty
 	}
 }

@@ -246,6 +246,8 @@ func (c *cluster) processes() []process {
 				"cluster-signing-cert-file", c.pki("ca.crt"),
 				"cluster-signing-key-file", c.pki("ca.key"),
 				"allocate-node-cidrs", "false",
+				// Its default, /usr/libexec/kubernetes/..., would be created on the host.
+				"flex-volume-plugin-dir", c.path("kube-controller-manager", "volume-plugins"),
 				"cert-dir", c.path("kube-controller-manager"),
 			),
 			ready: httpReady("https://127.0.0.1:10257/healthz", nil),
