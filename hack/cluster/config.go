@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 )
 
 const (
@@ -192,5 +191,3 @@ func flags(pairs ...string) []string {
 	}
 	return out
 }
-
-func joinComma(s ...string) string { return strings.Join(s, ",") }
