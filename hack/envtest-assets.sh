@@ -96,8 +96,10 @@ GO
     (cd "${mod}" && go mod init shardkeeper.dev/envtest-etcd >&2 && \
       go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >&2 && go mod tidy >&2)
   fi
+  local start=${SECONDS}
   (cd "${mod}" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${ASSETS}/etcd.tmp" .)
   mv "${ASSETS}/etcd.tmp" "${ASSETS}/etcd"
+  log "built etcd in $((SECONDS - start)) s"
 }
 
 build_coredns() {
