@@ -86,6 +86,14 @@ bench-identify: envtest-assets ## Measure 16 shards in 16 pods coming up through
 run: envtest-assets ## Run a local control plane, the operator and the sample bots (no cluster needed).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/localplane --default-bot-image=$(DEFAULT_BOT_IMAGE)
 
+.PHONY: cluster-up
+cluster-up: ## Start (or reuse) a real single-node cluster on this machine (root; docs/local-cluster.md).
+	go run ./hack/cluster up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and remove everything it made.
+	go run ./hack/cluster down
+
 .PHONY: run-operator
 run-operator: ## Run the operator against the cluster in $$KUBECONFIG (install the CRD first: make install).
 	go run ./cmd/operator --default-bot-image=$(DEFAULT_BOT_IMAGE) --metrics-bind-address=:8080 --health-probe-bind-address=:8081

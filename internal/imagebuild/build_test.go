@@ -34,8 +34,10 @@ const fakeCABundle = "-----BEGIN CERTIFICATE-----\nshardkeeper test bundle\n----
 // helpMentions is, per image, what the binary's --help must print: proof that the
 // entrypoint runs, and for the operator that -X main.version reached it.
 var helpMentions = map[string][]string{
-	"operator": {"Usage of", "-default-bot-image", "ghcr.io/shardkeeper/bot:" + testVersion},
-	"bot":      {"Usage of bot", "-token-file"},
+	"operator":     {"Usage of", "-default-bot-image", "ghcr.io/shardkeeper/bot:" + testVersion},
+	"bot":          {"Usage of bot", "-token-file"},
+	"pause":        {"Usage of pause"},
+	"clustercheck": {"Usage of clustercheck"},
 }
 
 var elfMachines = map[string]elf.Machine{
