@@ -104,6 +104,8 @@ type sample struct {
 	operator  procStats
 	control   time.Duration // kube-apiserver + etcd CPU
 	kwok      time.Duration
+	harness   time.Duration // this process: the load generator, binder and watches
+	renewals  int
 	opMetrics metrics
 }
 
@@ -139,6 +141,10 @@ func (r *sizeRun) sample(ctx context.Context) (sample, error) {
 	if st, err := readProc(r.kwok.cmd.Process.Pid); err == nil {
 		s.kwok = st.cpu
 	}
+	if st, err := readProc(os.Getpid()); err == nil {
+		s.harness = st.cpu
+	}
+	s.renewals = r.beats.renewalCount()
 	s.opMetrics, err = scrape(ctx, r.metrics)
 	return s, err
 }
@@ -200,7 +206,7 @@ func (h *harness) runSize(n int) (*result, error) {
 	if r.k8s, err = client.New(cfg, client.Options{Scheme: r.env.Scheme}); err != nil {
 		return nil, err
 	}
-	r.discord = discordtest.NewServer(discordtest.Options{RecommendedShards: o.shardsPerBot, MaxConcurrency: 16})
+	r.discord = discordtest.NewServer(discordtest.Options{RecommendedShards: o.shardsPerBot})
 	defer r.discord.Close()
 
 	metricsPort, err := freePort()
@@ -269,6 +275,7 @@ func (h *harness) runSize(n int) (*result, error) {
 		return res, err
 	}
 	res.createCPU = (after.operator.cpu - before.operator.cpu).Seconds()
+	res.create = activityBetween(before, after)
 	fmt.Printf("   every pod running and renewing %.1f s after; operator CPU meanwhile %.1f s\n", res.running.Seconds(), res.createCPU)
 
 	// 3. Steady state: every pod renews, nothing changes.

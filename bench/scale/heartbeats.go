@@ -28,6 +28,7 @@ type heartbeats struct {
 	mu       sync.Mutex
 	running  map[types.UID]*beater
 	silenced map[types.UID]bool
+	renewals int
 }
 
 type beater struct {
@@ -89,6 +90,13 @@ func (h *heartbeats) renewedPods() int {
 	return n
 }
 
+// renewalCount is how many renewals the API server accepted so far.
+func (h *heartbeats) renewalCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.renewals
+}
+
 func (h *heartbeats) run(ctx context.Context, b *beater) {
 	interval := h.duration / 4
 	for {
@@ -101,6 +109,7 @@ func (h *heartbeats) run(ctx context.Context, b *beater) {
 		if at, ok := h.renew(ctx, b); ok {
 			h.mu.Lock()
 			b.last, b.renewals = at, b.renewals+1
+			h.renewals++
 			h.mu.Unlock()
 		}
 		wait := interval + time.Duration(rand.Float64()*0.04*float64(interval))

@@ -16,20 +16,66 @@ type result struct {
 	// seconds over the same span.
 	created, running time.Duration
 	createCPU        float64
+	// What the operator did while creating: API requests (and their mean latency),
+	// reconciles (and their mean duration), and the control plane's CPU.
+	create activity
 	// Steady state, over the window: cores used, memory at its end, API requests per
 	// second the operator made (and by verb).
 	opCores, controlCores, kwokCores float64
 	rss, heap                        float64
 	reqPerSec                        float64
-	reqByVerb                        map[string]float64
 	window                           time.Duration
+	steadyActivity                   activity
 	// Stale Leases: from a silenced pod's last accepted renewal to the operator's delete,
 	// and to its replacement pod's creation.
 	stalePods                   int
 	staleDeleted, staleReplaced stats
 }
 
+// activity is what happened between two samples.
+type activity struct {
+	requests, reconciles   float64
+	reconcileMean          time.Duration
+	requestsByVerb         map[string]float64
+	controlCPU, harnessCPU time.Duration
+	renewals               int
+}
+
+func activityBetween(s0, s1 sample) activity {
+	delta := func(name string) float64 { return s1.opMetrics[name] - s0.opMetrics[name] }
+	mean := func(name string) time.Duration {
+		if n := delta(name + "_count"); n > 0 {
+			return time.Duration(delta(name+"_sum") / n * float64(time.Second))
+		}
+		return 0
+	}
+	a := activity{
+		requests: delta("rest_client_requests_total"), reconciles: delta("controller_runtime_reconcile_total"),
+		reconcileMean: mean("controller_runtime_reconcile_time_seconds"), requestsByVerb: map[string]float64{},
+		controlCPU: s1.control - s0.control, harnessCPU: s1.harness - s0.harness, renewals: s1.renewals - s0.renewals,
+	}
+	for name := range s1.opMetrics {
+		if verb, ok := strings.CutPrefix(name, "rest_client_requests_total/"); ok && delta(name) > 0 {
+			a.requestsByVerb[verb] = delta(name)
+		}
+	}
+	return a
+}
+
+func (a activity) String() string {
+	verbs := make([]string, 0, len(a.requestsByVerb))
+	for verb, n := range a.requestsByVerb {
+		verbs = append(verbs, fmt.Sprintf("%s %.0f", verb, n))
+	}
+	slices.Sort(verbs)
+	return fmt.Sprintf("operator API requests %.0f (%s), reconciles %.0f (mean %.1f ms); Lease renewals %d; CPU s: apiserver+etcd %.1f, harness %.1f",
+		a.requests, strings.Join(verbs, " "), a.reconciles, ms(a.reconcileMean), a.renewals, a.controlCPU.Seconds(), a.harnessCPU.Seconds())
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 func (r *result) steady(s0, s1 sample) {
+	r.steadyActivity = activityBetween(s0, s1)
 	r.window = s1.at.Sub(s0.at)
 	secs := r.window.Seconds()
 	r.opCores = (s1.operator.cpu - s0.operator.cpu).Seconds() / secs
@@ -38,14 +84,6 @@ func (r *result) steady(s0, s1 sample) {
 	r.rss = float64(s1.operator.rss)
 	r.heap = s1.opMetrics["go_memstats_heap_alloc_bytes"]
 	r.reqPerSec = (s1.opMetrics["rest_client_requests_total"] - s0.opMetrics["rest_client_requests_total"]) / secs
-	r.reqByVerb = map[string]float64{}
-	for name, v := range s1.opMetrics {
-		if verb, ok := strings.CutPrefix(name, "rest_client_requests_total/"); ok {
-			if d := (v - s0.opMetrics[name]) / secs; d > 0 {
-				r.reqByVerb[verb] = d
-			}
-		}
-	}
 }
 
 // stats are nearest-rank percentiles of a handful of durations.
@@ -94,12 +132,8 @@ func printTable(w io.Writer, o options, results []result) {
 		if r.window == 0 {
 			continue
 		}
-		verbs := make([]string, 0, len(r.reqByVerb))
-		for verb, v := range r.reqByVerb {
-			verbs = append(verbs, fmt.Sprintf("%s %.2f", verb, v))
-		}
-		slices.Sort(verbs)
-		fmt.Fprintf(w, "%d pods: operator API requests/s by verb at steady state: %s; kwok %.0f%% of a core\n", r.pods, strings.Join(verbs, ", "), r.kwokCores*100)
+		fmt.Fprintf(w, "%d pods: creating: %s\n", r.pods, r.create)
+		fmt.Fprintf(w, "%d pods: steady %s: %s; kwok %.0f%% of a core\n", r.pods, r.window.Round(time.Second), r.steadyActivity, r.kwokCores*100)
 	}
 }
 
