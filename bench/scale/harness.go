@@ -267,7 +267,7 @@ func (h *harness) runSize(n int) (*result, error) {
 	res.created = time.Since(applied)
 	fmt.Printf("   every pod created %.1f s after the bots were applied\n", res.created.Seconds())
 	if _, err = r.waitFor("every pod running and renewing", bound, func() bool { return r.beats.renewedPods() >= n }); err != nil {
-		return res, fmt.Errorf("%w (%d of %d renewing)", err, r.beats.renewedPods(), n)
+		return res, fmt.Errorf("%w (%d of %d renewing, %d failed bindings)", err, r.beats.renewedPods(), n, r.watch.bindFailures())
 	}
 	res.running = time.Since(applied)
 	after, err := r.sample(ctx)

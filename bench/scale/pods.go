@@ -169,6 +169,14 @@ func (w *podWatch) podsSeen() (ever, live int) {
 	return len(w.created), len(w.current)
 }
 
+// bindFailures counts bindings the API server refused for another reason than the pod
+// being gone or already bound.
+func (w *podWatch) bindFailures() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.bindFails
+}
+
 // pod returns the live pod of a name.
 func (w *podWatch) pod(name string) (types.UID, bool) {
 	w.mu.Lock()
