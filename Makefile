@@ -8,6 +8,10 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM ?= $(LOCALBIN)/helm
 HELM_VERSION ?= v3.22.0
+# bench/scale reads kwok's stage configs from the module cache at this version (kwokVersion).
+KWOK ?= $(LOCALBIN)/kwok
+KWOK_VERSION ?= v0.8.0
+BENCH_SCALE_PODS ?= 100,1000
 
 # Images are <IMAGE_REPOSITORY_PREFIX>/{operator,bot}:<tag>: the chart's appVersion for a
 # release, IMAGE_TAG for local builds (`make images`), which config/default runs.
@@ -82,6 +86,10 @@ bench-failover: envtest-assets ## Measure freeze-to-replacement of a bot pod end
 bench-identify: envtest-assets ## Measure 16 shards in 16 pods coming up through shared identify buckets.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/identify
 
+.PHONY: bench-scale
+bench-scale: envtest-assets kwok ## Measure the operator at 100 and 1,000 shard pods (kwok nodes, simulated heartbeats).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/scale -kwok $(KWOK) -pods $(BENCH_SCALE_PODS)
+
 .PHONY: run
 run: envtest-assets ## Run a local control plane, the operator and the sample bots (no cluster needed).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/localplane --default-bot-image=$(DEFAULT_BOT_IMAGE)
@@ -120,3 +128,10 @@ helm: $(HELM)-$(HELM_VERSION) ## Install helm into bin/ (pinned).
 $(HELM)-$(HELM_VERSION): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(LOCALBIN)/helm $@
+
+.PHONY: kwok
+kwok: $(KWOK)-$(KWOK_VERSION) ## Install kwok into bin/ (pinned), for bench-scale.
+	@ln -sf $(KWOK)-$(KWOK_VERSION) $(KWOK)
+$(KWOK)-$(KWOK_VERSION): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	mv $(LOCALBIN)/kwok $@
