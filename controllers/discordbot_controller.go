@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -55,6 +56,9 @@ type DiscordBotReconciler struct {
 	Gateway              GatewayClient
 	DiscordAPIURL        string
 	GatewayCheckInterval time.Duration
+	// MaxConcurrentReconciles is how many bots are reconciled at once (default 1). One bot
+	// is never reconciled twice at once; everything shared between passes is locked.
+	MaxConcurrentReconciles int
 
 	leases      *leaseTracker
 	gateway     *gatewayChecker
@@ -454,6 +458,7 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 		Watches(&coordinationv1.Lease{}, r.leaseEvents()).
 		WatchesRawSource(source.Channel(r.gateway.wake, &handler.EnqueueRequestForObject{})).
 		Named("discordbot").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Complete(r)
 }
 

@@ -218,11 +218,16 @@ func (h *harness) runSize(n int) (*result, error) {
 		return nil, err
 	}
 	r.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
-	r.operator, err = startChild("operator", r.dir, []string{"KUBECONFIG=" + kubeconfig}, h.operatorBin,
+	args := []string{
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
 		"--default-bot-image=bench.invalid/shardkeeper/bot:scale",
-		"--discord-api-url="+r.discord.APIURL())
+		"--discord-api-url=" + r.discord.APIURL(),
+	}
+	if o.workers > 0 {
+		args = append(args, fmt.Sprintf("--max-concurrent-reconciles=%d", o.workers))
+	}
+	r.operator, err = startChild("operator", r.dir, []string{"KUBECONFIG=" + kubeconfig}, h.operatorBin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ type options struct {
 	createBound   time.Duration
 	kwok          string
 	keep          bool
+	workers       int
 }
 
 func main() {
@@ -45,6 +46,7 @@ func main() {
 	flag.DurationVar(&o.window, "window", 60*time.Second, "steady-state measurement window")
 	flag.DurationVar(&o.createBound, "create-timeout", 0, "bound on creating every pod (default 2 min + 100 ms per pod)")
 	flag.StringVar(&o.kwok, "kwok", "bin/kwok", "kwok binary (make kwok)")
+	flag.IntVar(&o.workers, "workers", 0, "the operator's --max-concurrent-reconciles (0: its default)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs of the operator and kwok)")
 	flag.Parse()
 	o.lease = time.Duration(*lease) * time.Second

@@ -36,6 +36,7 @@ type options struct {
 	leaderElectionNamespace string
 	discordAPIURL           string
 	gatewayCheckInterval    time.Duration
+	maxConcurrentReconciles int
 }
 
 func main() {
@@ -54,6 +55,8 @@ func main() {
 		"Discord REST API the operator asks GET /gateway/bot, for bots that set no spec.gateway.apiURL.")
 	flag.DurationVar(&o.gatewayCheckInterval, "gateway-check-interval", controllers.DefaultGatewayCheckInterval,
 		"How often to ask Discord for each bot's recommended shard count and session start budget.")
+	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4,
+		"How many DiscordBots are reconciled at once (one bot is never reconciled twice at once).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -102,6 +105,7 @@ func run(o options) error {
 	reconciler := controllers.NewDiscordBotReconciler(mgr, o.defaultBotImage)
 	reconciler.DiscordAPIURL = o.discordAPIURL
 	reconciler.GatewayCheckInterval = o.gatewayCheckInterval
+	reconciler.MaxConcurrentReconciles = o.maxConcurrentReconciles
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the DiscordBot controller: %w", err)
 	}
