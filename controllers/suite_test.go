@@ -84,6 +84,7 @@ func runSuite(m *testing.M) int {
 	defer discord.Close()
 	reconciler := NewDiscordBotReconciler(mgr, testDefaultImage)
 	reconciler.DiscordAPIURL = discord.APIURL()
+	reconciler.MaxConcurrentReconciles = 4 // as the operator runs; -race checks what passes share
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
