@@ -1,11 +1,13 @@
 package discordtest
 
 import (
+	"fmt"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -108,6 +110,13 @@ type Options struct {
 	// ResumeWindow is how long a session whose connection ended stays resumable.
 	// Default 1 minute.
 	ResumeWindow time.Duration
+	// ListenAddr is where the server listens, e.g. ":8080" in a pod. Default: a random
+	// port on 127.0.0.1.
+	ListenAddr string
+	// PublicHost is the host:port clients reach the server at (a Service's name in a
+	// cluster), for the URLs it hands out: GET /gateway and resume_gateway_url. Default:
+	// the listener's address.
+	PublicHost string
 }
 
 func (o Options) withDefaults() Options {
@@ -305,7 +314,18 @@ func NewServer(opts Options) *Server {
 	// The URLs are set before the server starts serving: handlers read them, and a
 	// client in another process gives the race detector no happens-before edge.
 	s.http = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if s.opts.ListenAddr != "" {
+		l, err := net.Listen("tcp", s.opts.ListenAddr)
+		if err != nil {
+			panic(fmt.Sprintf("discordtest: listening on %s: %v", s.opts.ListenAddr, err))
+		}
+		_ = s.http.Listener.Close()
+		s.http.Listener = l
+	}
 	addr := s.http.Listener.Addr().String()
+	if s.opts.PublicHost != "" {
+		addr = s.opts.PublicHost
+	}
 	s.wsURL = "ws://" + addr
 	s.apiURL = "http://" + addr + "/api/v10"
 	s.http.Start()

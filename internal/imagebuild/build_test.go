@@ -34,10 +34,11 @@ const fakeCABundle = "-----BEGIN CERTIFICATE-----\nshardkeeper test bundle\n----
 // helpMentions is, per image, what the binary's --help must print: proof that the
 // entrypoint runs, and for the operator that -X main.version reached it.
 var helpMentions = map[string][]string{
-	"operator":     {"Usage of", "-default-bot-image", "ghcr.io/shardkeeper/bot:" + testVersion},
-	"bot":          {"Usage of bot", "-token-file"},
-	"pause":        {"Usage of pause"},
-	"clustercheck": {"Usage of clustercheck"},
+	"operator":         {"Usage of", "-default-bot-image", "ghcr.io/shardkeeper/bot:" + testVersion},
+	"bot":              {"Usage of bot", "-token-file"},
+	"discord-emulator": {"Usage of discord-emulator", "-control-listen"},
+	"pause":            {"Usage of pause"},
+	"clustercheck":     {"Usage of clustercheck"},
 }
 
 var elfMachines = map[string]elf.Machine{
@@ -73,8 +74,8 @@ func TestBuildRefusesBadOptionsBeforeCompiling(t *testing.T) {
 			wantErr: []string{"/nonexistent/ca-certificates.crt", "Debian package ca-certificates"},
 		},
 		"unknown image": {
-			change:  func(o *imagebuild.Options) { o.Only = []string{"bot", "emulator"} },
-			wantErr: []string{`"emulator"`, "operator, bot"},
+			change:  func(o *imagebuild.Options) { o.Only = []string{"bot", "discord"} },
+			wantErr: []string{`"discord"`, "operator, bot"},
 		},
 		"architecture without an image platform": {
 			change:  func(o *imagebuild.Options) { o.GOARCH = "mips" },

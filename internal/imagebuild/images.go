@@ -24,6 +24,8 @@ const (
 var Images = []Image{
 	{Name: "operator", Package: "./cmd/operator", Entrypoint: "/operator"},
 	{Name: "bot", Package: "./cmd/bot", Entrypoint: "/bot"},
+	// The fake Discord as a server, for bots in a local cluster with no Discord account.
+	{Name: "discord-emulator", Package: "./cmd/discord-emulator", Entrypoint: "/discord-emulator"},
 	// The local cluster's sandbox image (hack/cluster): no registry serves one here.
 	{Name: "pause", Package: "./hack/cluster/pause", Entrypoint: "/pause"},
 	// A one-shot pod that checks in-cluster API access and DNS (hack/cluster's smoke check).

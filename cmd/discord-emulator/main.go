@@ -1,0 +1,152 @@
+// Command discord-emulator runs the fake Discord of the tests (internal/discordtest) as a
+// server, so that bots in a cluster can run with no Discord account: a gateway and the REST
+// API on one port, and a small control API on another to play a user.
+//
+//	discord-emulator --listen :8080 --public-host discord-emulator.shardkeeper-system:8080 --control-listen :8090
+//
+// Control API:
+//
+//	POST /control/messages  {"guild": 1, "channel": 2, "content": "!ping"}  a user sends a message
+//	GET  /control/replies   what bots sent (messages, interaction answers), oldest first
+//	GET  /control/stats     connections, identifies, resumes, per-shard state
+//	GET  /healthz
+//
+// Nothing here is Discord itself: see internal/discordtest for what the fake models.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shardkeeper/shardkeeper/internal/discordtest"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "discord-emulator:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	listen, publicHost, controlListen, token  string
+	guilds, recommendedShards, maxConcurrency int
+	heartbeat                                 time.Duration
+}
+
+func parse(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("discord-emulator", flag.ContinueOnError)
+	fs.StringVar(&c.listen, "listen", ":8080", "address of the gateway and REST API")
+	fs.StringVar(&c.publicHost, "public-host", "", "host:port bots reach the emulator at (a Service), for the URLs it hands out; default: the listen address")
+	fs.StringVar(&c.controlListen, "control-listen", ":8090", "address of the control API")
+	fs.StringVar(&c.token, "token", discordtest.DefaultToken, "the bot token the emulator accepts")
+	fs.IntVar(&c.guilds, "guilds", 4, "guilds the bot is in (IDs 1<<22 | 1, 2<<22 | 1, ...)")
+	fs.IntVar(&c.recommendedShards, "recommended-shards", 1, "shard count GET /gateway/bot recommends")
+	fs.IntVar(&c.maxConcurrency, "max-concurrency", 1, "identify buckets (max_concurrency)")
+	fs.DurationVar(&c.heartbeat, "heartbeat-interval", 41250*time.Millisecond, "gateway heartbeat interval sent in Hello")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case c.guilds < 0 || c.guilds > 10000:
+		return c, fmt.Errorf("--guilds %d must be between 0 and 10000", c.guilds)
+	case c.recommendedShards < 1 || c.maxConcurrency < 1:
+		return c, errors.New("--recommended-shards and --max-concurrency must be at least 1")
+	case strings.TrimSpace(c.token) == "":
+		return c, errors.New("--token must not be empty")
+	}
+	return c, nil
+}
+
+func run(args []string) error {
+	c, err := parse(args)
+	if err != nil {
+		return err
+	}
+	var guilds []uint64
+	for k := 1; k <= c.guilds; k++ {
+		guilds = append(guilds, uint64(k)<<22|1)
+	}
+	srv := discordtest.NewServer(discordtest.Options{
+		Token: c.token, Guilds: guilds, RecommendedShards: c.recommendedShards, MaxConcurrency: c.maxConcurrency,
+		HeartbeatInterval: c.heartbeat, ListenAddr: c.listen, PublicHost: c.publicHost,
+	})
+	defer srv.Close()
+	control := &http.Server{Addr: c.controlListen, Handler: controlAPI(srv), ReadHeaderTimeout: 10 * time.Second}
+	errs := make(chan error, 1)
+	go func() { errs <- control.ListenAndServe() }()
+	fmt.Printf("discord-emulator: gateway %s, API %s, control on %s, %d guilds\n", srv.URL(), srv.APIURL(), c.controlListen, len(guilds))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		return fmt.Errorf("control API: %w", err)
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return control.Shutdown(shutdown)
+}
+
+// controlAPI lets a person or a test play a Discord user.
+func controlAPI(srv *discordtest.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("POST /control/messages", func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			Guild   uint64 `json:"guild"`
+			Channel uint64 `json:"channel"`
+			Content string `json:"content"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&m); err != nil {
+			http.Error(w, "want JSON {\"guild\": <id>, \"channel\": <id>, \"content\": \"...\"}: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if m.Guild == 0 || m.Channel == 0 || m.Content == "" {
+			http.Error(w, "guild, channel and content are required", http.StatusBadRequest)
+			return
+		}
+		id := srv.SendMessageWithID(m.Guild, m.Channel, m.Content)
+		writeJSON(w, http.StatusCreated, map[string]uint64{"id": id})
+	})
+	mux.HandleFunc("GET /control/replies", func(w http.ResponseWriter, _ *http.Request) {
+		type reply struct {
+			Kind   string          `json:"kind"`
+			Method string          `json:"method"`
+			Path   string          `json:"path"`
+			Body   json.RawMessage `json:"body"`
+			At     time.Time       `json:"at"`
+		}
+		out := []reply{}
+		for _, r := range srv.Replies() {
+			out = append(out, reply{Kind: r.Kind, Method: r.Method, Path: r.Path, Body: r.Body, At: r.At})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /control/stats", func(w http.ResponseWriter, _ *http.Request) {
+		st := srv.Stats()
+		writeJSON(w, http.StatusOK, map[string]any{
+			"connections": st.Connections, "openConnections": st.OpenConnections, "identifies": st.Identifies,
+			"resumes": st.Resumes, "bucketViolations": st.BucketViolations, "sessionStartRemaining": st.SessionStartRemaining,
+			"coverageGaps": len(srv.CoverageGaps()),
+		})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
