@@ -41,6 +41,11 @@ const (
 	// containerRestartWindow get the pod replaced: a fresh pod, maybe on another node.
 	containerRestartLimit  = 3
 	containerRestartWindow = 10 * time.Minute
+	// staleGracePeriod is the termination grace of a pod deleted because its Lease went
+	// stale: its process is most likely hung and ignores SIGTERM, and its replacement (same
+	// name, same Lease, same resume state) cannot start until it is gone. A live process
+	// still closes its sessions resumably (close 4000) within it.
+	staleGracePeriod int64 = 5
 )
 
 // leaseTracker remembers, on the operator's clock, when each bot Lease's renewTime last
@@ -290,6 +295,16 @@ func tooManyUnhealthy(unhealthy, total, maxPercent int) bool {
 	return total > 1 && unhealthy > 1 && unhealthy*100 > total*maxPercent
 }
 
+// restartDeleteOptions are how a pod is deleted for a restart: only the pod that was judged
+// (its UID), and with a short grace when its Lease went stale (a hung process).
+func restartDeleteOptions(reason string, uid types.UID) []client.DeleteOption {
+	opts := []client.DeleteOption{client.Preconditions{UID: &uid}}
+	if reason == shardkeeperv1.ReasonLeaseStale || reason == shardkeeperv1.ReasonLeaseNeverWritten {
+		opts = append(opts, client.GracePeriodSeconds(staleGracePeriod))
+	}
+	return opts
+}
+
 // leaseShardStates reads what the bot wrote about its shards on its Lease.
 func leaseShardStates(lease *coordinationv1.Lease) []shardkeeperv1.LeaseShardState {
 	var out []shardkeeperv1.LeaseShardState
@@ -474,7 +489,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			continue
 		}
 		uid := sp.p.pod.UID
-		if err := r.Delete(ctx, sp.p.pod, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if err := r.Delete(ctx, sp.p.pod, restartDeleteOptions(d.reason, uid)...); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("restarting pod %s: %w", podKey.Name, err)
 		}
 		r.leases.recordRestart(podKey, s.now)

@@ -1,11 +1,15 @@
 package controllers
 
 import (
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
@@ -179,4 +183,29 @@ func TestContainerRestartsCountOnlyWhatTheOperatorSaw(t *testing.T) {
 	if n := tr.containerRestartsWithin("uid", 9, containerRestartWindow); n != 0 {
 		t.Fatalf("restarts older than the window still count: %d", n)
 	}
+}
+
+func TestStalePodsAreDeletedWithAShortGrace(t *testing.T) {
+	tests := map[string]*int64{
+		shardkeeperv1.ReasonLeaseStale:          ptr.To(staleGracePeriod),
+		shardkeeperv1.ReasonLeaseNeverWritten:   ptr.To(staleGracePeriod),
+		shardkeeperv1.ReasonContainerRestarting: nil, // a live container: its own grace
+	}
+	for reason, want := range tests {
+		del := &client.DeleteOptions{}
+		del.ApplyOptions(restartDeleteOptions(reason, "uid-1"))
+		if del.Preconditions == nil || *del.Preconditions.UID != "uid-1" {
+			t.Errorf("%s: no UID precondition: %+v", reason, del)
+		}
+		if !reflect.DeepEqual(del.GracePeriodSeconds, want) {
+			t.Errorf("%s: grace %v, want %v", reason, ptrString(del.GracePeriodSeconds), ptrString(want))
+		}
+	}
+}
+
+func ptrString(p *int64) string {
+	if p == nil {
+		return "<pod's own>"
+	}
+	return fmt.Sprint(*p)
 }
