@@ -3,6 +3,8 @@ package botruntime_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,11 +23,25 @@ import (
 
 var (
 	kubeOnce sync.Once
+	kubeEnv  *testenv.Env
 	kube     kubernetes.Interface
 	kubeErr  error
 	podCount int
 	podMu    sync.Mutex
 )
+
+// TestMain stops the control plane the Lease tests started: its processes would outlive
+// the test binary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if kubeEnv != nil {
+		if err := kubeEnv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+			code = max(code, 1)
+		}
+	}
+	os.Exit(code)
+}
 
 // kubeClient starts one envtest control plane for the Lease tests of this package.
 func kubeClient(t *testing.T) kubernetes.Interface {
@@ -39,8 +55,8 @@ func kubeClient(t *testing.T) kubernetes.Interface {
 			kubeErr = err
 			return
 		}
+		kubeEnv = env // TestMain stops it when every test is done
 		kube, kubeErr = kubernetes.NewForConfig(env.Config)
-		// The control plane lives as long as the test binary.
 	})
 	if kubeErr != nil {
 		t.Fatal(kubeErr)
