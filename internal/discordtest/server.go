@@ -1,12 +1,12 @@
 package discordtest
 
 import (
-	"fmt"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
