@@ -99,14 +99,13 @@ type scope struct {
 	// Health, from the heartbeat Leases.
 	staleShards       int32
 	maxLatency        int64
-	remediation       string            // why restarts are held back, "" when they are not
-	lastRestartReason string            // set when this pass restarted a pod
-	leaseFatal        map[string]string // pod name -> "Reason: message" a shard reported
-	podLeases         map[string]*coordinationv1.Lease
-	secretVersion     string // the token Secret's resourceVersion
+	remediation       string                           // why restarts are held back, "" when they are not
+	lastRestartReason string                           // set when this pass restarted a pod
+	leaseFatal        map[string]string                // pod name -> "Reason: message" a shard reported
+	leases            map[string]*coordinationv1.Lease // the bot's Leases by name, listed once per pass
+	secretVersion     string                           // the token Secret's resourceVersion
 	// Discord's gateway information (gateway.go) and the shard layout it leads to.
 	gatewayError     string // the last failed GET /gateway/bot, "" when it worked
-	gatewayPending   bool   // a GET /gateway/bot was started in this pass
 	shardingRequired bool   // a pod was told 4011 and shards is auto: ask Discord again
 	layoutProblem    string // why no shard layout can be worked out yet
 	// budget is the session start breaker (sessionbudget.go).
@@ -149,7 +148,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// 2. Whatever happens below, save the status once on the way out.
 	before := bot.DeepCopy()
-	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leaseFatal: map[string]string{}, podLeases: map[string]*coordinationv1.Lease{}}
+	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leaseFatal: map[string]string{}, leases: map[string]*coordinationv1.Lease{}}
 	defer func() {
 		if err := r.saveStatus(ctx, before, s); err != nil {
 			retErr = errors.Join(retErr, err)
@@ -225,16 +224,19 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) erro
 	}
 	s.topo = topo
 	s.builder = newPodBuilder(bot, r.DefaultBotImage, topo, maxConcurrency(bot))
-	var leases coordinationv1.LeaseList
-	if err := r.List(ctx, &leases, client.InNamespace(bot.Namespace), client.MatchingLabels(selectorLabels(bot.Name))); err != nil {
-		return fmt.Errorf("listing Leases: %w", err)
-	}
-	s.builder.generation = layoutGeneration(s.pods, leases.Items, topo.label())
+	s.builder.generation = layoutGeneration(s.pods, s.leases, topo.label())
 	return nil
 }
 
-// observePods lists the bot's pods from the label-selected cache.
+// observePods lists the bot's pods and Leases from the label-selected cache.
 func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) error {
+	var leases coordinationv1.LeaseList
+	if err := r.List(ctx, &leases, client.InNamespace(s.bot.Namespace), client.MatchingLabels(selectorLabels(s.bot.Name))); err != nil {
+		return fmt.Errorf("listing Leases: %w", err)
+	}
+	for i := range leases.Items {
+		s.leases[leases.Items[i].Name] = &leases.Items[i]
+	}
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(s.bot.Namespace), client.MatchingLabels(selectorLabels(s.bot.Name))); err != nil {
 		return fmt.Errorf("listing pods: %w", err)
@@ -294,7 +296,8 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 		if a.kind == createPod {
 			// The session start breaker: a pod that cannot resume spends identifies.
 			b := s.builderFor(a)
-			need = identifiesNeeded(r.podLease(ctx, s, b.podName(a.group)), b.topo.shardList(a.group), b.topo.shards, s.now)
+			// A pod's Lease outlives it: a new pod of an old name may resume from it.
+			need = identifiesNeeded(s.leases[leaseName(b.podName(a.group))], b.topo.shardList(a.group), b.topo.shards, s.now)
 			if !s.budget.take(need) {
 				continue
 			}

@@ -521,7 +521,8 @@ func TestPodThatNeverGetsReadyTurnsDegradedOnTime(t *testing.T) {
 
 	// Reconcile by hand on a clock of our own, beside the running operator.
 	clock := clocktesting.NewFakePassiveClock(pod.CreationTimestamp.Add(time.Minute))
-	r := &DiscordBotReconciler{Client: k8s, Scheme: k8s.Scheme(), DefaultBotImage: testDefaultImage, Clock: clock}
+	// It asks the suite's fake Discord: an unreachable one would schedule its own retry.
+	r := &DiscordBotReconciler{Client: k8s, Scheme: k8s.Scheme(), DefaultBotImage: testDefaultImage, Clock: clock, DiscordAPIURL: discord.APIURL()}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bot)}
 
 	// A minute in, the pod is still starting: come back when its grace runs out, no sooner

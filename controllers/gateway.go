@@ -322,7 +322,7 @@ func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
 	answer := r.gateway.answer(client.ObjectKeyFromObject(bot))
 	// The breaker was on in the last pass (only the reserve left, or something held): ask
 	// Discord again the moment it refills the budget.
-	breakerOn := sessionBudgetLow(bot, 0) || meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionSessionStartLimitLow)
+	breakerOn := sessionBudgetLow(bot) || meta.IsStatusConditionTrue(bot.Status.Conditions, shardkeeperv1.ConditionSessionStartLimitLow)
 	due, recheck := gatewayDue(gatewayDueInput{
 		now: s.now, interval: r.gatewayCheckInterval(), status: bot.Status.Gateway, answer: answer,
 		secretVersion: s.secretVersion, needsFresh: s.shardingRequired || (breakerOn && budgetResetPassed(bot, s.now)),
@@ -330,7 +330,6 @@ func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
 	})
 	if due {
 		r.gateway.ask(bot, r.apiURL(bot), s.secretVersion)
-		s.gatewayPending = true
 	}
 	s.recheck = minPositive(s.recheck, recheck)
 	if g := bot.Status.Gateway; g != nil && breakerOn && g.SessionStartLimit.ResetAt.After(s.now) {
@@ -363,14 +362,11 @@ func maxConcurrency(bot *shardkeeperv1.DiscordBot) int32 {
 	return 1
 }
 
-// sessionBudgetLow says whether Discord's remaining session starts, less the identifies
-// about to be spent, are at or below the bot's reserve, before the budget's reset.
-func sessionBudgetLow(bot *shardkeeperv1.DiscordBot, spending int32) bool {
+// sessionBudgetLow says whether Discord's remaining session starts, as last asked, are at
+// or below the bot's reserve.
+func sessionBudgetLow(bot *shardkeeperv1.DiscordBot) bool {
 	g := bot.Status.Gateway
-	if g == nil {
-		return false
-	}
-	return g.SessionStartLimit.Remaining-spending <= bot.Spec.SessionStartReserve
+	return g != nil && g.SessionStartLimit.Remaining <= bot.Spec.SessionStartReserve
 }
 
 // budgetResetPassed says whether Discord's reset time passed since the operator last

@@ -71,7 +71,7 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) erro
 func (r *DiscordBotReconciler) shardingRequired(s *scope, f fatalPodReport) (message string, reshard bool) {
 	bot := s.bot
 	key := client.ObjectKeyFromObject(bot)
-	ran := shardCountOf(f.observed, s.topo)
+	ran := layoutOf(f.observed, s.topo).shards
 	g := bot.Status.Gateway
 	if bot.Spec.Shards.Type != intstr.String {
 		if g != nil && g.RecommendedShards > ran {

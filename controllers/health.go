@@ -357,9 +357,9 @@ func (r *DiscordBotReconciler) leaseHealth(bot *shardkeeperv1.DiscordBot) bool {
 	return r.leases != nil && bot.Spec.Health.Mode != shardkeeperv1.HealthModeProbes
 }
 
-// observeLeases reads the bot pods' Leases from the cache: renewals for the tracker, and
+// observeLeases reads the bot pods' Leases (listed with the pods): renewals for the tracker, and
 // what the bots say about their shards (latency, fatal reasons) for the status.
-func (r *DiscordBotReconciler) observeLeases(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error {
 	if !r.leaseHealth(s.bot) {
 		return nil
 	}
@@ -367,21 +367,16 @@ func (r *DiscordBotReconciler) observeLeases(ctx context.Context, s *scope) erro
 		if p.terminating {
 			continue
 		}
-		var lease coordinationv1.Lease
-		err := r.Get(ctx, types.NamespacedName{Namespace: p.pod.Namespace, Name: leaseName(p.pod.Name)}, &lease)
-		if apierrors.IsNotFound(err) {
+		lease, ok := s.leases[leaseName(p.pod.Name)]
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("reading Lease %s: %w", leaseName(p.pod.Name), err)
-		}
-		r.leases.observe(&lease)
-		s.podLeases[p.pod.Name] = &lease
-		// A Lease outlives a deleted pod until garbage collection: only what this very pod
+		r.leases.observe(lease)
+		// The Lease outlives a replaced pod (the bot owns it): only what this very pod
 		// wrote counts as its report.
-		_, said := leaseWriter(&lease)
-		ownPod := said && leaseOf(&lease, p.pod)
-		for _, st := range leaseShardStates(&lease) {
+		_, said := leaseWriter(lease)
+		ownPod := said && leaseOf(lease, p.pod)
+		for _, st := range leaseShardStates(lease) {
 			s.maxLatency = max(s.maxLatency, st.LatencyMillis)
 			if ownPod && st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
 				s.leaseFatal[p.pod.Name] = st.FatalReason + ": " + st.FatalMessage
@@ -423,7 +418,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		}
 		live++
 		key := types.NamespacedName{Namespace: p.pod.Namespace, Name: leaseName(p.pod.Name)}
-		lease, exists := s.podLeases[p.pod.Name]
+		lease, exists := s.leases[leaseName(p.pod.Name)]
 		var last time.Time
 		if exists && leaseOf(lease, p.pod) {
 			last, _ = r.leases.lastRenewal(key)
@@ -442,7 +437,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		v := judgePod(in)
 		if v.stale {
 			stale = append(stale, stalePod{p, in})
-			s.staleShards += shardsOf(p, s.topo)
+			s.staleShards += int32(len(shardIDsOf(p, s.topo)))
 		} else if v.recheck > 0 {
 			s.recheck = minPositive(s.recheck, v.recheck)
 		}
@@ -478,7 +473,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		// The session start breaker: hold a restart whose new pod would have to identify.
 		// (The pass takes the identifies so that two restarts cannot both fit; the new pod
 		// is charged for real when it is created.)
-		if need := identifiesNeeded(s.podLeases[podKey.Name], shardIDsOf(sp.p, s.topo), shardCountOf(sp.p, s.topo), s.now); !s.budget.take(need) {
+		if need := identifiesNeeded(s.leases[leaseName(podKey.Name)], shardIDsOf(sp.p, s.topo), layoutOf(sp.p, s.topo).shards, s.now); !s.budget.take(need) {
 			continue // checkGateway looks again at Discord's reset
 		}
 		// Our cache may be behind: read the live Lease before acting on it.

@@ -46,12 +46,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 	for _, name := range podLeaseNames(s) {
 		wanted[name] = true
 	}
-	var leases coordinationv1.LeaseList
-	if err := r.List(ctx, &leases, client.InNamespace(s.bot.Namespace), client.MatchingLabels(selectorLabels(s.bot.Name))); err != nil {
-		return fmt.Errorf("listing Leases: %w", err)
-	}
-	for i := range leases.Items {
-		lease := &leases.Items[i]
+	for _, lease := range s.leases {
 		if _, bucket := lease.Labels[shardkeeperv1.LabelIdentifyBucket]; bucket {
 			continue
 		}

@@ -344,7 +344,11 @@ func TestLayoutGeneration(t *testing.T) {
 		"Leases without labels are ignored": {leases: []coordinationv1.Lease{{}}, label: "4x1", want: 0},
 	}
 	for name, tc := range tests {
-		if got := layoutGeneration(tc.pods, tc.leases, tc.label); got != tc.want {
+		byName := map[string]*coordinationv1.Lease{}
+		for i := range tc.leases {
+			byName[fmt.Sprint(i)] = &tc.leases[i]
+		}
+		if got := layoutGeneration(tc.pods, byName, tc.label); got != tc.want {
 			t.Errorf("%s: generation %d, want %d", name, got, tc.want)
 		}
 	}

@@ -91,19 +91,6 @@ func (t topology) shardList(group int32) []int32 {
 	return ids
 }
 
-// podLease reads the heartbeat Lease a pod of that name would resume from (it outlives the
-// pod until garbage collection), or nil.
-func (r *DiscordBotReconciler) podLease(ctx context.Context, s *scope, name string) *coordinationv1.Lease {
-	if lease, ok := s.podLeases[name]; ok {
-		return lease
-	}
-	var lease coordinationv1.Lease
-	if err := r.Get(ctx, client.ObjectKey{Namespace: s.bot.Namespace, Name: leaseName(name)}, &lease); err != nil {
-		return nil
-	}
-	return &lease
-}
-
 // checkSessionBudget sets up this pass's breaker from status.gateway and what the
 // operator started since Discord last said.
 func (r *DiscordBotReconciler) checkSessionBudget(_ context.Context, s *scope) error {

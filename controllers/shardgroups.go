@@ -121,7 +121,7 @@ func podName(botName string, generation, group int32) string {
 // layoutGeneration is the generation of the layout's pods: the one of its pods, or of its
 // pod Leases (they outlive a deleted pod, and carry its resume state), else one past the
 // newest generation of any pod or Lease (a reshard), else 0.
-func layoutGeneration(pods []observedPod, leases []coordinationv1.Lease, label string) int32 {
+func layoutGeneration(pods []observedPod, leases map[string]*coordinationv1.Lease, label string) int32 {
 	current, newest := int32(-1), int32(-1)
 	see := func(topo string, generation int32) {
 		newest = max(newest, generation)
@@ -149,36 +149,20 @@ func layoutGeneration(pods []observedPod, leases []coordinationv1.Lease, label s
 	return 0
 }
 
-// shardsOf is how many shards a pod runs, by its own layout (an old layout's pod during a
-// reshard), or 0 when its labels do not say.
-func shardsOf(p observedPod, fallback topology) int32 {
-	topo, ok := topologyFromLabel(p.topology)
-	if !ok {
-		topo = fallback
+// layoutOf is the layout a pod runs by its own label (an old layout's pod during a
+// reshard), or fallback when the label does not say.
+func layoutOf(p observedPod, fallback topology) topology {
+	if topo, ok := topologyFromLabel(p.topology); ok {
+		return topo
 	}
-	if p.group < 0 || p.group >= topo.groups() {
-		return 0
-	}
-	first, last := topo.shardRange(p.group)
-	return last - first + 1
+	return fallback
 }
 
-// shardIDsOf lists a pod's shard IDs, by its own layout.
+// shardIDsOf lists a pod's shard IDs by its own layout; none when its labels do not say.
 func shardIDsOf(p observedPod, fallback topology) []int32 {
-	topo, ok := topologyFromLabel(p.topology)
-	if !ok {
-		topo = fallback
-	}
+	topo := layoutOf(p, fallback)
 	if p.group < 0 || p.group >= topo.groups() {
 		return nil
 	}
 	return topo.shardList(p.group)
-}
-
-// shardCountOf is the shard count a pod runs with, by its own layout.
-func shardCountOf(p observedPod, fallback topology) int32 {
-	if topo, ok := topologyFromLabel(p.topology); ok {
-		return topo.shards
-	}
-	return fallback.shards
 }

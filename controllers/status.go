@@ -128,7 +128,7 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 			}
 			o.pods++
 			if p.ready {
-				o.readyShards += shardsOf(p, topology{})
+				o.readyShards += int32(len(shardIDsOf(p, topology{})))
 			}
 		}
 		if p.revision == obs.revision && current {
