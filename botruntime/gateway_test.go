@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,6 +399,39 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 	close(release)
 	eventually(t, "ready again", func() bool { return get(t, rt, "/readyz") == http.StatusOK })
+}
+
+func TestABotsOwnLivenessCheckFailsHealthzOnly(t *testing.T) {
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	defer srv.Close()
+	var wedged atomic.Bool
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithLivenessCheck("workers", func() error {
+		if wedged.Load() {
+			return errors.New("the worker pool is wedged")
+		}
+		return nil
+	}))
+	running(t, rt)
+	eventually(t, "health server", func() bool { return rt.HealthAddr() != "" })
+	eventually(t, "ready", func() bool { return get(t, rt, "/readyz") == http.StatusOK })
+	if code := get(t, rt, "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d before the check fails", code)
+	}
+	wedged.Store(true)
+	if code := get(t, rt, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz = %d while the bot's check fails, want 503", code)
+	}
+	if ok, why := rt.Live(); ok || !strings.Contains(why, "check workers: the worker pool is wedged") {
+		t.Errorf("Live() = %v, %q; want the check named with its error", ok, why)
+	}
+	// Readiness is about the shards: they are still connected.
+	if code := get(t, rt, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d; the bot's liveness check must not touch readiness", code)
+	}
+	wedged.Store(false)
+	if code := get(t, rt, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d after the check passes again", code)
+	}
 }
 
 func TestRunOnlyOnce(t *testing.T) {

@@ -33,7 +33,18 @@ func (r *Runtime) Live() (bool, string) {
 			return false, fmt.Sprintf("shard %d made no progress for %s (state %s)", st.ID, since.Round(time.Second), st.State)
 		}
 	}
+	for _, c := range r.livenessChecks {
+		if err := c.check(); err != nil {
+			return false, fmt.Sprintf("check %s: %v", c.name, err)
+		}
+	}
 	return true, ""
+}
+
+// livenessCheck is a bot's own part of /healthz (WithLivenessCheck).
+type livenessCheck struct {
+	name  string
+	check func() error
 }
 
 // Ready reports whether every shard is connected (Ready or Resumed) and the dispatcher's

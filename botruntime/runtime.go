@@ -47,6 +47,8 @@ type Runtime struct {
 	kube          kubernetes.Interface
 	lease         *leaseHeartbeat
 
+	livenessChecks []livenessCheck
+
 	started    atomic.Bool
 	healthAddr atomic.Value // string, once listening
 }
@@ -79,6 +81,16 @@ func WithKubernetes(c kubernetes.Interface) Option { return func(r *Runtime) { r
 // WithRecoveryBound sets how long a shard may be reconnecting before the pod stops
 // renewing its Lease (default 3 minutes plus 5 s per shard, for identify queues).
 func WithRecoveryBound(d time.Duration) Option { return func(r *Runtime) { r.recoveryBound = d } }
+
+// WithLivenessCheck adds a check of the bot's own to /healthz: while it returns an error,
+// the pod's liveness probe fails and the kubelet restarts the bot container (the
+// replacement resumes its sessions). Use it for a part of the bot that only a restart
+// mends, such as a wedged worker pool; not for a dependency that recovers on its own,
+// since every restart costs a reconnect. The check runs on every probe, beside the
+// shards' own rule, and must return within a second.
+func WithLivenessCheck(name string, check func() error) Option {
+	return func(r *Runtime) { r.livenessChecks = append(r.livenessChecks, livenessCheck{name, check}) }
+}
 
 // WithShutdownTimeout sets how long Run drains handlers after its context ends.
 func WithShutdownTimeout(d time.Duration) Option { return func(r *Runtime) { r.shutdownTimeout = d } }
