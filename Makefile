@@ -91,7 +91,11 @@ bench-scale: envtest-assets kwok ## Measure the operator at 100 and 1,000 shard 
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/scale -kwok $(KWOK) -pods $(BENCH_SCALE_PODS)
 
 .PHONY: run
-run: envtest-assets ## Run a local control plane, the operator and the sample bots (no cluster needed).
+run: cluster-up images helm ## Shardkeeper on a real local cluster (root): operator by helm, the Discord emulator, a Ready bot answering !ping.
+	go run ./hack/run --helm $(HELM) --images $(LOCALBIN)/images
+
+.PHONY: run-localplane
+run-localplane: envtest-assets ## No root: an API server with no nodes, the operator and the sample bots (pods never run).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/localplane --default-bot-image=$(DEFAULT_BOT_IMAGE)
 
 .PHONY: cluster-up

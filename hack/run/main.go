@@ -1,0 +1,223 @@
+// Command run is `make run`: Shardkeeper's main job on the local cluster (hack/cluster),
+// the way a user runs it. It imports the images `make images` built into the cluster's
+// containerd, installs the operator with the helm chart, applies config/demo (the Discord
+// emulator and a two-shard bot connected to it), waits until the bot is Ready, has a user
+// say !ping through the emulator and shows the bot's answer, then prints what to try next.
+// The cluster keeps running afterwards; `make cluster-down` removes it.
+//
+// With DISCORD_TOKEN set, the bot runs against real Discord instead: the token goes into a
+// Secret (read from the environment, never on a command line) and no emulator runs. That
+// needs a cluster whose pods may reach the internet: `make cluster-up CLUSTER_EGRESS=1`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shardkeeper/shardkeeper/internal/localcluster"
+)
+
+func main() {
+	helm := flag.String("helm", "", "helm binary (default: ./bin/helm)")
+	images := flag.String("images", "bin/images", "directory of the image tarballs `make images` writes")
+	timeout := flag.Duration("timeout", 5*time.Minute, "how long to wait for the operator and the bot")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *helm, *images, *timeout, os.Getenv("DISCORD_TOKEN")); err != nil {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, helm, images string, timeout time.Duration, token string) error {
+	c, err := localcluster.Default(helm)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	step("local cluster")
+	if err := c.Reachable(ctx); err != nil {
+		return err
+	}
+
+	step("importing images into the cluster's containerd")
+	var tarballs []string
+	for _, name := range localcluster.Images {
+		if token != "" && name == "discord-emulator" {
+			continue
+		}
+		tarballs = append(tarballs, filepath.Join(images, name+".tar"))
+	}
+	if err := c.ImportImages(ctx, tarballs...); err != nil {
+		return err
+	}
+
+	step("helm upgrade --install %s charts/shardkeeper --namespace %s", localcluster.Release, localcluster.OperatorNamespace)
+	if err := c.InstallOperator(ctx); err != nil {
+		return err
+	}
+
+	bot := localcluster.DemoBot
+	if token != "" {
+		step("the demo bot, against real Discord (DISCORD_TOKEN)")
+		if err := applyRealDiscordBot(ctx, c, token); err != nil {
+			return err
+		}
+	} else {
+		step("kubectl apply -k config/demo (the Discord emulator and a two-shard bot)")
+		if _, err := c.Kubectl(ctx, nil, "apply", "-k", "config/demo"); err != nil {
+			return err
+		}
+	}
+
+	step("waiting for discordbot/%s to be Ready", bot)
+	if err := waitReady(ctx, c, bot, timeout); err != nil {
+		return err
+	}
+	out, err := c.Kubectl(ctx, nil, "get", "discordbots", "--namespace", localcluster.DemoNamespace, "-o", "wide")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n$ kubectl get discordbots -n %s -o wide\n%s\n", localcluster.DemoNamespace, out)
+	if token != "" {
+		fmt.Printf("Ready after %s, connected to Discord. Say !ping in a channel the bot can read.\n", time.Since(start).Round(time.Second))
+		printNext(c, false)
+		return nil
+	}
+
+	step("a user says !ping through the emulator")
+	answer, err := ping(ctx, c)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    the bot answered: %q\n", answer)
+	fmt.Printf("\nShardkeeper runs: operator, emulator and bot Ready in %s.\n", time.Since(start).Round(time.Second))
+	printNext(c, true)
+	return nil
+}
+
+// applyRealDiscordBot makes the token Secret from the environment (through stdin, so the
+// token is on no command line) and the demo bot without the emulator's gateway.
+func applyRealDiscordBot(ctx context.Context, c *localcluster.Cluster, token string) error {
+	if strings.ContainsAny(token, " \t\r\n\"'") {
+		return errors.New("DISCORD_TOKEN has whitespace or quotes in it: paste the bot token alone")
+	}
+	manifests := fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %[1]s
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: %[2]s-token
+  namespace: %[1]s
+stringData:
+  token: %[3]q
+---
+apiVersion: shardkeeper.dev/v1
+kind: DiscordBot
+metadata:
+  name: %[2]s
+  namespace: %[1]s
+spec:
+  tokenSecretRef:
+    name: %[2]s-token
+  shards: auto
+  intents: [GUILDS, GUILD_MESSAGES, MESSAGE_CONTENT]
+`, localcluster.DemoNamespace, localcluster.DemoBot, token)
+	_, err := c.Kubectl(ctx, []byte(manifests), "apply", "-f", "-")
+	return err
+}
+
+// waitReady waits for the bot's Ready condition, saying what it waits on meanwhile, and
+// stops early on a condition no wait mends (a halted bot).
+func waitReady(ctx context.Context, c *localcluster.Cluster, bot string, timeout time.Duration) error {
+	lastSaid := ""
+	return localcluster.WaitFor(ctx, "discordbot/"+bot+" Ready", timeout, time.Second, func() (bool, string, error) {
+		out, err := c.Kubectl(ctx, nil, "get", "discordbot", bot, "--namespace", localcluster.DemoNamespace, "-o",
+			`jsonpath={.status.phase} {.status.readyShards}/{.status.shards} {.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].reason} {.status.halted.reason}`)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		f := strings.Fields(out)
+		if len(f) >= 5 {
+			return false, "", fmt.Errorf("the bot is halted (%s): kubectl describe discordbot %s -n %s", f[4], bot, localcluster.DemoNamespace)
+		}
+		if said := strings.TrimSpace(out); said != lastSaid && said != "/" {
+			fmt.Printf("    %s\n", said)
+			lastSaid = said
+		}
+		return len(f) >= 3 && f[2] == "True", out, nil
+	})
+}
+
+// ping sends !ping to a guild of shard 1 and waits for the bot's answer.
+func ping(ctx context.Context, c *localcluster.Cluster) (string, error) {
+	url, err := c.EmulatorURL(ctx, localcluster.DemoNamespace)
+	if err != nil {
+		return "", err
+	}
+	em := localcluster.Emulator{URL: url}
+	const guild, channel = 1<<22 | 1, 1
+	if err := em.SendMessage(ctx, guild, channel, "!ping"); err != nil {
+		return "", err
+	}
+	answer := ""
+	err = localcluster.WaitFor(ctx, "the answer to !ping", 30*time.Second, 200*time.Millisecond, func() (bool, string, error) {
+		replies, err := em.Replies(ctx)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		for _, r := range replies {
+			if strings.HasPrefix(r.Content(), "pong") {
+				answer = r.Content()
+				return true, "", nil
+			}
+		}
+		return false, fmt.Sprintf("%d replies, none a pong", len(replies)), nil
+	})
+	return answer, err
+}
+
+func printNext(c *localcluster.Cluster, emulator bool) {
+	ns := localcluster.DemoNamespace
+	fmt.Printf(`
+Try next:
+  export KUBECONFIG=%s
+  kubectl get discordbots -A -o wide
+  kubectl get pods,leases -n %s
+  kubectl describe discordbot %s -n %s
+`, c.Kubeconfig, ns, localcluster.DemoBot, ns)
+	if emulator {
+		fmt.Printf(`
+  # play a Discord user through the emulator's control API
+  kubectl port-forward -n %[1]s svc/discord-emulator 8090:8090 &
+  curl -s localhost:8090/control/messages -d '{"guild": 4194305, "channel": 1, "content": "!ping"}'
+  curl -s localhost:8090/control/replies
+  curl -s localhost:8090/control/stats
+
+  # freeze a bot process: the operator replaces its pod when its Lease goes stale (20 s),
+  # and the new pod resumes the session (watch RESTARTS and LAST-RESTART, then the stats)
+  id=$(kubectl get pod %[2]s-0 -n %[1]s -o jsonpath='{.status.containerStatuses[0].containerID}')
+  ctr --address %[3]s -n k8s.io tasks kill --signal SIGSTOP ${id#containerd://}
+  kubectl get discordbots -n %[1]s -o wide -w
+`, ns, localcluster.DemoBot, c.ContainerdSocket)
+	}
+	fmt.Print(`
+  make cluster-down     # stop the cluster and remove everything it made
+`)
+}
+
+func step(format string, args ...any) {
+	fmt.Printf("==> "+format+"\n", args...)
+}

@@ -1,0 +1,101 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Emulator is a client of cmd/discord-emulator's control API: it plays a Discord user.
+type Emulator struct {
+	// URL is the control API's base, e.g. http://10.97.0.12:8090.
+	URL    string
+	Client *http.Client
+}
+
+// EmulatorStats is GET /control/stats.
+type EmulatorStats struct {
+	Connections           int `json:"connections"`
+	OpenConnections       int `json:"openConnections"`
+	Identifies            int `json:"identifies"`
+	Resumes               int `json:"resumes"`
+	BucketViolations      int `json:"bucketViolations"`
+	SessionStartRemaining int `json:"sessionStartRemaining"`
+	CoverageGaps          int `json:"coverageGaps"`
+}
+
+// EmulatorReply is one entry of GET /control/replies: something a bot sent.
+type EmulatorReply struct {
+	Kind   string          `json:"kind"`
+	Method string          `json:"method"`
+	Path   string          `json:"path"`
+	Body   json.RawMessage `json:"body"`
+	At     time.Time       `json:"at"`
+}
+
+// Content is the message text of a reply, when it has one.
+func (r EmulatorReply) Content() string {
+	var m struct {
+		Content string `json:"content"`
+		Data    struct {
+			Content string `json:"content"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(r.Body, &m)
+	if m.Content != "" {
+		return m.Content
+	}
+	return m.Data.Content
+}
+
+// SendMessage makes a user post content in a guild's channel.
+func (e Emulator) SendMessage(ctx context.Context, guild, channel uint64, content string) error {
+	body, _ := json.Marshal(map[string]any{"guild": guild, "channel": channel, "content": content})
+	return e.do(ctx, http.MethodPost, "/control/messages", body, nil)
+}
+
+// Replies lists what bots sent, oldest first.
+func (e Emulator) Replies(ctx context.Context) ([]EmulatorReply, error) {
+	var out []EmulatorReply
+	return out, e.do(ctx, http.MethodGet, "/control/replies", nil, &out)
+}
+
+// Stats reads the emulator's counters.
+func (e Emulator) Stats(ctx context.Context) (EmulatorStats, error) {
+	var out EmulatorStats
+	return out, e.do(ctx, http.MethodGet, "/control/stats", nil, &out)
+}
+
+func (e Emulator) do(ctx context.Context, method, path string, body []byte, out any) error {
+	client := e.Client
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(raw))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(raw, out)
+}
