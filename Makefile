@@ -58,6 +58,10 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest from Go modules (ca
 test: verify-generated vet envtest-assets helm ## Run every test (builds missing envtest binaries and tools first).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) go test ./... -count=1 -race -timeout 20m
 
+.PHONY: test-e2e
+test-e2e: cluster-up images helm ## End to end on the real local cluster (root): helm install, kubectl apply, frozen and wedged bots, upgrades.
+	SHARDKEEPER_E2E_CLUSTER=1 HELM=$(HELM) IMAGES_DIR=$(LOCALBIN)/images go test ./test/cluster/ -count=1 -v -timeout 40m
+
 .PHONY: helm-lint
 helm-lint: helm ## Lint the helm chart with its default and ci/ values.
 	$(HELM) lint --strict charts/shardkeeper

@@ -115,6 +115,11 @@ func (c *Cluster) run(ctx context.Context, stdin []byte, name string, args ...st
 	return stdout.String(), nil
 }
 
+// Ctr runs containerd's ctr against the cluster's containerd, in the kubelet's namespace.
+func (c *Cluster) Ctr(ctx context.Context, args ...string) (string, error) {
+	return c.run(ctx, nil, "ctr", append([]string{"--address", c.ContainerdSocket, "--namespace", "k8s.io"}, args...)...)
+}
+
 // ImportImages imports image tarballs into the cluster's containerd, where the kubelet
 // finds them (no registry is reachable here). Importing an image again replaces the tag.
 func (c *Cluster) ImportImages(ctx context.Context, tarballs ...string) error {
@@ -122,7 +127,7 @@ func (c *Cluster) ImportImages(ctx context.Context, tarballs ...string) error {
 		if _, err := os.Stat(tar); err != nil {
 			return fmt.Errorf("image %s: %w (build the images with `make images`)", tar, err)
 		}
-		if _, err := c.run(ctx, nil, "ctr", "--address", c.ContainerdSocket, "--namespace", "k8s.io", "images", "import", tar); err != nil {
+		if _, err := c.Ctr(ctx, "images", "import", tar); err != nil {
 			return err
 		}
 	}
