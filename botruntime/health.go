@@ -22,20 +22,31 @@ type healthReport struct {
 	Shards  []ShardStatus `json:"shards"`
 }
 
-// Live reports whether the process and its loops are alive. A reconnecting shard is alive;
-// a shard stopped by a fatal close code is too (restarting would not help).
+// Live reports whether the process and its loops are alive, and the bot's own liveness
+// checks pass. A reconnecting shard is alive; a shard stopped by a fatal close code is too
+// (restarting would not help).
 func (r *Runtime) Live() (bool, string) {
+	if ok, why := r.shardsLive(); !ok {
+		return false, why
+	}
+	for _, c := range r.livenessChecks {
+		if err := c.check(); err != nil {
+			return false, fmt.Sprintf("check %s: %v", c.name, err)
+		}
+	}
+	return true, ""
+}
+
+// shardsLive is the runtime's own part of liveness: every running shard's supervisor made
+// progress lately. The heartbeat Lease follows this part only: a bot's own check failing
+// is the kubelet's to act on (a container restart), not a reason to replace the pod.
+func (r *Runtime) shardsLive() (bool, string) {
 	for _, st := range r.Shards() {
 		if st.State == StateFailed || st.State == StateStopped {
 			continue
 		}
 		if since := time.Since(st.LastProgress); since > livenessWindow {
 			return false, fmt.Sprintf("shard %d made no progress for %s (state %s)", st.ID, since.Round(time.Second), st.State)
-		}
-	}
-	for _, c := range r.livenessChecks {
-		if err := c.check(); err != nil {
-			return false, fmt.Sprintf("check %s: %v", c.name, err)
 		}
 	}
 	return true, ""

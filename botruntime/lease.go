@@ -231,7 +231,7 @@ func (s leaseResumeStore) Save(ctx context.Context, states []ResumeState) error 
 
 // healthyForLease says whether a renewal would tell the truth, and if not, why.
 func (r *Runtime) healthyForLease(recoverWithin time.Duration) (bool, string) {
-	if ok, why := r.Live(); !ok {
+	if ok, why := r.shardsLive(); !ok {
 		return false, why
 	}
 	if r.dispatcher.stalled(recoverWithin) {

@@ -213,6 +213,24 @@ func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 	}
 }
 
+func TestLeaseIsRenewedWhileABotsOwnLivenessCheckFails(t *testing.T) {
+	c := kubeClient(t)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	defer srv.Close()
+	pod := botPod(t, c)
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithLivenessCheck("wedged", func() error { return fmt.Errorf("on purpose") }))
+	running(t, rt)
+	eventually(t, "ready", func() bool { return allReady(rt) })
+	var first time.Time
+	eventually(t, "the Lease", func() bool { first = renewTime(getLease(t, c, pod.Name)); return !first.IsZero() })
+	// The shards are connected: the Lease says so, and the kubelet (not the operator) acts
+	// on the failing check.
+	eventually(t, "a renewal while the bot's check fails", func() bool { return renewTime(getLease(t, c, pod.Name)).After(first) })
+	if ok, why := rt.Live(); ok || !strings.Contains(why, "check wedged: on purpose") {
+		t.Errorf("Live() = %v, %q", ok, why)
+	}
+}
+
 func TestReplacementPodResumesFromTheLease(t *testing.T) {
 	c := kubeClient(t)
 	g := guildOnShard(1, 0, 1)

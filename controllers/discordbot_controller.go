@@ -153,6 +153,13 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if err := r.saveStatus(ctx, before, s); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
+		// A namespace being deleted refuses new objects, and the bot goes with it: nothing
+		// to retry or report (an event could not be written either).
+		if namespaceTerminating(retErr) {
+			logf.FromContext(ctx).V(1).Info("the namespace is being deleted; not recreating the bot's objects", "error", retErr.Error())
+			retErr, result = nil, ctrl.Result{}
+			return
+		}
 		// Look again when a starting pod would turn into a problem; watches cover the rest.
 		if retErr == nil && s.recheck > 0 {
 			result.RequeueAfter = s.recheck
@@ -473,4 +480,20 @@ func NewDiscordBotReconciler(mgr ctrl.Manager, defaultBotImage string) *DiscordB
 		Recorder:        mgr.GetEventRecorder("shardkeeper"),
 		DefaultBotImage: defaultBotImage,
 	}
+}
+
+// namespaceTerminating says whether err, or any error joined in it, is the API server
+// refusing an object because its namespace is being deleted.
+func namespaceTerminating(err error) bool {
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return true
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if namespaceTerminating(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -2,13 +2,16 @@ package controllers
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -145,5 +148,30 @@ func TestPhase(t *testing.T) {
 				t.Errorf("phase = %s, want %s (conditions %s)", bot.Status.Phase, tc.want, fmt.Sprint(bot.Status.Conditions))
 			}
 		})
+	}
+}
+
+func TestNamespaceTerminatingIsFoundInJoinedErrors(t *testing.T) {
+	terminating := &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+		Message: `leases.coordination.k8s.io "demo-bot-0" is forbidden: unable to create new content in namespace demo because it is being terminated`,
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause, Message: "demo"}}},
+	}}
+	conflict := apierrors.NewConflict(schema.GroupResource{Group: "shardkeeper.dev", Resource: "discordbots"}, "demo-bot", errors.New("modified"))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"alone", terminating, true},
+		{"wrapped", fmt.Errorf("creating Lease demo-bot-0: %w", terminating), true},
+		{"joined after a conflict", errors.Join(conflict, fmt.Errorf("creating Lease: %w", terminating)), true},
+		{"a conflict", conflict, false},
+		{"forbidden for another reason", apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "p", errors.New("no")), false},
+		{"nil", nil, false},
+	} {
+		if got := namespaceTerminating(tc.err); got != tc.want {
+			t.Errorf("%s: namespaceTerminating = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

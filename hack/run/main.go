@@ -62,7 +62,7 @@ func run(ctx context.Context, helm, images string, timeout time.Duration, token 
 	}
 
 	step("helm upgrade --install %s charts/shardkeeper --namespace %s", localcluster.Release, localcluster.OperatorNamespace)
-	if err := c.InstallOperator(ctx); err != nil {
+	if err := c.InstallOperator(ctx, filepath.Join(images, "operator.tar")); err != nil {
 		return err
 	}
 

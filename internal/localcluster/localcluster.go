@@ -7,6 +7,9 @@ package localcluster
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"errors"
 	"fmt"
 	"os"
@@ -135,16 +138,37 @@ func (c *Cluster) ImportImages(ctx context.Context, tarballs ...string) error {
 }
 
 // InstallOperator installs or upgrades the chart with the local images and waits for the
-// operator to roll out. extra are more helm arguments (--set ...).
-func (c *Cluster) InstallOperator(ctx context.Context, extra ...string) error {
+// operator to roll out. operatorImage is the operator's tarball: its digest goes into a pod
+// annotation, so that a rebuilt image (same tag) rolls the operator. extra are more helm
+// arguments (--set ...).
+func (c *Cluster) InstallOperator(ctx context.Context, operatorImage string, extra ...string) error {
+	digest, err := fileDigest(operatorImage)
+	if err != nil {
+		return err
+	}
 	args := append([]string{
 		"upgrade", "--install", Release, filepath.Join(c.ModuleDir, "charts", "shardkeeper"),
 		"--namespace", OperatorNamespace, "--create-namespace",
 		"--set", "image.tag=" + ImageTag + ",defaultBotImage.tag=" + ImageTag + ",image.pullPolicy=IfNotPresent",
+		"--set-string", `podAnnotations.shardkeeper\.dev/image-tarball=` + digest,
 		"--wait", "--timeout", "3m",
 	}, extra...)
-	_, err := c.HelmRun(ctx, args...)
+	_, err = c.HelmRun(ctx, args...)
 	return err
+}
+
+// fileDigest is the start of a file's sha256, enough to tell two builds apart.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("image %w (build the images with `make images`)", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // DemoManifests are config/demo's namespace, emulator and bot, moved to namespace ns

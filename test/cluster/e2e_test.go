@@ -244,7 +244,7 @@ func TestOperatorReplacedOrUpgradedWithoutRestartingBots(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := k.InstallOperator(context.Background()); err != nil {
+		if err := k.InstallOperator(context.Background(), operatorImage()); err != nil {
 			t.Errorf("putting the operator back: %v", err)
 		}
 	})

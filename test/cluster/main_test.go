@@ -60,13 +60,9 @@ func setUp(ctx context.Context) error {
 	if err := k.Reachable(ctx); err != nil {
 		return err
 	}
-	images := os.Getenv("IMAGES_DIR")
-	if images == "" {
-		images = filepath.Join(k.ModuleDir, "bin", "images")
-	}
 	var tarballs []string
 	for _, name := range localcluster.Images {
-		tarballs = append(tarballs, filepath.Join(images, name+".tar"))
+		tarballs = append(tarballs, filepath.Join(filepath.Dir(operatorImage()), name+".tar"))
 	}
 	out, err := os.MkdirTemp("", "shardkeeper-e2e-images-")
 	if err != nil {
@@ -84,7 +80,16 @@ func setUp(ctx context.Context) error {
 	if err := k.ImportImages(ctx, tarballs...); err != nil {
 		return err
 	}
-	return k.InstallOperator(ctx)
+	return k.InstallOperator(ctx, operatorImage())
+}
+
+// operatorImage is the operator's tarball, which make images wrote.
+func operatorImage() string {
+	dir := os.Getenv("IMAGES_DIR")
+	if dir == "" {
+		dir = filepath.Join(k.ModuleDir, "bin", "images")
+	}
+	return filepath.Join(dir, "operator.tar")
 }
 
 // suite skips the test when the suite is off, and gives it a context.
@@ -145,11 +150,19 @@ func dump(t *testing.T, ns string) {
 		{"get", "discordbots,pods,leases", "-o", "wide", "--namespace", ns},
 		{"get", "discordbots", "-o", "yaml", "--namespace", ns},
 		{"get", "events", "--sort-by=.lastTimestamp", "--namespace", ns},
-		{"logs", "--namespace", localcluster.OperatorNamespace, "deployment/" + localcluster.Release, "--tail=60"},
 	} {
 		out, err := k.Kubectl(ctx, nil, args...)
 		t.Logf("$ kubectl %s\n%s%v", strings.Join(args, " "), out, errOrEmpty(err))
 	}
+	// The operator's last lines about this namespace.
+	out, err := k.Kubectl(ctx, nil, "logs", "--namespace", localcluster.OperatorNamespace, "deployment/"+localcluster.Release, "--tail=2000")
+	var mine []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"namespace":"`+ns+`"`) {
+			mine = append(mine, line)
+		}
+	}
+	t.Logf("operator log lines about %s (last 30):\n%s%v", ns, strings.Join(mine[max(0, len(mine)-30):], "\n"), errOrEmpty(err))
 }
 
 func errOrEmpty(err error) string {
