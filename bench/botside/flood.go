@@ -38,6 +38,11 @@ type floodRun struct {
 
 func (r floodRun) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
 
+// cpuPerEvent is this process's CPU per message in µs: the fake's share and the client's.
+func (r floodRun) cpuPerEvent() float64 {
+	return float64(r.cpu) / float64(time.Microsecond) / float64(r.events)
+}
+
 // flood connects one shard with impl to a fresh fake Discord, then has the fake send
 // MESSAGE_CREATE as fast as the client takes them for o.floodFor, spread over the shard's
 // guilds, at most o.window ahead of what handlers counted. Every message must reach a

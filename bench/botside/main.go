@@ -136,7 +136,8 @@ func runFlood(ctx context.Context, o options) error {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("run %d: %-32s %8.0f events/s (%d in %s)\n", i+1, impl.name, r.rate(), r.events, r.elapsed.Round(time.Millisecond))
+			fmt.Printf("run %d: %-32s %8.0f events/s (%d in %s), %.1f µs CPU per event, %d reconnects\n", i+1, impl.name,
+				r.rate(), r.events, r.elapsed.Round(time.Millisecond), r.cpuPerEvent(), r.reconnect)
 			runs[j] = append(runs[j], r)
 		}
 	}
