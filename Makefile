@@ -82,6 +82,10 @@ images: ## Build the operator and bot images without Docker: bin/images/*.tar, f
 bench: ## Measure slow handlers against the heartbeat (botruntime beside plain disgo).
 	go run ./bench/heartbeat
 
+.PHONY: bench-botside
+bench-botside: ## Measure cmd/bot's idle memory per shard and one shard's events/s (botruntime beside plain disgo).
+	go run ./bench/botside
+
 .PHONY: bench-failover
 bench-failover: envtest-assets ## Measure freeze-to-replacement of a bot pod end to end.
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/failover

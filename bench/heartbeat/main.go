@@ -16,20 +16,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
-	"slices"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
-	"github.com/disgoorg/disgo/gateway"
-	"github.com/go-logr/logr"
-
-	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
-	"github.com/shardkeeper/shardkeeper/botruntime"
+	"github.com/shardkeeper/shardkeeper/bench/internal/shardclient"
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 )
 
@@ -55,8 +47,8 @@ func main() {
 	fmt.Printf("heartbeat interval %s, handlers block %s per event, %d events/s, %s per run\n\n", *interval, *block, *rate, *duration)
 
 	results := []result{
-		measure("botruntime", *interval, *block, *duration, *rate, runBotruntime),
-		measure("disgo gateway", *interval, *block, *duration, *rate, runDisgo),
+		measure("botruntime", *interval, *block, *duration, *rate, shardclient.Botruntime),
+		measure("disgo gateway", *interval, *block, *duration, *rate, shardclient.DisgoGateway),
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "implementation\theartbeats\tlateness p50\tp99\tmax\treconnects\tidentifies\tevents handled\t")
@@ -66,11 +58,7 @@ func main() {
 	_ = w.Flush()
 }
 
-// runner connects one shard to srv with a handler that blocks for block on MESSAGE_CREATE,
-// counting handled events, until ctx ends.
-type runner func(ctx context.Context, srv *discordtest.Server, block time.Duration, handled *atomic.Int64) error
-
-func measure(name string, interval, block, duration time.Duration, rate int, run runner) result {
+func measure(name string, interval, block, duration time.Duration, rate int, run shardclient.Client) result {
 	guild := uint64(1) << 22
 	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: interval, Guilds: []uint64{guild}})
 	defer srv.Close()
@@ -78,7 +66,12 @@ func measure(name string, interval, block, duration time.Duration, rate int, run
 	ctx, cancel := context.WithCancel(context.Background())
 	var handled atomic.Int64
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, srv, block, &handled) }()
+	go func() {
+		errc <- run(ctx, srv, func() {
+			time.Sleep(block)
+			handled.Add(1)
+		})
+	}()
 	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
 	if err := srv.WaitConnected(waitCtx, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "%s never connected: %v\n", name, err)
@@ -103,65 +96,12 @@ loop:
 	<-errc
 
 	shard := st.PerShard[0]
-	var late []time.Duration
-	for i := 1; i < len(shard.HeartbeatTimes); i++ {
-		late = append(late, max(0, shard.HeartbeatTimes[i].Sub(shard.HeartbeatTimes[i-1])-interval))
-	}
-	slices.Sort(late)
+	late := shardclient.Lateness(shard.HeartbeatTimes, interval)
 	r := result{name: name, heartbeats: len(shard.HeartbeatTimes), reconnects: st.Connections - 1, identifies: shard.Identifies, handled: int(handled.Load())}
 	if len(late) > 0 {
-		r.p50 = late[len(late)/2].Round(time.Millisecond)
-		r.p99 = late[len(late)*99/100].Round(time.Millisecond)
+		r.p50 = shardclient.Percentile(late, 50).Round(time.Millisecond)
+		r.p99 = shardclient.Percentile(late, 99).Round(time.Millisecond)
 		r.max = late[len(late)-1].Round(time.Millisecond)
 	}
 	return r
-}
-
-func runBotruntime(ctx context.Context, srv *discordtest.Server, block time.Duration, handled *atomic.Int64) error {
-	dir, err := os.MkdirTemp("", "bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(discordtest.DefaultToken), 0o600); err != nil {
-		return err
-	}
-	rt, err := botruntime.New(botruntime.Config{
-		ShardIDs: []int{0}, ShardCount: 1, TokenFile: tokenFile,
-		Intents:    []shardkeeperv1.Intent{"GUILDS", "GUILD_MESSAGES"},
-		GatewayURL: srv.URL(), APIURL: srv.APIURL(), MaxConcurrency: 1, IdentifyInterval: time.Millisecond,
-	}, botruntime.WithLogger(logr.Discard()), botruntime.WithShutdownTimeout(time.Second))
-	if err != nil {
-		return err
-	}
-	_ = rt.Handle(func(ctx context.Context, ev botruntime.Event) {
-		if _, ok := ev.Data.(gateway.EventMessageCreate); ok {
-			time.Sleep(block)
-			handled.Add(1) // one guild: handled in order, one at a time
-		}
-	})
-	return rt.Run(ctx)
-}
-
-func runDisgo(ctx context.Context, srv *discordtest.Server, block time.Duration, handled *atomic.Int64) error {
-	gw := gateway.New(discordtest.DefaultToken, func(_ gateway.Gateway, _ gateway.EventType, _ int, ev gateway.EventData) {
-		if _, ok := ev.(gateway.EventMessageCreate); ok {
-			time.Sleep(block)
-			handled.Add(1)
-		}
-	},
-		gateway.WithURL(srv.URL()), gateway.WithCompression(gateway.CompressionNone),
-		gateway.WithShardID(0), gateway.WithShardCount(1),
-		gateway.WithIntents(gateway.IntentGuilds, gateway.IntentGuildMessages),
-		gateway.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	)
-	if err := gw.Open(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	gw.CloseWithCode(closeCtx, 4000, "bench done")
-	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/bench/internal/proc"
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
 )
@@ -101,12 +102,12 @@ func writeKwokStages(dir string) (string, error) {
 // sample is a moment's reading of the operator and the control plane.
 type sample struct {
 	at        time.Time
-	operator  procStats
+	operator  proc.Stats
 	control   time.Duration // kube-apiserver + etcd CPU
 	kwok      time.Duration
 	harness   time.Duration // this process: the load generator, binder and watches
 	renewals  int
-	opMetrics metrics
+	opMetrics proc.Metrics
 }
 
 // run is one size's running set-up.
@@ -118,8 +119,8 @@ type sizeRun struct {
 	kube     kubernetes.Interface
 	k8s      client.Client
 	discord  *discordtest.Server
-	operator *child
-	kwok     *child
+	operator *proc.Child
+	kwok     *proc.Child
 	metrics  string
 	watch    *podWatch
 	beats    *heartbeats
@@ -128,32 +129,32 @@ type sizeRun struct {
 func (r *sizeRun) sample(ctx context.Context) (sample, error) {
 	s := sample{at: time.Now()}
 	var err error
-	if s.operator, err = readProc(r.operator.cmd.Process.Pid); err != nil {
+	if s.operator, err = proc.Read(r.operator.Pid()); err != nil {
 		return s, fmt.Errorf("reading the operator's /proc: %w", err)
 	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
-		for _, pid := range childrenNamed(name) {
-			if st, err := readProc(pid); err == nil {
-				s.control += st.cpu
+		for _, pid := range proc.ChildrenNamed(name) {
+			if st, err := proc.Read(pid); err == nil {
+				s.control += st.CPU
 			}
 		}
 	}
-	if st, err := readProc(r.kwok.cmd.Process.Pid); err == nil {
-		s.kwok = st.cpu
+	if st, err := proc.Read(r.kwok.Pid()); err == nil {
+		s.kwok = st.CPU
 	}
-	if st, err := readProc(os.Getpid()); err == nil {
-		s.harness = st.cpu
+	if st, err := proc.Read(os.Getpid()); err == nil {
+		s.harness = st.CPU
 	}
 	s.renewals = r.beats.renewalCount()
-	s.opMetrics, err = scrape(ctx, r.metrics)
+	s.opMetrics, err = proc.Scrape(ctx, r.metrics, map[string]string{"rest_client_requests_total": "method"})
 	return s, err
 }
 
 // alive fails when the operator or kwok stopped.
 func (r *sizeRun) alive() error {
-	for _, c := range []*child{r.operator, r.kwok} {
-		if c.exited() {
-			return fmt.Errorf("%s exited:\n%s", c.name, c.tail())
+	for _, c := range []*proc.Child{r.operator, r.kwok} {
+		if c.Exited() {
+			return fmt.Errorf("%s exited:\n%s", c.Name, c.Tail())
 		}
 	}
 	return nil
@@ -209,11 +210,11 @@ func (h *harness) runSize(n int) (*result, error) {
 	r.discord = discordtest.NewServer(discordtest.Options{RecommendedShards: o.shardsPerBot})
 	defer r.discord.Close()
 
-	metricsPort, err := freePort()
+	metricsPort, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	probePort, err := freePort()
+	probePort, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -227,22 +228,22 @@ func (h *harness) runSize(n int) (*result, error) {
 	if o.workers > 0 {
 		args = append(args, fmt.Sprintf("--max-concurrent-reconciles=%d", o.workers))
 	}
-	r.operator, err = startChild("operator", r.dir, []string{"KUBECONFIG=" + kubeconfig}, h.operatorBin, args...)
+	r.operator, err = proc.Start("operator", r.dir, []string{"KUBECONFIG=" + kubeconfig}, h.operatorBin, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer r.operator.stop()
-	if err := waitHTTP(ctx, r.operator, fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), time.Minute); err != nil {
+	defer r.operator.Stop()
+	if err := r.operator.WaitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), time.Minute); err != nil {
 		return nil, err
 	}
-	r.kwok, err = startChild("kwok", r.dir, nil, o.kwok, "--kubeconfig="+kubeconfig, "--config="+h.kwokStages,
+	r.kwok, err = proc.Start("kwok", r.dir, nil, o.kwok, "--kubeconfig="+kubeconfig, "--config="+h.kwokStages,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector="+kwokNodeAnnotation+"=fake",
 		"--manage-nodes-with-label-selector=", "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
 		"--disregard-status-with-label-selector=", "--cidr=10.0.0.1/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=0")
 	if err != nil {
 		return nil, err
 	}
-	defer r.kwok.stop()
+	defer r.kwok.Stop()
 	nodes, err := createNodes(ctx, r.kube, res.nodes, o.podsPerNode)
 	if err != nil {
 		return nil, err
@@ -279,7 +280,7 @@ func (h *harness) runSize(n int) (*result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.createCPU = (after.operator.cpu - before.operator.cpu).Seconds()
+	res.createCPU = (after.operator.CPU - before.operator.CPU).Seconds()
 	res.create = activityBetween(before, after)
 	fmt.Printf("   every pod running and renewing %.1f s after; operator CPU meanwhile %.1f s\n", res.running.Seconds(), res.createCPU)
 

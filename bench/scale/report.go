@@ -78,10 +78,10 @@ func (r *result) steady(s0, s1 sample) {
 	r.steadyActivity = activityBetween(s0, s1)
 	r.window = s1.at.Sub(s0.at)
 	secs := r.window.Seconds()
-	r.opCores = (s1.operator.cpu - s0.operator.cpu).Seconds() / secs
+	r.opCores = (s1.operator.CPU - s0.operator.CPU).Seconds() / secs
 	r.controlCores = (s1.control - s0.control).Seconds() / secs
 	r.kwokCores = (s1.kwok - s0.kwok).Seconds() / secs
-	r.rss = float64(s1.operator.rss)
+	r.rss = float64(s1.operator.RSS)
 	r.heap = s1.opMetrics["go_memstats_heap_alloc_bytes"]
 	r.reqPerSec = (s1.opMetrics["rest_client_requests_total"] - s0.opMetrics["rest_client_requests_total"]) / secs
 }
