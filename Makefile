@@ -107,8 +107,8 @@ run-localplane: envtest-assets ## No root: an API server with no nodes, the oper
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./hack/localplane --default-bot-image=$(DEFAULT_BOT_IMAGE)
 
 .PHONY: cluster-up
-cluster-up: ## Start (or reuse) a real single-node cluster on this machine (root; docs/local-cluster.md).
-	go run ./hack/cluster up
+cluster-up: ## Start (or reuse) a real single-node cluster on this machine (root; docs/local-cluster.md). CLUSTER_EGRESS=1: pods may reach the internet.
+	CLUSTER_EGRESS=$(CLUSTER_EGRESS) go run ./hack/cluster up
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local cluster and remove everything it made.

@@ -60,6 +60,34 @@ func TestConfigsKeepTheMachinesFacts(t *testing.T) {
 	}
 }
 
+// Only egress mode lets anything off the bridge, and then only pods' own connections out
+// and the replies to them; the last rule always drops.
+func TestForwardGuard(t *testing.T) {
+	for _, egress := range []bool{false, true} {
+		rules := forwardRules(egress)
+		if last := strings.Join(rules[len(rules)-1], " "); !strings.HasSuffix(last, "-j DROP") {
+			t.Errorf("egress %v: last rule %q does not drop", egress, last)
+		}
+		var offBridge []string
+		for _, r := range rules[:len(rules)-1] {
+			rule := strings.Join(r, " ")
+			if !strings.Contains(rule, "-i "+bridgeName+" -o "+bridgeName) {
+				offBridge = append(offBridge, rule)
+			}
+		}
+		switch {
+		case !egress && len(offBridge) > 0:
+			t.Errorf("without egress these rules let packets off the bridge: %q", offBridge)
+		case egress && (len(offBridge) != 2 || !strings.Contains(offBridge[0], "-i "+bridgeName+" -s "+podCIDR) || !strings.Contains(offBridge[1], "ESTABLISHED,RELATED")):
+			t.Errorf("egress rules %q: want pods out from the bridge and replies back only", offBridge)
+		}
+	}
+	c := &cluster{state: "/state", egress: true}
+	if !strings.Contains(c.corefile(), "forward . /etc/resolv.conf") {
+		t.Errorf("egress mode: CoreDNS must resolve outside names:\n%s", c.corefile())
+	}
+}
+
 func TestAPIServerPrefersInternalIP(t *testing.T) {
 	c := &cluster{state: "/state", assets: "/assets"}
 	for _, p := range c.processes() {

@@ -145,20 +145,26 @@ conntrack:
 }
 
 // corefile serves cluster.local on the bridge address and nothing else: no forwarding
-// to the machine's resolver, so pods cannot resolve or reach outside names.
+// to the machine's resolver, so pods cannot resolve or reach outside names. In egress mode
+// other names go to the machine's resolver. CoreDNS reloads it when up rewrites it.
 func (c *cluster) corefile() string {
+	forward := ""
+	if c.egress {
+		forward = "\n    forward . /etc/resolv.conf"
+	}
 	return fmt.Sprintf(`.:53 {
     bind %s
     errors
+    reload 2s
     ready 127.0.0.1:18181
     kubernetes cluster.local in-addr.arpa ip6.arpa {
         kubeconfig %s
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
-    }
+    }%s
     cache 30
 }
-`, nodeIP, c.path("kubeconfigs", "coredns.kubeconfig"))
+`, nodeIP, c.path("kubeconfigs", "coredns.kubeconfig"), forward)
 }
 
 func (c *cluster) writeConfigs() error {

@@ -54,6 +54,7 @@ func (c *cluster) down(ctx context.Context) error {
 	}
 	if fileExists("/usr/sbin/iptables") {
 		deleteForwardChain()
+		deleteEgressChain()
 	}
 
 	step("unmounting and removing cgroups")

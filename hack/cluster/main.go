@@ -28,6 +28,7 @@ import (
 const usage = `usage: go run ./hack/cluster up|down|status
 
   up      build missing components, start the cluster or reuse a healthy one, smoke check
+          (CLUSTER_EGRESS=1: pods may reach the internet, for bots against real Discord)
   status  what runs, whether the node is Ready, and the smoke check
   down    stop every process up started and remove what it made (works after a crash)
 `
@@ -71,6 +72,9 @@ type cluster struct {
 	images string
 	// moduleDir is the repository root, where hack/envtest-assets.sh and the images' sources are.
 	moduleDir string
+	// egress lets pods reach the internet (CLUSTER_EGRESS=1 at up): masquerade off the
+	// bridge and DNS forwarding, for bots against real Discord. Off, nothing leaves the bridge.
+	egress bool
 }
 
 func newCluster() (*cluster, error) {
@@ -94,6 +98,7 @@ func newCluster() (*cluster, error) {
 		state:     filepath.Join(root, "cluster"),
 		images:    filepath.Join(root, "cluster-images"),
 		moduleDir: moduleDir,
+		egress:    os.Getenv("CLUSTER_EGRESS") == "1",
 	}, nil
 }
 

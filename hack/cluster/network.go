@@ -27,6 +27,9 @@ const (
 	// to or from the machine's real interfaces. It sits in mangle's FORWARD, which runs
 	// before the filter rules kube-proxy manages, so no later rule can let a packet out.
 	forwardChain = "SHARDKEEPER-FORWARD"
+	// egressChain (nat table, POSTROUTING) masquerades pods' traffic off the bridge; it
+	// exists only in egress mode (CLUSTER_EGRESS=1), for bots that talk to real Discord.
+	egressChain = "SHARDKEEPER-EGRESS"
 )
 
 var apiserverURL = "https://" + net.JoinHostPort(nodeIP, "6443")
@@ -142,8 +145,60 @@ func deleteBridge() error {
 	return run("ip", "link", "delete", bridgeName)
 }
 
-// ensureForwardChain keeps forwarding to the bridge: any other forwarded packet is dropped.
-func ensureForwardChain() error {
+// forwardRules are the forward guard's rules: pods and Services stay on the bridge and any
+// other forwarded packet is dropped; in egress mode pods may also open connections off the
+// bridge, and only the replies to those come back in.
+func forwardRules(egress bool) [][]string {
+	rules := [][]string{
+		{"-i", bridgeName, "-o", bridgeName, "-m", "comment", "--comment", "shardkeeper local cluster: pods and Services stay on the bridge", "-j", "RETURN"},
+	}
+	if egress {
+		rules = append(rules,
+			[]string{"-i", bridgeName, "-s", podCIDR, "-m", "comment", "--comment", "shardkeeper local cluster, egress mode: pods may connect out", "-j", "RETURN"},
+			[]string{"-o", bridgeName, "-d", podCIDR, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-m", "comment", "--comment", "shardkeeper local cluster, egress mode: replies to pods", "-j", "RETURN"})
+	}
+	return append(rules, []string{"-m", "comment", "--comment", "shardkeeper local cluster: nothing else is forwarded", "-j", "DROP"})
+}
+
+// egressRule masquerades pods' connections that leave through another interface (egress mode).
+var egressRule = []string{"-s", podCIDR, "!", "-o", bridgeName, "-m", "comment", "--comment", "shardkeeper local cluster, egress mode", "-j", "MASQUERADE"}
+
+// ensureEgress adds or removes the masquerade of egress mode.
+func ensureEgress(egress bool) error {
+	if !egress {
+		deleteEgressChain()
+		return nil
+	}
+	if run("iptables", "-w", "-t", "nat", "-L", egressChain, "-n") != nil {
+		if err := run("iptables", "-w", "-t", "nat", "-N", egressChain); err != nil {
+			return err
+		}
+	}
+	if err := run("iptables", "-w", "-t", "nat", "-F", egressChain); err != nil {
+		return err
+	}
+	if err := run("iptables", append([]string{"-w", "-t", "nat", "-A", egressChain}, egressRule...)...); err != nil {
+		return err
+	}
+	if run("iptables", "-w", "-t", "nat", "-C", "POSTROUTING", "-j", egressChain) != nil {
+		return run("iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", "-j", egressChain)
+	}
+	return nil
+}
+
+func deleteEgressChain() {
+	for run("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-j", egressChain) == nil {
+	}
+	if run("iptables", "-w", "-t", "nat", "-L", egressChain, "-n") == nil {
+		fmt.Printf("    deleting iptables chain nat/%s\n", egressChain)
+		_ = run("iptables", "-w", "-t", "nat", "-F", egressChain)
+		_ = run("iptables", "-w", "-t", "nat", "-X", egressChain)
+	}
+}
+
+// ensureForwardChain keeps forwarding to the bridge (and, in egress mode, pods' own
+// connections out): any other forwarded packet is dropped.
+func ensureForwardChain(egress bool) error {
 	if err := run("iptables", "-w", "-t", "mangle", "-L", forwardChain, "-n"); err != nil {
 		if err := run("iptables", "-w", "-t", "mangle", "-N", forwardChain); err != nil {
 			return err
@@ -152,10 +207,7 @@ func ensureForwardChain() error {
 	if err := run("iptables", "-w", "-t", "mangle", "-F", forwardChain); err != nil {
 		return err
 	}
-	for _, rule := range [][]string{
-		{"-i", bridgeName, "-o", bridgeName, "-m", "comment", "--comment", "shardkeeper local cluster: pods and Services stay on the bridge", "-j", "RETURN"},
-		{"-m", "comment", "--comment", "shardkeeper local cluster: nothing else is forwarded", "-j", "DROP"},
-	} {
+	for _, rule := range forwardRules(egress) {
 		if err := run("iptables", append([]string{"-w", "-t", "mangle", "-A", forwardChain}, rule...)...); err != nil {
 			return err
 		}

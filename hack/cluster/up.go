@@ -41,7 +41,7 @@ func (c *cluster) up(ctx context.Context) error {
 	if err := c.ensureImages(ctx); err != nil {
 		return err
 	}
-	step("network: bridge %s, pods %s, Services %s", bridgeName, podCIDR, serviceCIDR)
+	step("network: bridge %s, pods %s, Services %s%s", bridgeName, podCIDR, serviceCIDR, map[bool]string{true: "; egress mode: pods may reach the internet (CLUSTER_EGRESS=1)"}[c.egress])
 	if err := c.ensureNetwork(); err != nil {
 		return err
 	}
@@ -168,7 +168,10 @@ func (c *cluster) ensureNetwork() error {
 	if err := ensureBridge(); err != nil {
 		return err
 	}
-	if err := ensureForwardChain(); err != nil {
+	if err := ensureForwardChain(c.egress); err != nil {
+		return err
+	}
+	if err := ensureEgress(c.egress); err != nil {
 		return err
 	}
 	// Forwarding only once the chain above restricts it to the bridge.
