@@ -12,6 +12,9 @@ HELM_VERSION ?= v3.22.0
 KWOK ?= $(LOCALBIN)/kwok
 KWOK_VERSION ?= v0.8.0
 BENCH_SCALE_PODS ?= 100,1000
+# Pods of the local cluster may reach the internet only in egress mode; a real token
+# (`DISCORD_TOKEN=... make run`) turns it on, as the bot must reach Discord.
+CLUSTER_EGRESS ?= $(if $(DISCORD_TOKEN),1,)
 
 # Images are <IMAGE_REPOSITORY_PREFIX>/{operator,bot}:<tag>: the chart's appVersion for a
 # release, IMAGE_TAG for local builds (`make images`), which config/default runs.

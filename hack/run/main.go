@@ -7,7 +7,8 @@
 //
 // With DISCORD_TOKEN set, the bot runs against real Discord instead: the token goes into a
 // Secret (read from the environment, never on a command line) and no emulator runs. That
-// needs a cluster whose pods may reach the internet: `make cluster-up CLUSTER_EGRESS=1`.
+// needs a cluster whose pods may reach the internet, which `make run` starts when
+// DISCORD_TOKEN is set (egress mode, CLUSTER_EGRESS=1).
 package main
 
 import (
