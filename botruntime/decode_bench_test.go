@@ -42,7 +42,7 @@ func TestEventIDsMatchTheScan(t *testing.T) {
 		gateway.EventTypeMessageDelete:      {`{"id":"7","channel_id":"1","guild_id":"99"}`, `{"id":"7","channel_id":"1"}`},
 		gateway.EventTypeMessageReactionAdd: {`{"user_id":"5","channel_id":"1","message_id":"7","guild_id":"99","emoji":{"name":"x"}}`},
 		gateway.EventTypeTypingStart:        {`{"channel_id":"1","guild_id":"99","user_id":"5","timestamp":1700000000}`},
-		gateway.EventTypeInteractionCreate: {`{"id":"8","application_id":"2","type":2,"guild_id":"99","channel_id":"1","token":"t","version":1,"data":{"id":"3","name":"ping","type":1},"member":{"user":{"id":"5","username":"u"},"roles":[],"joined_at":"2026-01-01T00:00:00Z"}}`},
+		gateway.EventTypeInteractionCreate:  {`{"id":"8","application_id":"2","type":2,"guild_id":"99","channel_id":"1","token":"t","version":1,"data":{"id":"3","name":"ping","type":1},"member":{"user":{"id":"5","username":"u"},"roles":[],"joined_at":"2026-01-01T00:00:00Z"}}`},
 		gateway.EventTypeGuildCreate:        {`{"id":"99","name":"g"}`},
 	}
 	for typ, list := range payloads {
