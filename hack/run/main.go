@@ -40,6 +40,12 @@ func main() {
 }
 
 func run(ctx context.Context, helm, images string, timeout time.Duration, token string) error {
+	if token != "" {
+		// A bad token is said before minutes of work, not after.
+		if _, err := realDiscordManifests(token); err != nil {
+			return err
+		}
+	}
 	c, err := localcluster.Default(helm)
 	if err != nil {
 		return err
@@ -109,10 +115,23 @@ func run(ctx context.Context, helm, images string, timeout time.Duration, token 
 // applyRealDiscordBot makes the token Secret from the environment (through stdin, so the
 // token is on no command line) and the demo bot without the emulator's gateway.
 func applyRealDiscordBot(ctx context.Context, c *localcluster.Cluster, token string) error {
-	if strings.ContainsAny(token, " \t\r\n\"'") {
-		return errors.New("DISCORD_TOKEN has whitespace or quotes in it: paste the bot token alone")
+	manifests, err := realDiscordManifests(token)
+	if err != nil {
+		return err
 	}
-	manifests := fmt.Sprintf(`apiVersion: v1
+	_, err = c.Kubectl(ctx, manifests, "apply", "-f", "-")
+	return err
+}
+
+// realDiscordManifests are the demo namespace, the token Secret and a bot with Discord's
+// own gateway and shards: auto.
+func realDiscordManifests(token string) ([]byte, error) {
+	token = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(token), "Bot "))
+	// A bot token is three dot-separated parts (user ID, timestamp, HMAC).
+	if strings.ContainsAny(token, " \t\r\n\"'\\") || strings.Count(token, ".") != 2 {
+		return nil, errors.New("DISCORD_TOKEN must be the bot token alone, three parts separated by dots (Discord developer portal, your application, Bot, Reset Token), without spaces or quotes")
+	}
+	return []byte(fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata:
   name: %[1]s
@@ -135,9 +154,7 @@ spec:
     name: %[2]s-token
   shards: auto
   intents: [GUILDS, GUILD_MESSAGES, MESSAGE_CONTENT]
-`, localcluster.DemoNamespace, localcluster.DemoBot, token)
-	_, err := c.Kubectl(ctx, []byte(manifests), "apply", "-f", "-")
-	return err
+`, localcluster.DemoNamespace, localcluster.DemoBot, token)), nil
 }
 
 // waitReady waits for the bot's Ready condition, saying what it waits on meanwhile, and
