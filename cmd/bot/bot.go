@@ -75,7 +75,7 @@ func (b *pingBot) command(ctx context.Context, ev botruntime.Event, cmd discord.
 	case "shard":
 		st := b.shardStatus(ev.Shard)
 		err = b.respond(ctx, cmd, discord.MessageCreate{Content: fmt.Sprintf("shard %d of %d: %d guilds, heartbeat latency %s",
-			ev.Shard, b.shardCount(), st.Guilds, st.Latency.Round(time.Millisecond))})
+			ev.Shard, b.shardCount(), st.Guilds, latency(st))})
 	case "confirm":
 		err = b.confirm(ctx, cmd)
 	}
@@ -143,7 +143,16 @@ func (b *pingBot) respond(ctx context.Context, in discord.Interaction, msg disco
 }
 
 func (b *pingBot) pong(shard int) string {
-	return fmt.Sprintf("pong (shard %d, heartbeat latency %s)", shard, b.shardStatus(shard).Latency.Round(time.Millisecond))
+	return fmt.Sprintf("pong (shard %d, heartbeat latency %s)", shard, latency(b.shardStatus(shard)))
+}
+
+// latency is the shard's last heartbeat round trip, or says there was none yet (the first
+// heartbeat goes out up to one interval, 41.25 s on Discord, after connecting).
+func latency(st botruntime.ShardStatus) string {
+	if st.Latency <= 0 {
+		return "not measured yet"
+	}
+	return st.Latency.Round(time.Millisecond).String()
 }
 
 func (b *pingBot) shardStatus(shard int) botruntime.ShardStatus {
