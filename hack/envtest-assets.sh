@@ -4,7 +4,7 @@
 # so CI and later runs reuse them. Prints the asset directory on stdout.
 #
 # Usage: hack/envtest-assets.sh [extra components...]
-#   e.g. hack/envtest-assets.sh kube-controller-manager kube-scheduler kubelet kube-proxy coredns
+#   e.g. hack/envtest-assets.sh kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns
 # (the local cluster, hack/cluster, asks for all of those).
 set -euo pipefail
 
@@ -16,7 +16,7 @@ CACHE_ROOT="${SHARDKEEPER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shardkeeper}"
 ASSETS="${CACHE_ROOT}/k8s-${K8S_VERSION}"
 WORK="${CACHE_ROOT}/build"
 # Every component the throwaway kubernetes module can build, whether asked for or not.
-K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
 log() { echo "envtest-assets: $*" >&2; }
 
@@ -33,7 +33,11 @@ build_kubernetes() {
   # one build cache; a module made before a component was added is tidied again.
   local tools
   tools="$(printf 'package tools\n\nimport (\n'
-    for c in "${K8S_COMMANDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s/app"\n' "${c}"; done
+    for c in "${K8S_COMMANDS[@]}"; do
+      # kubectl's main is a thin wrapper around its staging module's command.
+      if [[ "${c}" == kubectl ]]; then printf '\t_ "k8s.io/kubectl/pkg/cmd"\n'; continue; fi
+      printf '\t_ "k8s.io/kubernetes/cmd/%s/app"\n' "${c}"
+    done
     printf ')\n')"
   if [[ -f "${mod}/go.sum" && "$(cat "${mod}/tools.go")" != "${tools}" ]]; then
     log "adding components to ${mod}"

@@ -78,8 +78,30 @@ func TestForwardGuard(t *testing.T) {
 		switch {
 		case !egress && len(offBridge) > 0:
 			t.Errorf("without egress these rules let packets off the bridge: %q", offBridge)
-		case egress && (len(offBridge) != 2 || !strings.Contains(offBridge[0], "-i "+bridgeName+" -s "+podCIDR) || !strings.Contains(offBridge[1], "ESTABLISHED,RELATED")):
-			t.Errorf("egress rules %q: want pods out from the bridge and replies back only", offBridge)
+		case egress:
+			// Every rule that lets a packet through (RETURN) is HTTPS out from the pods'
+			// range, after drops of every private range, or a reply.
+			dropped := map[string]bool{}
+			for _, rule := range offBridge {
+				switch {
+				case strings.HasSuffix(rule, "-j DROP"):
+					for _, r := range privateRanges {
+						if strings.Contains(rule, "-d "+r+" ") {
+							dropped[r] = true
+						}
+					}
+				case strings.Contains(rule, "-i "+bridgeName+" -s "+podCIDR+" -p tcp --dport 443 "):
+					if len(dropped) != len(privateRanges) {
+						t.Errorf("egress: %q comes before the private ranges are dropped (%v)", rule, dropped)
+					}
+				case strings.Contains(rule, "-o "+bridgeName+" -d "+podCIDR+" -m conntrack --ctstate ESTABLISHED,RELATED "):
+				default:
+					t.Errorf("egress: unexpected rule %q", rule)
+				}
+			}
+			if !dropped["169.254.0.0/16"] || !dropped["10.0.0.0/8"] {
+				t.Errorf("egress: link-local and 10/8 must be dropped: %v", dropped)
+			}
 		}
 	}
 	c := &cluster{state: "/state", egress: true}
@@ -127,5 +149,30 @@ func TestUnescapeMountPoint(t *testing.T) {
 		if got := unescapeMountPoint(in); got != want {
 			t.Errorf("unescapeMountPoint(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// CLUSTER_EGRESS unset keeps the running cluster's mode: a later `make test-e2e` must not
+// turn off egress under a bot talking to real Discord.
+func TestEgressModeIsKeptUnlessAsked(t *testing.T) {
+	c := &cluster{state: t.TempDir()}
+	for _, step := range []struct {
+		asked string
+		want  bool
+	}{{"", false}, {"1", true}, {"", true}, {"0", false}, {"", false}} {
+		c.egressAsked = step.asked
+		if err := c.chooseEgress(); err != nil {
+			t.Fatal(err)
+		}
+		if c.egress != step.want {
+			t.Fatalf("CLUSTER_EGRESS=%q: egress %v, want %v", step.asked, c.egress, step.want)
+		}
+		if err := c.recordEgress(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.egressAsked = "true"
+	if err := c.chooseEgress(); err == nil || !strings.Contains(err.Error(), "want 1") {
+		t.Errorf("CLUSTER_EGRESS=true: %v, want it refused", err)
 	}
 }

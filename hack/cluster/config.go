@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/shardkeeper/shardkeeper/internal/localcluster"
 )
 
 const (
-	kubernetesVersion = "v1.37.2"
+	kubernetesVersion = localcluster.KubernetesVersion
 	etcdClientURL     = "http://127.0.0.1:12379"
 	etcdPeerURL       = "http://127.0.0.1:12380"
 	// pauseImage is containerd's sandbox image, imported from a tarball: no registry is reachable.

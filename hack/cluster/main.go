@@ -28,7 +28,9 @@ import (
 const usage = `usage: go run ./hack/cluster up|down|status
 
   up      build missing components, start the cluster or reuse a healthy one, smoke check
-          (CLUSTER_EGRESS=1: pods may reach the internet, for bots against real Discord)
+          (CLUSTER_EGRESS=1: pods may open HTTPS connections to the internet, for bots
+          against real Discord; CLUSTER_EGRESS=0: nothing leaves the bridge; unset: the
+          running cluster's mode, off for a new one)
   status  what runs, whether the node is Ready, and the smoke check
   down    stop every process up started and remove what it made (works after a crash)
 `
@@ -75,6 +77,8 @@ type cluster struct {
 	// egress lets pods reach the internet (CLUSTER_EGRESS=1 at up): masquerade off the
 	// bridge and DNS forwarding, for bots against real Discord. Off, nothing leaves the bridge.
 	egress bool
+	// egressAsked is CLUSTER_EGRESS: "" keeps the mode the cluster has (off for a new one).
+	egressAsked string
 }
 
 func newCluster() (*cluster, error) {
@@ -97,8 +101,8 @@ func newCluster() (*cluster, error) {
 		assets:    filepath.Join(root, "k8s-"+kubernetesVersion),
 		state:     filepath.Join(root, "cluster"),
 		images:    filepath.Join(root, "cluster-images"),
-		moduleDir: moduleDir,
-		egress:    os.Getenv("CLUSTER_EGRESS") == "1",
+		moduleDir:   moduleDir,
+		egressAsked: os.Getenv("CLUSTER_EGRESS"),
 	}, nil
 }
 

@@ -145,16 +145,25 @@ func deleteBridge() error {
 	return run("ip", "link", "delete", bridgeName)
 }
 
+// privateRanges are never reachable from pods, even in egress mode: the machine's own
+// networks, link-local (cloud metadata) and shared address space.
+var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"}
+
 // forwardRules are the forward guard's rules: pods and Services stay on the bridge and any
-// other forwarded packet is dropped; in egress mode pods may also open connections off the
-// bridge, and only the replies to those come back in.
+// other forwarded packet is dropped. Egress mode, the one opt-in exception, lets pods open
+// HTTPS connections (Discord's gateway and API are wss:// and https:// on 443) to public
+// addresses, and lets only the replies to those back in; names resolve through CoreDNS on
+// the node, so no DNS leaves a pod.
 func forwardRules(egress bool) [][]string {
 	rules := [][]string{
 		{"-i", bridgeName, "-o", bridgeName, "-m", "comment", "--comment", "shardkeeper local cluster: pods and Services stay on the bridge", "-j", "RETURN"},
 	}
 	if egress {
+		for _, r := range privateRanges {
+			rules = append(rules, []string{"-i", bridgeName, "-d", r, "-m", "comment", "--comment", "shardkeeper local cluster, egress mode: no private or link-local destination", "-j", "DROP"})
+		}
 		rules = append(rules,
-			[]string{"-i", bridgeName, "-s", podCIDR, "-m", "comment", "--comment", "shardkeeper local cluster, egress mode: pods may connect out", "-j", "RETURN"},
+			[]string{"-i", bridgeName, "-s", podCIDR, "-p", "tcp", "--dport", "443", "-m", "comment", "--comment", "shardkeeper local cluster, egress mode: pods may open HTTPS connections out", "-j", "RETURN"},
 			[]string{"-o", bridgeName, "-d", podCIDR, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-m", "comment", "--comment", "shardkeeper local cluster, egress mode: replies to pods", "-j", "RETURN"})
 	}
 	return append(rules, []string{"-m", "comment", "--comment", "shardkeeper local cluster: nothing else is forwarded", "-j", "DROP"})

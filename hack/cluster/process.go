@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shardkeeper/shardkeeper/internal/localcluster"
 )
 
 // process is one long-running component. Its PID is recorded in pids/<name>.pid and its
@@ -81,7 +83,8 @@ func (c *cluster) start(ctx context.Context, p process) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// Our own PATH first: the kubelet and containerd find iptables, mount and the CNI
 	// plugins through it.
-	cmd.Env = append(os.Environ(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	// A bot token in the environment of `make run` stays out of the daemons'.
+	cmd.Env = append(localcluster.Environ(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", p.name, err)
 	}

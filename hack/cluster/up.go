@@ -25,10 +25,13 @@ var hostPackages = []struct{ file, pkg string }{
 }
 
 // components are what envtest-assets.sh builds for the cluster beyond etcd and kube-apiserver.
-var components = []string{"kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns"}
+var components = []string{"kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "coredns"}
 
 func (c *cluster) up(ctx context.Context) error {
 	start := time.Now()
+	if err := c.chooseEgress(); err != nil {
+		return err
+	}
 	step("host packages")
 	if err := ensurePackages(); err != nil {
 		return err
@@ -161,6 +164,41 @@ func (c *cluster) importImages() error {
 	return nil
 }
 
+// chooseEgress sets the egress mode from CLUSTER_EGRESS, or keeps the one the cluster
+// has (egressFile), and says when it changes.
+func (c *cluster) chooseEgress() error {
+	b, err := os.ReadFile(c.egressFile())
+	had := err == nil && strings.TrimSpace(string(b)) == "1"
+	switch c.egressAsked {
+	case "":
+		c.egress = had
+	case "1":
+		c.egress = true
+	case "0":
+		c.egress = false
+	default:
+		return fmt.Errorf("CLUSTER_EGRESS=%q: want 1 (pods may reach the internet), 0 (nothing leaves the bridge) or unset (keep the cluster's mode)", c.egressAsked)
+	}
+	if err == nil && had != c.egress {
+		fmt.Printf("==> egress mode turns %s (CLUSTER_EGRESS=%s); it was %s\n", onOff(c.egress), c.egressAsked, onOff(had))
+	}
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// egressFile records the egress mode of the running cluster.
+func (c *cluster) egressFile() string { return c.path("egress") }
+
+func (c *cluster) recordEgress() error {
+	return os.WriteFile(c.egressFile(), []byte(map[bool]string{true: "1\n", false: "0\n"}[c.egress]), 0o644)
+}
+
 func (c *cluster) ensureNetwork() error {
 	if err := c.saveSysctls(); err != nil {
 		return err
@@ -172,6 +210,9 @@ func (c *cluster) ensureNetwork() error {
 		return err
 	}
 	if err := ensureEgress(c.egress); err != nil {
+		return err
+	}
+	if err := c.recordEgress(); err != nil {
 		return err
 	}
 	// Forwarding only once the chain above restricts it to the bridge.

@@ -13,16 +13,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/internal/localcluster"
 )
 
@@ -55,6 +61,14 @@ func run(ctx context.Context, helm, images string, timeout time.Duration, token 
 	if err := c.Reachable(ctx); err != nil {
 		return err
 	}
+	ns := localcluster.DemoNamespace
+	if token != "" {
+		ns = realNamespace
+		if !c.Egress() {
+			return errors.New("DISCORD_TOKEN is set but the local cluster's pods cannot reach the internet: " +
+				"start it in egress mode with `CLUSTER_EGRESS=1 make cluster-up` (`DISCORD_TOKEN=... make run` does)")
+		}
+	}
 
 	step("importing images into the cluster's containerd")
 	var tarballs []string
@@ -75,7 +89,7 @@ func run(ctx context.Context, helm, images string, timeout time.Duration, token 
 
 	bot := localcluster.DemoBot
 	if token != "" {
-		step("the demo bot, against real Discord (DISCORD_TOKEN)")
+		step("the demo bot against real Discord (DISCORD_TOKEN), in namespace %s", ns)
 		if err := applyRealDiscordBot(ctx, c, token); err != nil {
 			return err
 		}
@@ -87,17 +101,17 @@ func run(ctx context.Context, helm, images string, timeout time.Duration, token 
 	}
 
 	step("waiting for discordbot/%s to be Ready", bot)
-	if err := waitReady(ctx, c, bot, timeout); err != nil {
+	if err := waitReady(ctx, c, ns, bot, timeout); err != nil {
 		return err
 	}
-	out, err := c.Kubectl(ctx, nil, "get", "discordbots", "--namespace", localcluster.DemoNamespace, "-o", "wide")
+	out, err := c.Kubectl(ctx, nil, "get", "discordbots", "--namespace", ns, "-o", "wide")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n$ kubectl get discordbots -n %s -o wide\n%s\n", localcluster.DemoNamespace, out)
+	fmt.Printf("\n$ kubectl get discordbots -n %s -o wide\n%s\n", ns, out)
 	if token != "" {
 		fmt.Printf("Ready after %s, connected to Discord. Say !ping in a channel the bot can read.\n", time.Since(start).Round(time.Second))
-		printNext(c, false)
+		printNext(c, ns, false)
 		return nil
 	}
 
@@ -108,9 +122,13 @@ func run(ctx context.Context, helm, images string, timeout time.Duration, token 
 	}
 	fmt.Printf("    the bot answered: %q\n", answer)
 	fmt.Printf("\nShardkeeper runs: operator, emulator and bot Ready in %s.\n", time.Since(start).Round(time.Second))
-	printNext(c, true)
+	printNext(c, ns, true)
 	return nil
 }
+
+// realNamespace holds the bot against real Discord, apart from config/demo's (whose
+// Secret would otherwise replace the real token on the next make run without one).
+const realNamespace = "shardkeeper-discord"
 
 // applyRealDiscordBot makes the token Secret from the environment (through stdin, so the
 // token is on no command line) and the demo bot without the emulator's gateway.
@@ -154,28 +172,36 @@ spec:
     name: %[2]s-token
   shards: auto
   intents: [GUILDS, GUILD_MESSAGES, MESSAGE_CONTENT]
-`, localcluster.DemoNamespace, localcluster.DemoBot, token)), nil
+`, realNamespace, localcluster.DemoBot, token)), nil
 }
 
-// waitReady waits for the bot's Ready condition, saying what it waits on meanwhile, and
-// stops early on a condition no wait mends (a halted bot).
-func waitReady(ctx context.Context, c *localcluster.Cluster, bot string, timeout time.Duration) error {
+// waitReady waits until the bot's Ready condition is True for its current spec, saying
+// what it waits on meanwhile, and stops early on a condition no wait mends (a halted bot).
+func waitReady(ctx context.Context, c *localcluster.Cluster, ns, bot string, timeout time.Duration) error {
 	lastSaid := ""
 	return localcluster.WaitFor(ctx, "discordbot/"+bot+" Ready", timeout, time.Second, func() (bool, string, error) {
-		out, err := c.Kubectl(ctx, nil, "get", "discordbot", bot, "--namespace", localcluster.DemoNamespace, "-o",
-			`jsonpath={.status.phase} {.status.readyShards}/{.status.shards} {.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].reason} {.status.halted.reason}`)
+		out, err := c.Kubectl(ctx, nil, "get", "discordbot", bot, "--namespace", ns, "-o", "json")
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		f := strings.Fields(out)
-		if len(f) >= 5 {
-			return false, "", fmt.Errorf("the bot is halted (%s): kubectl describe discordbot %s -n %s", f[4], bot, localcluster.DemoNamespace)
+		var b shardkeeperv1.DiscordBot
+		if err := json.Unmarshal([]byte(out), &b); err != nil {
+			return false, "", err
 		}
-		if said := strings.TrimSpace(out); said != lastSaid && said != "/" {
+		if h := b.Status.Halted; h != nil {
+			return false, "", fmt.Errorf("the bot is halted: %s: %s (kubectl describe discordbot %s -n %s)", h.Reason, h.Message, bot, ns)
+		}
+		ready := meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionReady)
+		said := fmt.Sprintf("%s %d/%d", b.Status.Phase, b.Status.ReadyShards, b.Status.Shards)
+		if ready != nil {
+			said += fmt.Sprintf(" %s %s", ready.Status, ready.Reason)
+		}
+		if said != lastSaid && b.Status.Phase != "" {
 			fmt.Printf("    %s\n", said)
 			lastSaid = said
 		}
-		return len(f) >= 3 && f[2] == "True", out, nil
+		current := b.Status.ObservedGeneration == b.Generation && ready != nil && ready.ObservedGeneration == b.Generation
+		return current && ready.Status == metav1.ConditionTrue, said, nil
 	})
 }
 
@@ -213,15 +239,18 @@ func ping(ctx context.Context, c *localcluster.Cluster) (string, error) {
 	return answer, err
 }
 
-func printNext(c *localcluster.Cluster, emulator bool) {
-	ns := localcluster.DemoNamespace
+func printNext(c *localcluster.Cluster, ns string, emulator bool) {
+	path := ""
+	if _, err := exec.LookPath("kubectl"); err != nil && c.KubectlBin != "kubectl" {
+		path = fmt.Sprintf("  export PATH=$PATH:%s   # kubectl %s, built with the cluster\n", filepath.Dir(c.KubectlBin), localcluster.KubernetesVersion)
+	}
 	fmt.Printf(`
 Try next:
-  export KUBECONFIG=%s
+%s  export KUBECONFIG=%s
   kubectl get discordbots -A -o wide
   kubectl get pods,leases -n %s
   kubectl describe discordbot %s -n %s
-`, c.Kubeconfig, ns, localcluster.DemoBot, ns)
+`, path, c.Kubeconfig, ns, localcluster.DemoBot, ns)
 	if emulator {
 		fmt.Printf(`
   # play a Discord user through the emulator's control API

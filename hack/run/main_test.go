@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
-	"github.com/shardkeeper/shardkeeper/internal/localcluster"
 )
 
 func TestRealDiscordManifests(t *testing.T) {
@@ -31,7 +30,7 @@ func TestRealDiscordManifests(t *testing.T) {
 		if got := secret.StringData["token"]; got != token {
 			t.Errorf("%q: the Secret holds %q, want the token alone", given, got)
 		}
-		if bot.Spec.TokenSecretRef.Name != secret.Name || bot.Namespace != localcluster.DemoNamespace || secret.Namespace != localcluster.DemoNamespace {
+		if bot.Spec.TokenSecretRef.Name != secret.Name || bot.Namespace != realNamespace || secret.Namespace != realNamespace {
 			t.Errorf("the bot (%s/%s, token %s) and Secret (%s/%s) do not match", bot.Namespace, bot.Name, bot.Spec.TokenSecretRef.Name, secret.Namespace, secret.Name)
 		}
 		if bot.Spec.Gateway != nil || bot.Spec.Shards.String() != "auto" {

@@ -29,6 +29,8 @@ const (
 	DemoToken = "demo-token"
 	// ImageTag is the tag `make images` gives local builds.
 	ImageTag = "dev"
+	// KubernetesVersion is the cluster's (hack/cluster, hack/envtest-assets.sh).
+	KubernetesVersion = "v1.37.2"
 )
 
 // Images are the tarballs `make images` writes that the cluster needs, by name.
@@ -44,6 +46,11 @@ type Cluster struct {
 	ModuleDir string
 	// Helm is the helm binary (the pinned one in ./bin).
 	Helm string
+	// KubectlBin is kubectl: the one built beside the cluster's components (hack/cluster
+	// builds it, at the cluster's version), else the one on PATH.
+	KubectlBin string
+	// Assets is where the cluster's components are built (hack/envtest-assets.sh).
+	Assets string
 }
 
 // Default finds the cluster where hack/cluster keeps it (SHARDKEEPER_CACHE, else
@@ -66,12 +73,26 @@ func Default(helm string) (*Cluster, error) {
 		helm = filepath.Join(moduleDir, "bin", "helm")
 	}
 	state := filepath.Join(root, "cluster")
+	assets := filepath.Join(root, "k8s-"+KubernetesVersion)
+	kubectl := filepath.Join(assets, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		kubectl = "kubectl"
+	}
 	return &Cluster{
 		Kubeconfig:       filepath.Join(state, "kubeconfig"),
 		ContainerdSocket: filepath.Join(state, "containerd", "containerd.sock"),
 		ModuleDir:        moduleDir,
 		Helm:             helm,
+		KubectlBin:       kubectl,
+		Assets:           assets,
 	}, nil
+}
+
+// Egress says whether the cluster runs in egress mode (its pods may reach the internet),
+// as hack/cluster recorded it.
+func (c *Cluster) Egress() bool {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(c.Kubeconfig), "egress"))
+	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
 // Reachable says whether the cluster's API server answers and its node is Ready, with
@@ -95,7 +116,7 @@ func (c *Cluster) Reachable(ctx context.Context) error {
 // Kubectl runs kubectl against the cluster, with stdin when not nil, and returns stdout.
 // A failure's error carries stderr.
 func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) (string, error) {
-	return c.run(ctx, stdin, "kubectl", args...)
+	return c.run(ctx, stdin, c.KubectlBin, args...)
 }
 
 // HelmRun runs the pinned helm against the cluster.
@@ -105,7 +126,7 @@ func (c *Cluster) HelmRun(ctx context.Context, args ...string) (string, error) {
 
 func (c *Cluster) run(ctx context.Context, stdin []byte, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
+	cmd.Env = append(Environ(), "KUBECONFIG="+c.Kubeconfig)
 	cmd.Dir = c.ModuleDir
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
@@ -121,6 +142,19 @@ func (c *Cluster) run(ctx context.Context, stdin []byte, name string, args ...st
 // Ctr runs containerd's ctr against the cluster's containerd, in the kubelet's namespace.
 func (c *Cluster) Ctr(ctx context.Context, args ...string) (string, error) {
 	return c.run(ctx, nil, "ctr", append([]string{"--address", c.ContainerdSocket, "--namespace", "k8s.io"}, args...)...)
+}
+
+// Environ is this process's environment less DISCORD_TOKEN, for the tools and the
+// cluster's long-lived processes it starts: the token goes into a Secret through stdin and
+// must not sit in /proc/<pid>/environ of a kubelet or an API server.
+func Environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DISCORD_TOKEN=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // ImportImages imports image tarballs into the cluster's containerd, where the kubelet
