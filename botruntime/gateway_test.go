@@ -405,7 +405,7 @@ func TestABotsOwnLivenessCheckFailsHealthzOnly(t *testing.T) {
 	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
 	defer srv.Close()
 	var wedged atomic.Bool
-	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithLivenessCheck("workers", func() error {
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithLivenessCheck("workers", func(context.Context) error {
 		if wedged.Load() {
 			return errors.New("the worker pool is wedged")
 		}
@@ -432,6 +432,33 @@ func TestABotsOwnLivenessCheckFailsHealthzOnly(t *testing.T) {
 	if code := get(t, rt, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d after the check passes again", code)
 	}
+}
+
+func TestAHangingLivenessCheckFailsAndIsNotPiledUp(t *testing.T) {
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	defer srv.Close()
+	release := make(chan struct{})
+	var started atomic.Int32
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithLivenessCheck("pool", func(context.Context) error {
+		started.Add(1)
+		<-release // ignores its context, as a check stuck behind a mutex would
+		return nil
+	}))
+	running(t, rt)
+	eventually(t, "ready", func() bool { return allReady(rt) })
+	if ok, why := rt.Live(); ok || !strings.Contains(why, "check pool: no answer within") {
+		t.Errorf("Live() = %v, %q; want the hanging check to fail the probe", ok, why)
+	}
+	for range 3 {
+		if ok, why := rt.Live(); ok || !strings.Contains(why, "check pool: still running") {
+			t.Errorf("Live() = %v, %q; want later probes to fail while it still runs", ok, why)
+		}
+	}
+	if n := started.Load(); n != 1 {
+		t.Errorf("the hanging check was started %d times; later probes must not start it again", n)
+	}
+	close(release)
+	eventually(t, "live once the check returns", func() bool { ok, _ := rt.Live(); return ok })
 }
 
 func TestRunOnlyOnce(t *testing.T) {

@@ -1,9 +1,11 @@
 package botruntime
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -30,7 +32,7 @@ func (r *Runtime) Live() (bool, string) {
 		return false, why
 	}
 	for _, c := range r.livenessChecks {
-		if err := c.check(); err != nil {
+		if err := c.run(); err != nil {
 			return false, fmt.Sprintf("check %s: %v", c.name, err)
 		}
 	}
@@ -52,10 +54,39 @@ func (r *Runtime) shardsLive() (bool, string) {
 	return true, ""
 }
 
+// livenessCheckTimeout bounds a bot's own liveness check: the kubelet's probe gives up
+// after 3 s.
+const livenessCheckTimeout = time.Second
+
 // livenessCheck is a bot's own part of /healthz (WithLivenessCheck).
 type livenessCheck struct {
 	name  string
-	check func() error
+	check func(context.Context) error
+	// since is when the check still running started; nil when none runs. A check that
+	// hangs is not started again by every probe.
+	since atomic.Pointer[time.Time]
+}
+
+// run runs the check with a deadline. One that does not return in time counts as failed,
+// and so does every probe until it returns.
+func (c *livenessCheck) run() error {
+	now := time.Now()
+	if !c.since.CompareAndSwap(nil, &now) {
+		return fmt.Errorf("still running, for %s", time.Since(*c.since.Load()).Round(time.Second))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), livenessCheckTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer c.since.Store(nil)
+		done <- c.check(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer within %s", livenessCheckTimeout)
+	}
 }
 
 // Ready reports whether every shard is connected (Ready or Resumed) and the dispatcher's

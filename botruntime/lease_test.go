@@ -218,7 +218,7 @@ func TestLeaseIsRenewedWhileABotsOwnLivenessCheckFails(t *testing.T) {
 	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
 	defer srv.Close()
 	pod := botPod(t, c)
-	rt := leaseRuntime(t, srv, c, pod, botruntime.WithLivenessCheck("wedged", func() error { return fmt.Errorf("on purpose") }))
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithLivenessCheck("wedged", func(context.Context) error { return fmt.Errorf("on purpose") }))
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
 	var first time.Time

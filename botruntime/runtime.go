@@ -47,7 +47,7 @@ type Runtime struct {
 	kube          kubernetes.Interface
 	lease         *leaseHeartbeat
 
-	livenessChecks []livenessCheck
+	livenessChecks []*livenessCheck
 
 	started    atomic.Bool
 	healthAddr atomic.Value // string, once listening
@@ -87,11 +87,15 @@ func WithRecoveryBound(d time.Duration) Option { return func(r *Runtime) { r.rec
 // replacement resumes its sessions). Use it for a part of the bot that only a restart
 // mends, such as a wedged worker pool; not for a dependency that recovers on its own,
 // since every restart costs a reconnect. The check runs on every probe, beside the
-// shards' own rule, and must return within a second. The heartbeat Lease does not follow
-// it: the shards are still connected, so the kubelet restarts the container in place and
-// the operator does not replace the pod.
-func WithLivenessCheck(name string, check func() error) Option {
-	return func(r *Runtime) { r.livenessChecks = append(r.livenessChecks, livenessCheck{name, check}) }
+// shards' own rule, with a context that ends after a second: one that has not returned by
+// then fails the probe, and so does every later probe until it returns (it is not started
+// again meanwhile). The heartbeat Lease does not follow it: the shards are still
+// connected, so the kubelet restarts the container in place and the operator does not
+// replace the pod.
+func WithLivenessCheck(name string, check func(ctx context.Context) error) Option {
+	return func(r *Runtime) {
+		r.livenessChecks = append(r.livenessChecks, &livenessCheck{name: name, check: check})
+	}
 }
 
 // WithShutdownTimeout sets how long Run drains handlers after its context ends.

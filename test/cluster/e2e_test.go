@@ -82,6 +82,7 @@ func TestFrozenBotIsReplacedAndResumes(t *testing.T) {
 		return err == nil && strings.Contains(out, "session"), out
 	})
 	before := d.stats(ctx, t)
+	restartsBefore := d.bot(ctx, t).Status.Restarts
 	pods := d.pods(ctx, t)
 	frozen, ok := podStates(pods)[pod]
 	if !ok {
@@ -97,8 +98,20 @@ func TestFrozenBotIsReplacedAndResumes(t *testing.T) {
 	}
 	frozenAt := time.Now()
 
-	// The operator deletes the pod once its Lease is stale (with a 5 s grace, as the frozen
-	// process ignores SIGTERM); the replacement takes the name and resumes.
+	// The operator deletes the pod once its Lease is stale: within the lease duration of
+	// the freeze, plus 10 s for the operator's and this poll's delays on a busy machine.
+	deleteBound := time.Duration(leaseSeconds)*time.Second + 10*time.Second
+	waitFor(ctx, t, "the frozen pod deleted", deleteBound, func() (bool, string) {
+		for _, p := range d.pods(ctx, t) {
+			if p.Name == pod && string(p.UID) == frozen.uid && p.DeletionTimestamp == nil {
+				return false, "not deleted yet"
+			}
+		}
+		return true, ""
+	})
+	t.Logf("frozen pod deleted %s after the freeze", time.Since(frozenAt).Round(100*time.Millisecond))
+	// It goes with a 5 s grace (the frozen process ignores SIGTERM); the replacement takes
+	// the name and resumes.
 	bound := time.Duration(leaseSeconds)*time.Second + 5*time.Second + 30*time.Second
 	waitFor(ctx, t, "the frozen pod replaced by a Ready pod", bound, func() (bool, string) {
 		for _, p := range d.pods(ctx, t) {
@@ -117,8 +130,8 @@ func TestFrozenBotIsReplacedAndResumes(t *testing.T) {
 		t.Errorf("identifies %d -> %d: the replacement identified instead of resuming", before.Identifies, st.Identifies)
 	}
 	bot := d.waitReady(ctx, t, time.Minute)
-	if bot.Status.Restarts < 1 || bot.Status.LastRestartReason != shardkeeperv1.ReasonLeaseStale {
-		t.Errorf("status restarts %d, last reason %q; want the LeaseStale restart counted", bot.Status.Restarts, bot.Status.LastRestartReason)
+	if bot.Status.Restarts <= restartsBefore || bot.Status.LastRestartReason != shardkeeperv1.ReasonLeaseStale {
+		t.Errorf("status restarts %d -> %d, last reason %q; want the LeaseStale restart counted", restartsBefore, bot.Status.Restarts, bot.Status.LastRestartReason)
 	}
 }
 
@@ -131,6 +144,7 @@ func TestFailingLivenessProbeRestartsTheContainer(t *testing.T) {
 	pod := localcluster.DemoBot + "-0"
 	before := podStates(d.pods(ctx, t))[pod]
 	resumes := d.stats(ctx, t).Resumes
+	restarts := d.bot(ctx, t).Status.Restarts
 
 	// The bot's own liveness check fails from now on; its shards stay connected and its
 	// Lease stays fresh, so only the kubelet's probe (every 10 s, 3 failures) can act.
@@ -150,7 +164,7 @@ func TestFailingLivenessProbeRestartsTheContainer(t *testing.T) {
 	// The operator shows the restart, and the restarted container resumed its session.
 	waitFor(ctx, t, "status.restarts counting the container restart", time.Minute, func() (bool, string) {
 		bot := d.bot(ctx, t)
-		return bot.Status.Restarts >= 1, "restarts " + itoa(int(bot.Status.Restarts))
+		return bot.Status.Restarts > restarts, "restarts " + itoa(int(bot.Status.Restarts))
 	})
 	d.waitReady(ctx, t, 2*time.Minute)
 	if st := d.stats(ctx, t); st.Resumes <= resumes {
@@ -239,15 +253,15 @@ func TestOperatorReplacedOrUpgradedWithoutRestartingBots(t *testing.T) {
 
 	// helm upgrade with a changed value rolls the operator's Deployment.
 	old = operatorPod(ctx, t)
-	if _, err := k.HelmRun(ctx, "upgrade", localcluster.Release, "charts/shardkeeper", "--namespace", localcluster.OperatorNamespace,
-		"--reuse-values", "--set", "logLevel=debug", "--wait", "--timeout", "3m"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
+	t.Cleanup(func() { // also when the upgrade fails half way
 		if err := k.InstallOperator(context.Background(), operatorImage()); err != nil {
 			t.Errorf("putting the operator back: %v", err)
 		}
 	})
+	if _, err := k.HelmRun(ctx, "upgrade", localcluster.Release, "charts/shardkeeper", "--namespace", localcluster.OperatorNamespace,
+		"--reuse-values", "--set", "logLevel=debug", "--wait", "--timeout", "3m"); err != nil {
+		t.Fatal(err)
+	}
 	takesOver(old)
 	unchanged("after helm upgrade")
 	d.waitReady(ctx, t, time.Minute)
@@ -257,12 +271,15 @@ func TestDeletingTheBotRemovesWhatItOwned(t *testing.T) {
 	ctx := suite(t)
 	d := newDemo(ctx, t, nil, "")
 	bot := d.waitReady(ctx, t, 3*time.Minute)
-	owned := func() []string {
+	// What the bot owns, by owner reference, and what carries its label (everything the
+	// operator makes does: an object made without an owner would show here).
+	owned := func() (byOwner, byLabel []string) {
 		var list struct {
 			Items []struct {
 				Kind     string `json:"kind"`
 				Metadata struct {
-					Name            string `json:"name"`
+					Name            string            `json:"name"`
+					Labels          map[string]string `json:"labels"`
 					OwnerReferences []struct {
 						UID string `json:"uid"`
 					} `json:"ownerReferences"`
@@ -272,17 +289,20 @@ func TestDeletingTheBotRemovesWhatItOwned(t *testing.T) {
 		if err := getJSON(ctx, &list, "pods,leases.coordination.k8s.io,serviceaccounts,roles,rolebindings,configmaps,secrets,services", "--namespace", d.ns); err != nil {
 			t.Fatal(err)
 		}
-		var out []string
 		for _, it := range list.Items {
+			name := it.Kind + "/" + it.Metadata.Name
 			for _, o := range it.Metadata.OwnerReferences {
 				if o.UID == string(bot.UID) {
-					out = append(out, it.Kind+"/"+it.Metadata.Name)
+					byOwner = append(byOwner, name)
 				}
 			}
+			if it.Metadata.Labels[shardkeeperv1.LabelBot] == localcluster.DemoBot {
+				byLabel = append(byLabel, name)
+			}
 		}
-		return out
+		return byOwner, byLabel
 	}
-	before := owned()
+	before, labelled := owned()
 	kinds := map[string]int{}
 	for _, o := range before {
 		kinds[strings.Split(o, "/")[0]]++
@@ -290,12 +310,12 @@ func TestDeletingTheBotRemovesWhatItOwned(t *testing.T) {
 	if kinds["Pod"] != 2 || kinds["Lease"] < 2 {
 		t.Fatalf("the bot owns %v; want its 2 pods and their Leases at least", before)
 	}
-	t.Logf("the bot owns %s", strings.Join(before, ", "))
+	t.Logf("the bot owns %s; labelled: %s", strings.Join(before, ", "), strings.Join(labelled, ", "))
 
 	mustKubectl(ctx, t, nil, "delete", "discordbot", localcluster.DemoBot, "--namespace", d.ns, "--wait=true", "--timeout=120s")
-	waitFor(ctx, t, "everything the bot owned gone", 2*time.Minute, func() (bool, string) {
-		left := owned()
-		return len(left) == 0, strings.Join(left, ", ")
+	waitFor(ctx, t, "everything the bot owned or labelled gone", 2*time.Minute, func() (bool, string) {
+		byOwner, byLabel := owned()
+		return len(byOwner)+len(byLabel) == 0, "owned: " + strings.Join(byOwner, ", ") + "; labelled: " + strings.Join(byLabel, ", ")
 	})
 	waitFor(ctx, t, "the bot's gateway sessions closed", time.Minute, func() (bool, string) {
 		st := d.stats(ctx, t)

@@ -30,6 +30,10 @@ import (
 // enabledVar turns the suite on; make test-e2e sets it after `make cluster-up`.
 const enabledVar = "SHARDKEEPER_E2E_CLUSTER"
 
+// e2eLabel marks the namespaces the suite makes, so that a later run removes what a killed
+// one left.
+const e2eLabel = "shardkeeper.dev/e2e"
+
 // unliveBotImage is test/cluster/unlivebot, built and imported by TestMain.
 const unliveBotImage = imagebuild.DefaultRepositoryPrefix + "/e2e-unlivebot:" + localcluster.ImageTag
 
@@ -59,6 +63,10 @@ func setUp(ctx context.Context) error {
 	}
 	if err := k.Reachable(ctx); err != nil {
 		return err
+	}
+	// A run killed by go test's timeout runs no cleanup: its namespaces go now.
+	if _, err := k.Kubectl(ctx, nil, "delete", "namespace", "--selector", e2eLabel+"=true", "--ignore-not-found", "--wait=true", "--timeout=3m"); err != nil {
+		return fmt.Errorf("removing namespaces an earlier run left: %w", err)
 	}
 	var tarballs []string
 	for _, name := range localcluster.Images {
@@ -129,10 +137,11 @@ func newDemo(ctx context.Context, t *testing.T, edit func(string) string, token 
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		if _, err := k.Kubectl(ctx, nil, "delete", "namespace", ns, "--wait=true", "--timeout=150s"); err != nil {
+		if _, err := k.Kubectl(ctx, nil, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=150s"); err != nil {
 			t.Errorf("cleaning up: %v", err)
 		}
 	})
+	mustKubectl(ctx, t, []byte(fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    %s: \"true\"\n", ns, e2eLabel)), "apply", "-f", "-")
 	mustKubectl(ctx, t, manifests, "apply", "-f", "-")
 	mustKubectl(ctx, t, nil, "rollout", "status", "deployment/discord-emulator", "--namespace", ns, "--timeout=120s")
 	url, err := k.EmulatorURL(ctx, ns)

@@ -47,7 +47,7 @@ func run() error {
 	}
 	var wedged atomic.Bool
 	rt, err := botruntime.New(cfg, botruntime.WithLogger(log), botruntime.WithKubernetes(kube),
-		botruntime.WithLivenessCheck("e2e-wedge", func() error {
+		botruntime.WithLivenessCheck("e2e-wedge", func(context.Context) error {
 			if wedged.Load() {
 				return errors.New("wedged on purpose by !wedge")
 			}
