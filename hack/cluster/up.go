@@ -79,8 +79,12 @@ func (c *cluster) up(ctx context.Context) error {
 	if err := c.smoke(ctx, kubeletStarted); err != nil {
 		return err
 	}
-	fmt.Printf("\ncluster up in %s. Use it with:\n\n  export KUBECONFIG=%s\n  kubectl get nodes -o wide\n  kubectl get pods -A\n\nLogs: %s/*.log. Stop and remove it: go run ./hack/cluster down (or make cluster-down).\n",
-		time.Since(start).Round(time.Second), c.kubeconfig(), c.path("logs"))
+	path := ""
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		path = fmt.Sprintf("  export PATH=$PATH:%s   # kubectl %s, built with the components\n", c.assets, kubernetesVersion)
+	}
+	fmt.Printf("\ncluster up in %s. Use it with:\n\n%s  export KUBECONFIG=%s\n  kubectl get nodes -o wide\n  kubectl get pods -A\n\nLogs: %s/*.log. Stop and remove it: go run ./hack/cluster down (or make cluster-down).\n",
+		time.Since(start).Round(time.Second), path, c.kubeconfig(), c.path("logs"))
 	return nil
 }
 
