@@ -12,6 +12,23 @@ import (
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
 
+// botIndex indexes pods and Leases by their bot (the LabelBot label). The cache keys it by
+// namespace as well, so a pass reads its own bot's objects: a label selector would walk
+// every pod and Lease in the namespace, and many bots share one.
+const botIndex = "metadata.labels." + shardkeeperv1.LabelBot
+
+func indexByBot(obj client.Object) []string {
+	if bot := obj.GetLabels()[shardkeeperv1.LabelBot]; bot != "" {
+		return []string{bot}
+	}
+	return nil
+}
+
+// ofBot selects one bot's pods or Leases in the cache, through botIndex.
+func ofBot(bot *shardkeeperv1.DiscordBot) []client.ListOption {
+	return []client.ListOption{client.InNamespace(bot.Namespace), client.MatchingFields{botIndex: bot.Name}}
+}
+
 // CacheOptions scopes the operator's informers: only the namespaces it watches (all when
 // none are given), only the pods and access objects it made (label-selected), and Secrets
 // without their values.

@@ -235,17 +235,17 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) erro
 	return nil
 }
 
-// observePods lists the bot's pods and Leases from the label-selected cache.
+// observePods lists the bot's pods and Leases from the cache, by botIndex.
 func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) error {
 	var leases coordinationv1.LeaseList
-	if err := r.List(ctx, &leases, client.InNamespace(s.bot.Namespace), client.MatchingLabels(selectorLabels(s.bot.Name))); err != nil {
+	if err := r.List(ctx, &leases, ofBot(s.bot)...); err != nil {
 		return fmt.Errorf("listing Leases: %w", err)
 	}
 	for i := range leases.Items {
 		s.leases[leases.Items[i].Name] = &leases.Items[i]
 	}
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(s.bot.Namespace), client.MatchingLabels(selectorLabels(s.bot.Name))); err != nil {
+	if err := r.List(ctx, &pods, ofBot(s.bot)...); err != nil {
 		return fmt.Errorf("listing pods: %w", err)
 	}
 	for i := range pods.Items {
@@ -446,7 +446,8 @@ func (r *DiscordBotReconciler) event(bot *shardkeeperv1.DiscordBot, related runt
 	r.Recorder.Eventf(bot, related, eventType, reason, action, note, args...)
 }
 
-// SetupWithManager registers the controller, its watches and the token Secret index.
+// SetupWithManager registers the controller, its watches, the token Secret index and the
+// index of pods and Leases by bot.
 func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.leases == nil {
 		r.leases = newLeaseTracker(r.Clock)
@@ -457,6 +458,11 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 	r.initGateway()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &shardkeeperv1.DiscordBot{}, tokenSecretIndex, indexTokenSecret); err != nil {
 		return fmt.Errorf("indexing bots by token Secret: %w", err)
+	}
+	for _, obj := range []client.Object{&corev1.Pod{}, &coordinationv1.Lease{}} {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, obj, botIndex, indexByBot); err != nil {
+			return fmt.Errorf("indexing %T by bot: %w", obj, err)
+		}
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&shardkeeperv1.DiscordBot{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

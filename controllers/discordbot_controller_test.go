@@ -521,8 +521,10 @@ func TestPodThatNeverGetsReadyTurnsDegradedOnTime(t *testing.T) {
 
 	// Reconcile by hand on a clock of our own, beside the running operator.
 	clock := clocktesting.NewFakePassiveClock(pod.CreationTimestamp.Add(time.Minute))
-	// It asks the suite's fake Discord: an unreachable one would schedule its own retry.
-	r := &DiscordBotReconciler{Client: k8s, Scheme: k8s.Scheme(), DefaultBotImage: testDefaultImage, Clock: clock, DiscordAPIURL: discord.APIURL()}
+	// It asks the suite's fake Discord: an unreachable one would schedule its own retry. It
+	// reads through the operator's cache, whose index finds a bot's pods.
+	r := &DiscordBotReconciler{Client: cached, APIReader: k8s, Scheme: k8s.Scheme(), DefaultBotImage: testDefaultImage, Clock: clock,
+		DiscordAPIURL: discord.APIURL()}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bot)}
 
 	// A minute in, the pod is still starting: come back when its grace runs out, no sooner

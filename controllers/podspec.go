@@ -94,11 +94,6 @@ func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topo
 	return podBuilder{bot: bot, inputs: in, topo: topo, revision: revisionOf(in)}
 }
 
-// selectorLabels select every pod of the bot.
-func selectorLabels(botName string) map[string]string {
-	return map[string]string{shardkeeperv1.LabelBot: botName}
-}
-
 // commonLabels go on everything the operator creates for a bot.
 func commonLabels(botName string) map[string]string {
 	return map[string]string{

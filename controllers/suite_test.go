@@ -33,6 +33,7 @@ const (
 
 var (
 	k8s        client.Client // uncached, so tests see the API server's truth
+	cached     client.Client // the operator's: reads from its cache and indexes
 	restConfig *rest.Config
 	nsCounter  atomic.Int32
 	discord    *discordtest.Server // the fake Discord bots ask by default
@@ -80,6 +81,7 @@ func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Bots that name no API URL ask this fake Discord; it knows the tests' token.
+	cached = mgr.GetClient()
 	discord = discordtest.NewServer(discordtest.Options{Token: testToken, MaxConcurrency: 1, RecommendedShards: 1})
 	defer discord.Close()
 	reconciler := NewDiscordBotReconciler(mgr, testDefaultImage)

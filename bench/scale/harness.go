@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -41,6 +42,9 @@ type harness struct {
 	dir         string
 	operatorBin string
 	kwokStages  string
+	// The kube-controller-manager reference: its binary, and kwok's node stage for it.
+	kcmBin         string
+	kwokNodeStages string
 }
 
 func newHarness(o options) (*harness, error) {
@@ -56,14 +60,43 @@ func newHarness(o options) (*harness, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &harness{o: o, dir: dir, operatorBin: filepath.Join(dir, "operator")}
-	build := exec.Command("go", "build", "-o", h.operatorBin, "./cmd/operator")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
+	h := &harness{o: o, dir: dir, operatorBin: o.operator}
+	stagesDir, err := kwokStagesDir()
+	if err != nil {
 		h.close()
-		return nil, fmt.Errorf("building cmd/operator: %v\n%s", err, out)
+		return nil, err
 	}
-	if h.kwokStages, err = writeKwokStages(dir); err != nil {
+	if o.reference == referenceKCM {
+		h.kcmBin = o.kcm
+		if h.kcmBin == "" {
+			h.kcmBin = filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kube-controller-manager")
+		}
+		if _, err := os.Stat(h.kcmBin); err != nil {
+			h.close()
+			return nil, fmt.Errorf("-kcm: %w (hack/envtest-assets.sh kube-controller-manager builds one into the asset directory)", err)
+		}
+		if h.kwokNodeStages, err = writeKwokNodeStages(dir, stagesDir); err != nil {
+			h.close()
+			return nil, err
+		}
+		return h, nil
+	}
+	if h.operatorBin == "" {
+		h.operatorBin = filepath.Join(dir, "operator")
+		build := exec.Command("go", "build", "-o", h.operatorBin, "./cmd/operator")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			h.close()
+			return nil, fmt.Errorf("building cmd/operator: %v\n%s", err, out)
+		}
+	} else if h.operatorBin, err = filepath.Abs(h.operatorBin); err != nil {
+		h.close()
+		return nil, err
+	} else if _, err := os.Stat(h.operatorBin); err != nil {
+		h.close()
+		return nil, fmt.Errorf("-operator: %w", err)
+	}
+	if h.kwokStages, err = writeKwokStages(dir, stagesDir); err != nil {
 		h.close()
 		return nil, err
 	}
@@ -78,15 +111,19 @@ func (h *harness) close() {
 	_ = os.RemoveAll(h.dir)
 }
 
-// writeKwokStages joins kwok's "fast" node and pod stages (nodes ready at once, pods
-// running and ready at once, deleted pods removed at once) into one config file. The
-// node heartbeat stages are left out: nothing in envtest watches node health.
-func writeKwokStages(dir string) (string, error) {
+// kwokStagesDir is where kwok's stage configs are, in the module cache `make kwok` fills.
+func kwokStagesDir() (string, error) {
 	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMODCACHE: %w", err)
 	}
-	stages := filepath.Join(strings.TrimSpace(string(out)), "sigs.k8s.io", "kwok@"+kwokVersion, "kustomize", "stage")
+	return filepath.Join(strings.TrimSpace(string(out)), "sigs.k8s.io", "kwok@"+kwokVersion, "kustomize", "stage"), nil
+}
+
+// writeKwokStages joins kwok's "fast" node and pod stages (nodes ready at once, pods
+// running and ready at once, deleted pods removed at once) into one config file. The
+// node heartbeat stages are left out: nothing in envtest watches node health.
+func writeKwokStages(dir, stages string) (string, error) {
 	var docs []string
 	for _, f := range []string{"node/fast/node-initialize.yaml", "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml"} {
 		raw, err := os.ReadFile(filepath.Join(stages, f))
@@ -299,6 +336,9 @@ func (h *harness) runSize(n int) (*result, error) {
 		return res, err
 	}
 	res.steady(s0, s1)
+	if res.steadyEvents, err = r.eventsBetween(ctx, s0.at, s1.at); err != nil {
+		return res, err
+	}
 	fmt.Printf("   steady: operator %.3f cores, RSS %.0f MiB, heap %.0f MiB, %.2f API req/s; apiserver+etcd %.2f cores, kwok %.2f cores\n",
 		res.opCores, mib(res.rss), mib(res.heap), res.reqPerSec, res.controlCores, res.kwokCores)
 
@@ -419,4 +459,24 @@ func (r *sizeRun) staleLeases(res *result) error {
 		return fmt.Errorf("%w: %d of %d deleted, %d replaced", waitErr, len(deleted), k, len(replaced))
 	}
 	return nil
+}
+
+// eventsBetween counts the operator's events (new ones and repeats) between two moments by
+// reason: a steady state with events is one where statuses still change.
+func (r *sizeRun) eventsBetween(ctx context.Context, from, to time.Time) (map[string]int, error) {
+	var events eventsv1.EventList
+	if err := r.k8s.List(ctx, &events, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing events: %w", err)
+	}
+	out := map[string]int{}
+	for _, e := range events.Items {
+		at := e.EventTime.Time
+		if e.Series != nil {
+			at = e.Series.LastObservedTime.Time
+		}
+		if !at.Before(from) && at.Before(to) {
+			out[e.Reason]++
+		}
+	}
+	return out, nil
 }

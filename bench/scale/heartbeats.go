@@ -24,6 +24,9 @@ type heartbeats struct {
 	kube      kubernetes.Interface
 	namespace string
 	duration  time.Duration
+	// nodeLeases: renew as the kubelet renews its node Lease (holder and times only),
+	// not as botruntime (which also writes who it is and its shards' states).
+	nodeLeases bool
 
 	mu       sync.Mutex
 	running  map[types.UID]*beater
@@ -135,17 +138,19 @@ func (h *heartbeats) renew(ctx context.Context, b *beater) (time.Time, bool) {
 		}
 		lease := b.cached.DeepCopy()
 		now := metav1.NewMicroTime(time.Now())
-		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != b.pod || lease.Annotations[shardkeeperv1.AnnotationPodUID] != string(b.uid) {
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != b.pod || (!h.nodeLeases && lease.Annotations[shardkeeperv1.AnnotationPodUID] != string(b.uid)) {
 			lease.Spec.AcquireTime = &now
 		}
 		lease.Spec.HolderIdentity = ptr.To(b.pod)
 		lease.Spec.LeaseDurationSeconds = ptr.To(int32(h.duration / time.Second))
 		lease.Spec.RenewTime = &now
-		if lease.Annotations == nil {
-			lease.Annotations = map[string]string{}
+		if !h.nodeLeases {
+			if lease.Annotations == nil {
+				lease.Annotations = map[string]string{}
+			}
+			lease.Annotations[shardkeeperv1.AnnotationPodUID] = string(b.uid)
+			lease.Annotations[shardkeeperv1.AnnotationShards] = string(shards)
 		}
-		lease.Annotations[shardkeeperv1.AnnotationPodUID] = string(b.uid)
-		lease.Annotations[shardkeeperv1.AnnotationShards] = string(shards)
 		updated, err := h.kube.CoordinationV1().Leases(h.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 		if err == nil {
 			b.cached = updated

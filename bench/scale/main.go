@@ -31,6 +31,9 @@ type options struct {
 	window        time.Duration
 	createBound   time.Duration
 	kwok          string
+	operator      string
+	reference     string
+	kcm           string
 	keep          bool
 	workers       int
 }
@@ -46,10 +49,17 @@ func main() {
 	flag.DurationVar(&o.window, "window", 60*time.Second, "steady-state measurement window")
 	flag.DurationVar(&o.createBound, "create-timeout", 0, "bound on creating every pod (default 2 min + 100 ms per pod)")
 	flag.StringVar(&o.kwok, "kwok", "bin/kwok", "kwok binary (make kwok)")
+	flag.StringVar(&o.operator, "operator", "", "a prebuilt operator binary, e.g. of another commit for a before/after (default: build ./cmd/operator)")
 	flag.IntVar(&o.workers, "workers", 0, "the operator's --max-concurrent-reconciles (0: its default)")
+	flag.StringVar(&o.reference, "reference", "", `"kcm": instead of the operator, measure the kube-controller-manager's node lifecycle controller on as many kwok nodes as -pods, their node Leases renewed by the harness (lease -lease, grace period -lease)`)
+	flag.StringVar(&o.kcm, "kcm", "", "kube-controller-manager binary for -reference kcm (default: $KUBEBUILDER_ASSETS/kube-controller-manager)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs of the operator and kwok)")
 	flag.Parse()
 	o.lease = time.Duration(*lease) * time.Second
+	if o.reference != "" && o.reference != referenceKCM {
+		fmt.Fprintf(os.Stderr, "scale: -reference: %q is not %q\n", o.reference, referenceKCM)
+		os.Exit(2)
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -70,6 +80,9 @@ func run(o options) error {
 		return err
 	}
 	defer h.close()
+	if o.reference == referenceKCM {
+		return runKCM(h)
+	}
 	var results []result
 	var failures []string
 	for _, n := range o.sizes {
@@ -86,6 +99,27 @@ func run(o options) error {
 	printTable(os.Stdout, o, results)
 	if len(failures) > 0 {
 		return fmt.Errorf("%d of %d sizes failed:\n  %s", len(failures), len(o.sizes), strings.Join(failures, "\n  "))
+	}
+	return nil
+}
+
+func runKCM(h *harness) error {
+	var results []kcmResult
+	var failures []string
+	for _, n := range h.o.sizes {
+		fmt.Printf("== kube-controller-manager, %d nodes\n", n)
+		r, err := h.runKCMSize(n)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%d nodes: %v", n, err))
+			fmt.Printf("   FAILED: %v\n", err)
+		}
+		if r != nil {
+			results = append(results, *r)
+		}
+	}
+	printKCMTable(os.Stdout, h.o, results)
+	if len(failures) > 0 {
+		return fmt.Errorf("%d of %d sizes failed:\n  %s", len(failures), len(h.o.sizes), strings.Join(failures, "\n  "))
 	}
 	return nil
 }

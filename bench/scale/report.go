@@ -26,6 +26,7 @@ type result struct {
 	reqPerSec                        float64
 	window                           time.Duration
 	steadyActivity                   activity
+	steadyEvents                     map[string]int // the operator's events in the window, by reason
 	// Stale Leases: from a silenced pod's last accepted renewal to the operator's delete,
 	// and to its replacement pod's creation.
 	stalePods                   int
@@ -36,6 +37,8 @@ type result struct {
 type activity struct {
 	requests, reconciles   float64
 	reconcileMean          time.Duration
+	queueWaitMean          time.Duration // a bot's wait in the work queue before a worker took it
+	queueDepth             float64       // bots waiting at the end
 	requestsByVerb         map[string]float64
 	controlCPU, harnessCPU time.Duration
 	renewals               int
@@ -52,6 +55,7 @@ func activityBetween(s0, s1 sample) activity {
 	a := activity{
 		requests: delta("rest_client_requests_total"), reconciles: delta("controller_runtime_reconcile_total"),
 		reconcileMean: mean("controller_runtime_reconcile_time_seconds"), requestsByVerb: map[string]float64{},
+		queueWaitMean: mean("workqueue_queue_duration_seconds"), queueDepth: s1.opMetrics["workqueue_depth"],
 		controlCPU: s1.control - s0.control, harnessCPU: s1.harness - s0.harness, renewals: s1.renewals - s0.renewals,
 	}
 	for name := range s1.opMetrics {
@@ -68,8 +72,9 @@ func (a activity) String() string {
 		verbs = append(verbs, fmt.Sprintf("%s %.0f", verb, n))
 	}
 	slices.Sort(verbs)
-	return fmt.Sprintf("operator API requests %.0f (%s), reconciles %.0f (mean %.1f ms); Lease renewals %d; CPU s: apiserver+etcd %.1f, harness %.1f",
-		a.requests, strings.Join(verbs, " "), a.reconciles, ms(a.reconcileMean), a.renewals, a.controlCPU.Seconds(), a.harnessCPU.Seconds())
+	return fmt.Sprintf("operator API requests %.0f (%s), reconciles %.0f (mean %.1f ms, queue wait mean %.1f ms, %.0f queued at the end); Lease renewals %d; CPU s: apiserver+etcd %.1f, harness %.1f",
+		a.requests, strings.Join(verbs, " "), a.reconciles, ms(a.reconcileMean), ms(a.queueWaitMean), a.queueDepth, a.renewals,
+		a.controlCPU.Seconds(), a.harnessCPU.Seconds())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -133,7 +138,8 @@ func printTable(w io.Writer, o options, results []result) {
 			continue
 		}
 		fmt.Fprintf(w, "%d pods: creating: %s\n", r.pods, r.create)
-		fmt.Fprintf(w, "%d pods: steady %s: %s; kwok %.0f%% of a core\n", r.pods, r.window.Round(time.Second), r.steadyActivity, r.kwokCores*100)
+		fmt.Fprintf(w, "%d pods: steady %s: %s; kwok %.0f%% of a core; events %s\n", r.pods, r.window.Round(time.Second), r.steadyActivity,
+			r.kwokCores*100, byReason(r.steadyEvents))
 	}
 }
 
@@ -142,4 +148,16 @@ func seconds(d time.Duration) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+func byReason(counts map[string]int) string {
+	if len(counts) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(counts))
+	for reason, n := range counts {
+		parts = append(parts, fmt.Sprintf("%s %d", reason, n))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
