@@ -138,13 +138,36 @@ func writeKwokStages(dir, stages string) (string, error) {
 
 // sample is a moment's reading of the operator and the control plane.
 type sample struct {
-	at        time.Time
-	operator  proc.Stats
-	control   time.Duration // kube-apiserver + etcd CPU
-	kwok      time.Duration
-	harness   time.Duration // this process: the load generator, binder and watches
+	at       time.Time
+	operator proc.Stats
+	background
 	renewals  int
 	opMetrics proc.Metrics
+}
+
+// background is the CPU time of what runs beside the process measured.
+type background struct {
+	control time.Duration // kube-apiserver + etcd
+	kwok    time.Duration
+	harness time.Duration // this process: the load generator, binder and watches
+}
+
+func readBackground(kwok *proc.Child) background {
+	var b background
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		for _, pid := range proc.ChildrenNamed(name) {
+			if st, err := proc.Read(pid); err == nil {
+				b.control += st.CPU
+			}
+		}
+	}
+	if st, err := proc.Read(kwok.Pid()); err == nil {
+		b.kwok = st.CPU
+	}
+	if st, err := proc.Read(os.Getpid()); err == nil {
+		b.harness = st.CPU
+	}
+	return b
 }
 
 // run is one size's running set-up.
@@ -169,19 +192,7 @@ func (r *sizeRun) sample(ctx context.Context) (sample, error) {
 	if s.operator, err = proc.Read(r.operator.Pid()); err != nil {
 		return s, fmt.Errorf("reading the operator's /proc: %w", err)
 	}
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		for _, pid := range proc.ChildrenNamed(name) {
-			if st, err := proc.Read(pid); err == nil {
-				s.control += st.CPU
-			}
-		}
-	}
-	if st, err := proc.Read(r.kwok.Pid()); err == nil {
-		s.kwok = st.CPU
-	}
-	if st, err := proc.Read(os.Getpid()); err == nil {
-		s.harness = st.CPU
-	}
+	s.background = readBackground(r.kwok)
 	s.renewals = r.beats.renewalCount()
 	s.opMetrics, err = proc.Scrape(ctx, r.metrics, map[string]string{"rest_client_requests_total": "method"})
 	return s, err

@@ -72,11 +72,9 @@ type kcmRun struct {
 
 // kcmSample is a moment's reading of the controller-manager and the control plane.
 type kcmSample struct {
-	at       time.Time
-	kcm      proc.Stats
-	control  time.Duration
-	kwok     time.Duration
-	harness  time.Duration
+	at  time.Time
+	kcm proc.Stats
+	background
 	renewals int
 	metrics  proc.Metrics // nil when its /metrics could not be read
 }
@@ -87,19 +85,7 @@ func (r *kcmRun) sample(ctx context.Context) (kcmSample, error) {
 	if s.kcm, err = proc.Read(r.kcm.Pid()); err != nil {
 		return s, fmt.Errorf("reading the controller-manager's /proc: %w", err)
 	}
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		for _, pid := range proc.ChildrenNamed(name) {
-			if st, err := proc.Read(pid); err == nil {
-				s.control += st.CPU
-			}
-		}
-	}
-	if st, err := proc.Read(r.kwok.Pid()); err == nil {
-		s.kwok = st.CPU
-	}
-	if st, err := proc.Read(os.Getpid()); err == nil {
-		s.harness = st.CPU
-	}
+	s.background = readBackground(r.kwok)
 	s.renewals = r.beats.renewalCount()
 	s.metrics, _ = scrapeTLS(ctx, r.metrics)
 	return s, nil

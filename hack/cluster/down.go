@@ -53,8 +53,8 @@ func (c *cluster) down(ctx context.Context) error {
 		removeKubeChains()
 	}
 	if fileExists("/usr/sbin/iptables") {
-		deleteForwardChain()
-		deleteEgressChain()
+		deleteChain("mangle", "FORWARD", forwardChain)
+		deleteChain("nat", "POSTROUTING", egressChain)
 	}
 
 	step("unmounting and removing cgroups")

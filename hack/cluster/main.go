@@ -23,6 +23,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/shardkeeper/shardkeeper/internal/localcluster"
 )
 
 const usage = `usage: go run ./hack/cluster up|down|status
@@ -85,22 +87,18 @@ func newCluster() (*cluster, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("must run as root: it starts containerd and a kubelet")
 	}
-	root := os.Getenv("SHARDKEEPER_CACHE")
-	if root == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		root = filepath.Join(cache, "shardkeeper")
+	root, err := localcluster.CacheRoot()
+	if err != nil {
+		return nil, err
 	}
-	moduleDir, err := findModuleDir()
+	moduleDir, err := localcluster.ModuleDir()
 	if err != nil {
 		return nil, err
 	}
 	return &cluster{
-		assets:    filepath.Join(root, "k8s-"+kubernetesVersion),
-		state:     filepath.Join(root, "cluster"),
-		images:    filepath.Join(root, "cluster-images"),
+		assets:      filepath.Join(root, "k8s-"+kubernetesVersion),
+		state:       filepath.Join(root, "cluster"),
+		images:      filepath.Join(root, "cluster-images"),
 		moduleDir:   moduleDir,
 		egressAsked: os.Getenv("CLUSTER_EGRESS"),
 	}, nil
@@ -111,35 +109,6 @@ func (c *cluster) path(parts ...string) string {
 }
 
 func (c *cluster) kubeconfig() string { return c.path("kubeconfig") }
-
-// findModuleDir walks up from the working directory to the go.mod of this module.
-func findModuleDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && containsModule(b) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("run it inside the shardkeeper repository (no go.mod of %s above the working directory)", modulePath)
-		}
-		dir = parent
-	}
-}
-
-const modulePath = "github.com/shardkeeper/shardkeeper"
-
-func containsModule(gomod []byte) bool {
-	for _, line := range splitLines(string(gomod)) {
-		if line == "module "+modulePath {
-			return true
-		}
-	}
-	return false
-}
 
 func step(format string, args ...any) {
 	fmt.Printf("==> "+format+"\n", args...)

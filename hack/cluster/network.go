@@ -175,65 +175,47 @@ var egressRule = []string{"-s", podCIDR, "!", "-o", bridgeName, "-m", "comment",
 // ensureEgress adds or removes the masquerade of egress mode.
 func ensureEgress(egress bool) error {
 	if !egress {
-		deleteEgressChain()
+		deleteChain("nat", "POSTROUTING", egressChain)
 		return nil
 	}
-	if run("iptables", "-w", "-t", "nat", "-L", egressChain, "-n") != nil {
-		if err := run("iptables", "-w", "-t", "nat", "-N", egressChain); err != nil {
-			return err
-		}
-	}
-	if err := run("iptables", "-w", "-t", "nat", "-F", egressChain); err != nil {
-		return err
-	}
-	if err := run("iptables", append([]string{"-w", "-t", "nat", "-A", egressChain}, egressRule...)...); err != nil {
-		return err
-	}
-	if run("iptables", "-w", "-t", "nat", "-C", "POSTROUTING", "-j", egressChain) != nil {
-		return run("iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", "-j", egressChain)
-	}
-	return nil
-}
-
-func deleteEgressChain() {
-	for run("iptables", "-w", "-t", "nat", "-D", "POSTROUTING", "-j", egressChain) == nil {
-	}
-	if run("iptables", "-w", "-t", "nat", "-L", egressChain, "-n") == nil {
-		fmt.Printf("    deleting iptables chain nat/%s\n", egressChain)
-		_ = run("iptables", "-w", "-t", "nat", "-F", egressChain)
-		_ = run("iptables", "-w", "-t", "nat", "-X", egressChain)
-	}
+	return ensureChain("nat", "POSTROUTING", egressChain, [][]string{egressRule})
 }
 
 // ensureForwardChain keeps forwarding to the bridge (and, in egress mode, pods' own
 // connections out): any other forwarded packet is dropped.
 func ensureForwardChain(egress bool) error {
-	if err := run("iptables", "-w", "-t", "mangle", "-L", forwardChain, "-n"); err != nil {
-		if err := run("iptables", "-w", "-t", "mangle", "-N", forwardChain); err != nil {
+	return ensureChain("mangle", "FORWARD", forwardChain, forwardRules(egress))
+}
+
+// ensureChain makes chain in table hold exactly rules, jumped to first from hook.
+func ensureChain(table, hook, chain string, rules [][]string) error {
+	if run("iptables", "-w", "-t", table, "-L", chain, "-n") != nil {
+		if err := run("iptables", "-w", "-t", table, "-N", chain); err != nil {
 			return err
 		}
 	}
-	if err := run("iptables", "-w", "-t", "mangle", "-F", forwardChain); err != nil {
+	if err := run("iptables", "-w", "-t", table, "-F", chain); err != nil {
 		return err
 	}
-	for _, rule := range forwardRules(egress) {
-		if err := run("iptables", append([]string{"-w", "-t", "mangle", "-A", forwardChain}, rule...)...); err != nil {
+	for _, rule := range rules {
+		if err := run("iptables", append([]string{"-w", "-t", table, "-A", chain}, rule...)...); err != nil {
 			return err
 		}
 	}
-	if run("iptables", "-w", "-t", "mangle", "-C", "FORWARD", "-j", forwardChain) != nil {
-		return run("iptables", "-w", "-t", "mangle", "-I", "FORWARD", "1", "-j", forwardChain)
+	if run("iptables", "-w", "-t", table, "-C", hook, "-j", chain) != nil {
+		return run("iptables", "-w", "-t", table, "-I", hook, "1", "-j", chain)
 	}
 	return nil
 }
 
-func deleteForwardChain() {
-	for run("iptables", "-w", "-t", "mangle", "-D", "FORWARD", "-j", forwardChain) == nil {
+// deleteChain removes hook's jumps to chain and the chain, when they exist.
+func deleteChain(table, hook, chain string) {
+	for run("iptables", "-w", "-t", table, "-D", hook, "-j", chain) == nil {
 	}
-	if run("iptables", "-w", "-t", "mangle", "-L", forwardChain, "-n") == nil {
-		fmt.Printf("    deleting iptables chain mangle/%s\n", forwardChain)
-		_ = run("iptables", "-w", "-t", "mangle", "-F", forwardChain)
-		_ = run("iptables", "-w", "-t", "mangle", "-X", forwardChain)
+	if run("iptables", "-w", "-t", table, "-L", chain, "-n") == nil {
+		fmt.Printf("    deleting iptables chain %s/%s\n", table, chain)
+		_ = run("iptables", "-w", "-t", table, "-F", chain)
+		_ = run("iptables", "-w", "-t", table, "-X", chain)
 	}
 }
 

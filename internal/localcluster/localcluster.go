@@ -57,15 +57,11 @@ type Cluster struct {
 // ~/.cache/shardkeeper) and the repository above the working directory. It does not
 // check that the cluster runs: Reachable does.
 func Default(helm string) (*Cluster, error) {
-	root := os.Getenv("SHARDKEEPER_CACHE")
-	if root == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		root = filepath.Join(cache, "shardkeeper")
+	root, err := CacheRoot()
+	if err != nil {
+		return nil, err
 	}
-	moduleDir, err := findModuleDir()
+	moduleDir, err := ModuleDir()
 	if err != nil {
 		return nil, err
 	}
@@ -254,8 +250,21 @@ func WaitFor(ctx context.Context, what string, timeout, interval time.Duration, 
 	}
 }
 
-// findModuleDir walks up from the working directory to this module's go.mod.
-func findModuleDir() (string, error) {
+// CacheRoot is where built components, images and the cluster's state live:
+// SHARDKEEPER_CACHE, else ~/.cache/shardkeeper (as hack/envtest-assets.sh has it).
+func CacheRoot() (string, error) {
+	if root := os.Getenv("SHARDKEEPER_CACHE"); root != "" {
+		return root, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cache, "shardkeeper"), nil
+}
+
+// ModuleDir walks up from the working directory to this module's go.mod.
+func ModuleDir() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
