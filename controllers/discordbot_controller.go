@@ -29,6 +29,7 @@ import (
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/internal/discordapi"
+	"github.com/shardkeeper/shardkeeper/internal/trustedhosts"
 )
 
 // annotationCountedRestarts is the container restart count of a pod already added to the
@@ -56,6 +57,9 @@ type DiscordBotReconciler struct {
 	Gateway              GatewayClient
 	DiscordAPIURL        string
 	GatewayCheckInterval time.Duration
+	// TrustedHosts is where a bot token may be sent: by the operator asking Discord, and by
+	// the pods it runs (spec.gateway). nil means Discord's own hosts over TLS only.
+	TrustedHosts *trustedhosts.Policy
 	// MaxConcurrentReconciles is how many bots are reconciled at once (default 1). One bot
 	// is never reconciled twice at once; everything shared between passes is locked.
 	MaxConcurrentReconciles int
@@ -74,11 +78,14 @@ func (r *DiscordBotReconciler) initGateway() {
 		if r.DiscordAPIURL == "" {
 			r.DiscordAPIURL = discordapi.DefaultAPIURL
 		}
+		if r.TrustedHosts == nil {
+			r.TrustedHosts = trustedhosts.Default()
+		}
 		reader := r.APIReader
 		if reader == nil {
 			reader = r.Client
 		}
-		r.gateway = newGatewayChecker(r.Gateway, reader, r.Clock)
+		r.gateway = newGatewayChecker(r.Gateway, reader, r.TrustedHosts, r.Clock)
 	})
 }
 
@@ -89,8 +96,10 @@ type scope struct {
 	builder      podBuilder
 	pods         []observedPod
 	tokenProblem string
-	plan         rolloutPlan
-	now          time.Time
+	// endpointProblem is why spec.gateway may not have the token ("" when it may).
+	endpointProblem string
+	plan            rolloutPlan
+	now             time.Time
 	// newRestarts counts restarts found in this pass; recount holds the pods whose
 	// counted-restarts annotation must move once the status carrying them is saved.
 	newRestarts int64
@@ -108,6 +117,8 @@ type scope struct {
 	gatewayError     string // the last failed GET /gateway/bot, "" when it worked
 	shardingRequired bool   // a pod was told 4011 and shards is auto: ask Discord again
 	layoutProblem    string // why no shard layout can be worked out yet
+	layoutReason     string // the condition reason for it, "" for GatewayInfoUnavailable
+	gatewayRejected  bool   // Discord's last answer was refused as implausible
 	// budget is the session start breaker (sessionbudget.go).
 	budget sessionBudget
 	// stopped ends the pass quietly after a phase that set a terminal condition itself.
@@ -172,6 +183,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	// 3. Run the phases in order; the first error stops the pass and is retried with backoff.
 	phases := []func(context.Context, *scope) error{
 		r.checkToken,
+		r.checkEndpoints,
 		r.observePods,
 		r.countRestarts,
 		r.observeLeases,
@@ -217,6 +229,9 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) erro
 		why := unknown.Error()
 		if s.gatewayError != "" {
 			why = "asking Discord failed: " + s.gatewayError
+		}
+		if s.gatewayRejected {
+			s.layoutReason = shardkeeperv1.ReasonGatewayAnswerRejected
 		}
 		s.layoutProblem = why
 	case err != nil:
@@ -293,7 +308,7 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 		generation:     s.builder.generation,
 		revision:       s.builder.revision,
 		stop:           stopOf(s.bot),
-		tokenAvailable: s.tokenProblem == "",
+		tokenAvailable: s.tokenProblem == "" && s.endpointProblem == "",
 		pods:           s.pods,
 	})
 	var errs []error
@@ -370,17 +385,19 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 	bot := s.bot
 	if s.observed {
 		statusRecheck := computeStatus(bot, botObservation{
-			topo:          s.topo,
-			generation:    s.builder.generation,
-			revision:      s.builder.revision,
-			image:         s.builder.inputs.Image,
-			suspended:     bot.Spec.Suspend,
-			tokenProblem:  s.tokenProblem,
-			layoutProblem: s.layoutProblem,
-			budget:        s.budget,
-			pods:          s.pods,
-			plan:          s.plan,
-			now:           s.now,
+			topo:            s.topo,
+			generation:      s.builder.generation,
+			revision:        s.builder.revision,
+			image:           s.builder.inputs.Image,
+			suspended:       bot.Spec.Suspend,
+			tokenProblem:    s.tokenProblem,
+			endpointProblem: s.endpointProblem,
+			layoutProblem:   s.layoutProblem,
+			layoutReason:    s.layoutReason,
+			budget:          s.budget,
+			pods:            s.pods,
+			plan:            s.plan,
+			now:             s.now,
 			health: healthObservation{
 				staleShards: s.staleShards, maxLatencyMillis: s.maxLatency, remediation: s.remediation,
 				lastRestartReason: s.lastRestartReason, leaseFatal: s.leaseFatal,
@@ -443,7 +460,8 @@ func (r *DiscordBotReconciler) event(bot *shardkeeperv1.DiscordBot, related runt
 	if r.Recorder == nil {
 		return
 	}
-	r.Recorder.Eventf(bot, related, eventType, reason, action, note, args...)
+	// Notes carry text from servers and pods: bounded, as the API server bounds them.
+	r.Recorder.Eventf(bot, related, eventType, reason, action, "%s", truncate(fmt.Sprintf(note, args...), maxEventNote))
 }
 
 // SetupWithManager registers the controller, its watches, the token Secret index and the

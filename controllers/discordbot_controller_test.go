@@ -524,7 +524,7 @@ func TestPodThatNeverGetsReadyTurnsDegradedOnTime(t *testing.T) {
 	// It asks the suite's fake Discord: an unreachable one would schedule its own retry. It
 	// reads through the operator's cache, whose index finds a bot's pods.
 	r := &DiscordBotReconciler{Client: cached, APIReader: k8s, Scheme: k8s.Scheme(), DefaultBotImage: testDefaultImage, Clock: clock,
-		DiscordAPIURL: discord.APIURL()}
+		DiscordAPIURL: discord.APIURL(), TrustedHosts: testTrustedHosts}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bot)}
 
 	// A minute in, the pod is still starting: come back when its grace runs out, no sooner

@@ -18,6 +18,7 @@ import (
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/internal/discordapi"
+	"github.com/shardkeeper/shardkeeper/internal/trustedhosts"
 )
 
 // GatewayClient asks Discord for a bot token's gateway information (GET /gateway/bot).
@@ -59,17 +60,18 @@ type gatewayAnswer struct {
 // never holds up a reconcile, and wakes the bot's reconcile when the answer is in. The
 // token is read from the API server for the call and dropped right after.
 type gatewayChecker struct {
-	client GatewayClient
-	reader client.Reader
-	clock  Clock
-	wake   chan event.GenericEvent
+	client  GatewayClient
+	reader  client.Reader
+	trusted *trustedhosts.Policy
+	clock   Clock
+	wake    chan event.GenericEvent
 
 	mu      sync.Mutex
 	answers map[types.NamespacedName]*gatewayAnswer
 }
 
-func newGatewayChecker(c GatewayClient, reader client.Reader, clock Clock) *gatewayChecker {
-	return &gatewayChecker{client: c, reader: reader, clock: clockOrReal(clock), wake: make(chan event.GenericEvent, 64),
+func newGatewayChecker(c GatewayClient, reader client.Reader, trusted *trustedhosts.Policy, clock Clock) *gatewayChecker {
+	return &gatewayChecker{client: c, reader: reader, trusted: trusted, clock: clockOrReal(clock), wake: make(chan event.GenericEvent, 64),
 		answers: map[types.NamespacedName]*gatewayAnswer{}}
 }
 
@@ -210,6 +212,9 @@ func (g *gatewayChecker) ask(bot *shardkeeperv1.DiscordBot, apiURL, secretVersio
 
 // fetch reads the token and asks Discord.
 func (g *gatewayChecker) fetch(ctx context.Context, namespace string, ref shardkeeperv1.SecretKeySelector, apiURL string) (discordapi.GatewayBot, error) {
+	if err := g.trusted.Allows(apiURL); err != nil {
+		return discordapi.GatewayBot{}, fmt.Errorf("not asking %s: %w", apiURL, err)
+	}
 	var secret corev1.Secret
 	if err := g.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &secret); err != nil {
 		return discordapi.GatewayBot{}, fmt.Errorf("reading the token Secret: %w", err)
@@ -295,6 +300,8 @@ func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) 
 	}
 	if answer.err != nil && answer.secretVersion == s.secretVersion {
 		s.gatewayError = answer.err.Error()
+		var implausible *discordapi.ImplausibleAnswerError
+		s.gatewayRejected = errors.As(answer.err, &implausible)
 		if errors.Is(answer.err, discordapi.ErrUnauthorized) && bot.Status.Halted == nil && !bot.Spec.Suspend {
 			bot.Status.Halted = &shardkeeperv1.BotHalt{
 				Reason: shardkeeperv1.ReasonTokenInvalid, Pod: "",
@@ -326,7 +333,7 @@ func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
 	due, recheck := gatewayDue(gatewayDueInput{
 		now: s.now, interval: r.gatewayCheckInterval(), status: bot.Status.Gateway, answer: answer,
 		secretVersion: s.secretVersion, needsFresh: s.shardingRequired || (breakerOn && budgetResetPassed(bot, s.now)),
-		budgetLow: breakerOn, tokenAvailable: s.tokenProblem == "" && bot.Status.Halted == nil,
+		budgetLow: breakerOn, tokenAvailable: s.tokenProblem == "" && s.endpointProblem == "" && bot.Status.Halted == nil,
 	})
 	if due {
 		r.gateway.ask(bot, r.apiURL(bot), s.secretVersion)
@@ -345,6 +352,24 @@ func (r *DiscordBotReconciler) gatewayCheckInterval() time.Duration {
 	return DefaultGatewayCheckInterval
 }
 
+// checkEndpoints refuses a spec.gateway whose hosts the operator was not told to trust:
+// the operator would send the token there itself (GET /gateway/bot), and so would every
+// pod it runs. Running pods are left alone (their endpoints were trusted when they were
+// made); nothing new starts until the spec or the operator's trusted hosts change.
+func (r *DiscordBotReconciler) checkEndpoints(_ context.Context, s *scope) error {
+	urls := []string{r.apiURL(s.bot)}
+	if g := s.bot.Spec.Gateway; g != nil && g.URL != "" {
+		urls = append(urls, g.URL)
+	}
+	for _, u := range urls {
+		if err := r.TrustedHosts.Allows(u); err != nil {
+			s.endpointProblem = "spec.gateway: " + err.Error()
+			return nil
+		}
+	}
+	return nil
+}
+
 // apiURL is where the bot's REST calls go: spec.gateway.apiURL, else the operator's default.
 func (r *DiscordBotReconciler) apiURL(bot *shardkeeperv1.DiscordBot) string {
 	if bot.Spec.Gateway != nil && bot.Spec.Gateway.APIURL != "" {
@@ -356,7 +381,7 @@ func (r *DiscordBotReconciler) apiURL(bot *shardkeeperv1.DiscordBot) string {
 // maxConcurrency is the identify concurrency pods are told: Discord's, or 1 (always safe)
 // until Discord has said.
 func maxConcurrency(bot *shardkeeperv1.DiscordBot) int32 {
-	if bot.Status.Gateway != nil && bot.Status.Gateway.MaxConcurrency > 0 {
+	if g := bot.Status.Gateway; g != nil && g.MaxConcurrency > 0 && g.MaxConcurrency <= discordapi.MaxMaxConcurrency {
 		return bot.Status.Gateway.MaxConcurrency
 	}
 	return 1

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/discordapi"
 )
 
 // topology is how a bot's shards are split across pods. Pods carry it as a label, so a
@@ -39,7 +40,9 @@ func topologyOf(spec *shardkeeperv1.DiscordBotSpec, gateway *shardkeeperv1.Gatew
 		if spec.Shards.StrVal != shardkeeperv1.ShardsAuto {
 			return topology{}, fmt.Errorf("shards %q is neither a whole number nor %q", spec.Shards.StrVal, shardkeeperv1.ShardsAuto)
 		}
-		if gateway == nil || gateway.RecommendedShards < 1 {
+		if gateway == nil || gateway.RecommendedShards < 1 || gateway.RecommendedShards > discordapi.MaxShards {
+			// Out of range only in a status written before answers were bounded: not
+			// acted on, as if Discord had not answered yet.
 			return topology{}, &layoutUnknownError{}
 		}
 		t.shards = gateway.RecommendedShards

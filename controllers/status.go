@@ -1,11 +1,13 @@
 package controllers
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -79,8 +81,12 @@ type botObservation struct {
 	suspended  bool
 	// tokenProblem is why the token cannot be used ("" when it can).
 	tokenProblem string
-	// layoutProblem is why the shard layout is not known yet ("" when it is).
+	// endpointProblem is why spec.gateway may not have the token ("" when it may).
+	endpointProblem string
+	// layoutProblem is why the shard layout is not known yet ("" when it is), and
+	// layoutReason the condition reason for it (GatewayInfoUnavailable when empty).
 	layoutProblem string
+	layoutReason  string
 	// budget is the session start breaker of this pass.
 	budget sessionBudget
 	pods   []observedPod
@@ -222,8 +228,10 @@ func reshardingStatus(bot *shardkeeperv1.DiscordBot, obs botObservation, old map
 func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting int, serving *oldLayout) {
 	st := &bot.Status
 	set := func(typ string, status metav1.ConditionStatus, reason, message string) {
+		// Messages quote servers and pods: bounded well below the API's 32 KiB, or a
+		// status patch would fail on every pass.
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: typ, Status: status, Reason: reason, Message: message, ObservedGeneration: bot.Generation,
+			Type: typ, Status: status, Reason: reason, Message: truncate(message, maxConditionMessage), ObservedGeneration: bot.Generation,
 		})
 	}
 
@@ -240,12 +248,17 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 		msg := fmt.Sprintf("%s: %s. The bot's pods are stopped; fix it and change the spec or the token Secret to start again", who, halt.Message)
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, halt.Reason, msg)
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, halt.Reason, "halted: restarts cannot fix "+halt.Reason)
+	case obs.endpointProblem != "":
+		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonUntrustedEndpoint, obs.endpointProblem)
+		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonUntrustedEndpoint,
+			"no pod is started and Discord is not asked until spec.gateway names trusted hosts")
 	case obs.tokenProblem != "":
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, obs.tokenProblem)
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonTokenSecretMissing, "waiting for the token Secret")
 	case obs.layoutProblem != "":
-		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonGatewayInfoUnavailable, obs.layoutProblem)
-		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, shardkeeperv1.ReasonGatewayInfoUnavailable, "waiting for Discord's recommended shard count")
+		reason := cmp.Or(obs.layoutReason, shardkeeperv1.ReasonGatewayInfoUnavailable)
+		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, reason, obs.layoutProblem)
+		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, reason, "waiting for Discord's recommended shard count")
 	default:
 		if st.ReadyShards == st.Shards && st.UpdatedPods == obs.topo.groups() {
 			set(shardkeeperv1.ConditionReady, metav1.ConditionTrue, shardkeeperv1.ReasonAllShardsReady,
@@ -321,7 +334,7 @@ func phaseOf(bot *shardkeeperv1.DiscordBot, obs botObservation) shardkeeperv1.Bo
 		return shardkeeperv1.PhaseSuspended
 	case bot.Status.Halted != nil:
 		return shardkeeperv1.PhaseFailed
-	case obs.tokenProblem != "" || obs.layoutProblem != "":
+	case obs.tokenProblem != "" || obs.endpointProblem != "" || obs.layoutProblem != "":
 		return shardkeeperv1.PhasePending
 	case bot.Status.Resharding != nil:
 		return shardkeeperv1.PhaseUpdating
@@ -343,11 +356,22 @@ func minPositive(a, b time.Duration) time.Duration {
 	return a
 }
 
+// Bounds on text the operator writes from what servers and pods said.
+const (
+	maxConditionMessage = 2048
+	maxEventNote        = 1024
+)
+
+// truncate shortens s to at most n bytes, cut on a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // compareNatural orders pod names so that bot-2 comes before bot-10.

@@ -24,6 +24,7 @@ import (
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
+	"github.com/shardkeeper/shardkeeper/internal/trustedhosts"
 )
 
 const (
@@ -37,6 +38,9 @@ var (
 	restConfig *rest.Config
 	nsCounter  atomic.Int32
 	discord    *discordtest.Server // the fake Discord bots ask by default
+	// testTrustedHosts trusts the fake Discords of the tests (127.0.0.1), in plain text,
+	// and nothing else: "localhost" names the same servers and is not trusted.
+	testTrustedHosts = trustedhosts.MustNew(nil, []string{"127.0.0.1"})
 )
 
 // TestMain runs one control plane and one operator for every envtest test in this package;
@@ -86,6 +90,7 @@ func runSuite(m *testing.M) int {
 	defer discord.Close()
 	reconciler := NewDiscordBotReconciler(mgr, testDefaultImage)
 	reconciler.DiscordAPIURL = discord.APIURL()
+	reconciler.TrustedHosts = testTrustedHosts
 	reconciler.MaxConcurrentReconciles = 4 // as the operator runs; -race checks what passes share
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)

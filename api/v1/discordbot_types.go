@@ -428,6 +428,14 @@ const (
 	// Gateway information (GET /gateway/bot).
 	ReasonGatewayInfoUnavailable = "GatewayInfoUnavailable"
 	ReasonAskingDiscord          = "AskingDiscord"
+	// ReasonGatewayAnswerRejected: GET /gateway/bot answered numbers out of any plausible
+	// range; the operator acts on none of them.
+	ReasonGatewayAnswerRejected = "GatewayAnswerRejected"
+
+	// ReasonUntrustedEndpoint: spec.gateway names a host the operator does not send bot
+	// tokens to (its --trusted-hosts and --plain-http-hosts); no pod is created for it and
+	// Discord is not asked.
+	ReasonUntrustedEndpoint = "UntrustedEndpoint"
 )
 
 // DiscordBot runs a Discord bot as sharded gateway sessions in pods the operator manages.

@@ -272,6 +272,9 @@ func (h *harness) runSize(n int) (*result, error) {
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
 		"--default-bot-image=bench.invalid/shardkeeper/bot:scale",
 		"--discord-api-url=" + r.discord.APIURL(),
+		// The fake Discord listens on loopback in plain text. (An operator built before
+		// --plain-http-hosts existed does not know the flag.)
+		"--plain-http-hosts=127.0.0.1",
 	}
 	if o.workers > 0 {
 		args = append(args, fmt.Sprintf("--max-concurrent-reconciles=%d", o.workers))

@@ -22,6 +22,7 @@ import (
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/controllers"
 	"github.com/shardkeeper/shardkeeper/internal/discordapi"
+	"github.com/shardkeeper/shardkeeper/internal/trustedhosts"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,6 +36,8 @@ type options struct {
 	leaderElect             bool
 	leaderElectionNamespace string
 	discordAPIURL           string
+	trustedHosts            string
+	plainHTTPHosts          string
 	gatewayCheckInterval    time.Duration
 	maxConcurrentReconciles int
 }
@@ -53,6 +56,11 @@ func main() {
 		"Namespace of the leader election Lease; defaults to the operator's own namespace.")
 	flag.StringVar(&o.discordAPIURL, "discord-api-url", discordapi.DefaultAPIURL,
 		"Discord REST API the operator asks GET /gateway/bot, for bots that set no spec.gateway.apiURL.")
+	flag.StringVar(&o.trustedHosts, "trusted-hosts", strings.Join(trustedhosts.DefaultTrusted, ","),
+		"Comma-separated hosts a bot token may be sent to over https/wss: by the operator asking GET /gateway/bot, and by the pods it runs "+
+			"(spec.gateway). \"*\" stands for one DNS label (*.discord.gg). A bot naming another host gets no pods (condition UntrustedEndpoint).")
+	flag.StringVar(&o.plainHTTPHosts, "plain-http-hosts", "",
+		"Comma-separated hosts a bot token may also be sent to unencrypted (http/ws): a local gateway proxy or test server, never Discord.")
 	flag.DurationVar(&o.gatewayCheckInterval, "gateway-check-interval", controllers.DefaultGatewayCheckInterval,
 		"How often to ask Discord for each bot's recommended shard count and session start budget.")
 	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4,
@@ -76,6 +84,13 @@ func run(o options) error {
 	namespaces, err := parseNamespaces(o.watchNamespaces)
 	if err != nil {
 		return err
+	}
+	trusted, err := trustedhosts.New(trustedhosts.Split(o.trustedHosts), trustedhosts.Split(o.plainHTTPHosts))
+	if err != nil {
+		return fmt.Errorf("--trusted-hosts/--plain-http-hosts: %w", err)
+	}
+	if err := trusted.Allows(o.discordAPIURL); err != nil {
+		return fmt.Errorf("--discord-api-url: %w", err)
 	}
 
 	scheme := runtime.NewScheme()
@@ -104,6 +119,7 @@ func run(o options) error {
 	ctx := ctrl.SetupSignalHandler()
 	reconciler := controllers.NewDiscordBotReconciler(mgr, o.defaultBotImage)
 	reconciler.DiscordAPIURL = o.discordAPIURL
+	reconciler.TrustedHosts = trusted
 	reconciler.GatewayCheckInterval = o.gatewayCheckInterval
 	reconciler.MaxConcurrentReconciles = o.maxConcurrentReconciles
 	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
@@ -123,7 +139,7 @@ func run(o options) error {
 	}
 
 	log.Info("starting operator", "version", version, "defaultBotImage", o.defaultBotImage,
-		"watchNamespaces", namespaces, "leaderElection", o.leaderElect)
+		"watchNamespaces", namespaces, "leaderElection", o.leaderElect, "tokenHosts", trusted.String())
 	return mgr.Start(ctx)
 }
 

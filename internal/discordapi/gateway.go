@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // DefaultAPIURL is Discord's REST API.
@@ -87,19 +89,80 @@ func (c *Client) GatewayBot(ctx context.Context, apiURL, token string) (GatewayB
 	case resp.StatusCode == http.StatusUnauthorized:
 		return GatewayBot{}, ErrUnauthorized
 	case resp.StatusCode != http.StatusOK:
-		return GatewayBot{}, fmt.Errorf("GET /gateway/bot: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		// The body is whatever the server chose to send: only a short, printable excerpt
+		// goes into the error, which ends up in a condition and an event.
+		return GatewayBot{}, fmt.Errorf("GET /gateway/bot: %s: %s", Excerpt(resp.Status, 64), Excerpt(string(body), maxBodyExcerpt))
 	}
 	var info GatewayBot
 	if err := json.Unmarshal(body, &info); err != nil {
-		return GatewayBot{}, fmt.Errorf("GET /gateway/bot: decoding the answer: %w", err)
+		return GatewayBot{}, fmt.Errorf("GET /gateway/bot: decoding the answer: %s", Excerpt(err.Error(), maxBodyExcerpt))
 	}
-	if info.Shards < 1 || info.SessionStartLimit.MaxConcurrency < 1 {
-		return GatewayBot{}, fmt.Errorf("GET /gateway/bot: implausible answer: %d shards, max_concurrency %d", info.Shards, info.SessionStartLimit.MaxConcurrency)
+	if err := info.check(); err != nil {
+		return GatewayBot{}, err
 	}
 	if resp.Header.Get("X-RateLimit-Remaining") == "0" {
 		info.WaitBeforeNext = seconds(resp.Header.Get("X-RateLimit-Reset-After"))
 	}
 	return info, nil
+}
+
+// Bounds on an answer: the operator builds Leases, pods and identify buckets from these
+// numbers, so an answer outside them (a broken or hostile server) is refused as a whole
+// instead of acted on. They are far above anything Discord gives.
+const (
+	MaxShards         = 100000 // as spec.shards
+	MaxMaxConcurrency = 1024
+	MaxSessionStarts  = 10000000
+	MaxResetAfter     = 7 * 24 * time.Hour
+	// MaxWait bounds how long a rate limit may make the operator wait before asking again.
+	MaxWait        = time.Hour
+	maxBodyExcerpt = 200
+)
+
+// ImplausibleAnswerError is an answer with a number out of range.
+type ImplausibleAnswerError struct{ Field, Value, Range string }
+
+func (e *ImplausibleAnswerError) Error() string {
+	return fmt.Sprintf("GET /gateway/bot: refused an implausible answer: %s is %s, want %s", e.Field, e.Value, e.Range)
+}
+
+func (g GatewayBot) check() error {
+	limit := g.SessionStartLimit
+	bad := func(field string, value int64, lo, hi int64) error {
+		return &ImplausibleAnswerError{Field: field, Value: strconv.FormatInt(value, 10), Range: fmt.Sprintf("%d..%d", lo, hi)}
+	}
+	switch {
+	case g.Shards < 1 || g.Shards > MaxShards:
+		return bad("shards", int64(g.Shards), 1, MaxShards)
+	case limit.MaxConcurrency < 1 || limit.MaxConcurrency > MaxMaxConcurrency:
+		return bad("session_start_limit.max_concurrency", int64(limit.MaxConcurrency), 1, MaxMaxConcurrency)
+	case limit.Total < 0 || limit.Total > MaxSessionStarts:
+		return bad("session_start_limit.total", int64(limit.Total), 0, MaxSessionStarts)
+	case limit.Remaining < 0 || limit.Remaining > limit.Total:
+		return bad("session_start_limit.remaining", int64(limit.Remaining), 0, int64(limit.Total))
+	case limit.ResetAfter < 0 || limit.ResetAfter > MaxResetAfter.Milliseconds():
+		return bad("session_start_limit.reset_after", limit.ResetAfter, 0, MaxResetAfter.Milliseconds())
+	}
+	return nil
+}
+
+// Excerpt shortens text from a server to at most n bytes of printable runes, cut on a rune
+// boundary, so it can go into a log line, an event or a condition.
+func Excerpt(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // retryAfter reads how long a 429 asks to wait: the JSON body's retry_after (seconds,
@@ -109,7 +172,7 @@ func retryAfter(h http.Header, body []byte) time.Duration {
 		RetryAfter float64 `json:"retry_after"`
 	}
 	if json.Unmarshal(body, &rl) == nil && rl.RetryAfter > 0 {
-		return time.Duration(rl.RetryAfter * float64(time.Second))
+		return min(time.Duration(min(rl.RetryAfter, MaxWait.Seconds())*float64(time.Second)), MaxWait)
 	}
 	if d := seconds(h.Get("Retry-After")); d > 0 {
 		return d
@@ -122,5 +185,5 @@ func seconds(v string) time.Duration {
 	if err != nil || f < 0 {
 		return 0
 	}
-	return time.Duration(f * float64(time.Second))
+	return time.Duration(min(f, MaxWait.Seconds()) * float64(time.Second))
 }

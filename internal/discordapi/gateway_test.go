@@ -3,10 +3,13 @@ package discordapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 )
@@ -78,11 +81,99 @@ func TestGatewayBotRateLimits(t *testing.T) {
 }
 
 func TestGatewayBotRejectsImplausibleAnswers(t *testing.T) {
+	answer := func(shards, total, remaining, maxConcurrency int, resetAfter int64) string {
+		return fmt.Sprintf(`{"url":"wss://x","shards":%d,"session_start_limit":{"total":%d,"remaining":%d,"reset_after":%d,"max_concurrency":%d}}`,
+			shards, total, remaining, resetAfter, maxConcurrency)
+	}
+	tests := []struct {
+		name  string
+		body  string
+		field string // "" when the answer is fine
+	}{
+		{"Discord's usual answer", answer(16, 1000, 990, 1, 86_400_000), ""},
+		{"the largest plausible answer", answer(MaxShards, MaxSessionStarts, MaxSessionStarts, MaxMaxConcurrency, MaxResetAfter.Milliseconds()), ""},
+		{"no shards", answer(0, 1000, 1000, 1, 1000), "shards"},
+		{"10^8 shards", answer(100_000_000, 1000, 1000, 1, 1000), "shards"},
+		{"negative shards", answer(-1, 1000, 1000, 1, 1000), "shards"},
+		{"no concurrency", answer(1, 1000, 1000, 0, 1000), "max_concurrency"},
+		{"10^8 identify buckets", answer(1, 1000, 1000, 100_000_000, 1000), "max_concurrency"},
+		{"negative total", answer(1, -5, 0, 1, 1000), "total"},
+		{"more remaining than total", answer(1, 1000, 1001, 1, 1000), "remaining"},
+		{"negative remaining", answer(1, 1000, -1, 1, 1000), "remaining"},
+		{"reset in a year", answer(1, 1000, 10, 1, 365*24*3600*1000), "reset_after"},
+		{"negative reset", answer(1, 1000, 10, 1, -1), "reset_after"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			_, err := NewClient("test").GatewayBot(context.Background(), srv.URL, "tok")
+			var implausible *ImplausibleAnswerError
+			switch {
+			case tc.field == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.field != "" && !errors.As(err, &implausible):
+				t.Fatalf("got %v, want an ImplausibleAnswerError", err)
+			case tc.field != "" && !strings.HasSuffix(implausible.Field, tc.field):
+				t.Fatalf("refused for %s, want %s", implausible.Field, tc.field)
+			}
+		})
+	}
+}
+
+// A server's error body goes into a condition and an event: only a short, printable
+// excerpt of it may.
+func TestGatewayBotErrorsCarryOnlyAnExcerptOfTheBody(t *testing.T) {
+	huge := strings.Repeat("é", 400_000) + "\x00\x1b[31m"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte(`{"url":"wss://x","shards":0,"session_start_limit":{"max_concurrency":0}}`))
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(huge))
 	}))
 	defer srv.Close()
-	if _, err := NewClient("test").GatewayBot(context.Background(), srv.URL, "tok"); err == nil {
-		t.Fatal("an answer with 0 shards was accepted")
+	_, err := NewClient("test").GatewayBot(context.Background(), srv.URL, "tok")
+	if err == nil {
+		t.Fatal("a 502 was accepted")
+	}
+	msg := err.Error()
+	if len(msg) > 400 || !utf8.ValidString(msg) || strings.ContainsAny(msg, "\x00\x1b") {
+		t.Fatalf("error of %d bytes (valid UTF-8: %v): %.100q", len(msg), utf8.ValidString(msg), msg)
+	}
+	if !strings.Contains(msg, "502") {
+		t.Errorf("error %q does not say the status", msg)
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"  trimmed\n", 10, "trimmed"},
+		{"line\nbreak", 20, "line break"},
+		{"abcdefghij", 8, "abcde..."},
+		{"ééééé", 8, "éé..."}, // 2 bytes each: never half a rune
+	}
+	for _, tc := range tests {
+		if got := Excerpt(tc.in, tc.n); got != tc.want || len(got) > tc.n {
+			t.Errorf("Excerpt(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+// A hostile or broken server cannot park the operator's questions for years.
+func TestGatewayBotWaitsAreBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"retry_after": 1e12}`))
+	}))
+	defer srv.Close()
+	_, err := NewClient("test").GatewayBot(context.Background(), srv.URL, "tok")
+	var rl *RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter != MaxWait {
+		t.Fatalf("got %v, want a RateLimitedError of %v", err, MaxWait)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 	"github.com/shardkeeper/shardkeeper/internal/processkubelet"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
+	"github.com/shardkeeper/shardkeeper/internal/trustedhosts"
 )
 
 // Namespace and BotName are where the rig's bot lives.
@@ -118,7 +119,10 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := controllers.NewDiscordBotReconciler(mgr, "unused").SetupWithManager(runCtx, mgr); err != nil {
+	reconciler := controllers.NewDiscordBotReconciler(mgr, "unused")
+	// The rig's fake Discord listens on loopback, in plain text.
+	reconciler.TrustedHosts = trustedhosts.MustNew(nil, []string{"127.0.0.1"})
+	if err := reconciler.SetupWithManager(runCtx, mgr); err != nil {
 		return nil, err
 	}
 	go func() { _ = mgr.Start(runCtx) }()

@@ -167,6 +167,10 @@ func (c *Cluster) ImportImages(ctx context.Context, tarballs ...string) error {
 	return nil
 }
 
+// EmulatorHostPattern is the Discord emulator's Service in any namespace, as the operator's
+// trusted hosts write it.
+const EmulatorHostPattern = "discord-emulator.*.svc"
+
 // InstallOperator installs or upgrades the chart with the local images and waits for the
 // operator to roll out. operatorImage is the operator's tarball: its digest goes into a pod
 // annotation, so that a rebuilt image (same tag) rolls the operator. extra are more helm
@@ -181,6 +185,9 @@ func (c *Cluster) InstallOperator(ctx context.Context, operatorImage string, ext
 		"--namespace", OperatorNamespace, "--create-namespace",
 		"--set", "image.tag=" + ImageTag + ",defaultBotImage.tag=" + ImageTag + ",image.pullPolicy=IfNotPresent",
 		"--set-string", `podAnnotations.shardkeeper\.dev/image-tarball=` + digest,
+		// The Discord emulator of config/demo, in whichever namespace (make run's, each
+		// end-to-end test's): the operator sends tokens to it in plain text.
+		"--set", "discord.plainHTTPHosts={" + EmulatorHostPattern + "}",
 		"--wait", "--timeout", "3m",
 	}, extra...)
 	_, err = c.HelmRun(ctx, args...)
