@@ -53,12 +53,16 @@ fmt: ## go fmt.
 vet: ## go vet.
 	go vet ./...
 
+.PHONY: verify-large-files
+verify-large-files: ## Fail on a tracked file over 1 MiB not in hack/large-files.allow.
+	@hack/check-large-files.sh
+
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for envtest from Go modules (cached in ~/.cache/shardkeeper).
 	@hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet envtest-assets helm ## Run every test (builds missing envtest binaries and tools first).
+test: verify-large-files verify-generated vet envtest-assets helm ## Every check, then every test (builds missing envtest binaries and tools first).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) go test ./... -count=1 -race -timeout 20m
 
 .PHONY: test-e2e
