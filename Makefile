@@ -11,6 +11,9 @@ HELM_VERSION ?= v3.22.0
 # bench/scale reads kwok's stage configs from the module cache at this version (kwokVersion).
 KWOK ?= $(LOCALBIN)/kwok
 KWOK_VERSION ?= v0.8.0
+# staticcheck 2026.2.2; v0.8 is the first line made for Go 1.26 (go.mod).
+STATICCHECK ?= $(LOCALBIN)/staticcheck
+STATICCHECK_VERSION ?= v0.8.2
 BENCH_SCALE_PODS ?= 100,1000
 # Pods of the local cluster may reach the internet only in egress mode; a real token
 # (`DISCORD_TOKEN=... make run`) turns it on, as the bot must reach Discord.
@@ -49,16 +52,29 @@ verify-generated: controller-gen ## Fail when committed generated files are out 
 fmt: ## go fmt.
 	go fmt ./...
 
+.PHONY: verify-fmt
+verify-fmt: ## Fail listing the Go files gofmt would change.
+	@unformatted="$$(gofmt -l $$(find . -path ./bin -prune -o -path ./.git -prune -o -name '*.go' -print))"; \
+	if [ -n "$$unformatted" ]; then echo "verify-fmt: not gofmt-formatted (run make fmt):" >&2; echo "$$unformatted" >&2; exit 1; fi
+
 .PHONY: vet
 vet: ## go vet.
 	go vet ./...
+
+.PHONY: lint
+lint: verify-fmt staticcheck ## gofmt check and staticcheck.
+	$(STATICCHECK) ./...
+
+.PHONY: verify-large-files
+verify-large-files: ## Fail on a tracked file over 1 MiB not in hack/large-files.allow.
+	@hack/check-large-files.sh
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for envtest from Go modules (cached in ~/.cache/shardkeeper).
 	@hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-generated vet envtest-assets helm ## Run every test (builds missing envtest binaries and tools first).
+test: verify-large-files lint vet verify-generated envtest-assets helm ## Every check, then every test (builds missing envtest binaries and tools first).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) go test ./... -count=1 -race -timeout 20m
 
 .PHONY: test-e2e
@@ -150,3 +166,10 @@ kwok: $(KWOK)-$(KWOK_VERSION) ## Install kwok into bin/ (pinned), for bench-scal
 $(KWOK)-$(KWOK_VERSION): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 	mv $(LOCALBIN)/kwok $@
+
+.PHONY: staticcheck
+staticcheck: $(STATICCHECK)-$(STATICCHECK_VERSION) ## Install staticcheck into bin/ (pinned).
+	@ln -sf $(STATICCHECK)-$(STATICCHECK_VERSION) $(STATICCHECK)
+$(STATICCHECK)-$(STATICCHECK_VERSION): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(LOCALBIN)/staticcheck $@

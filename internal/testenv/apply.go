@@ -27,7 +27,8 @@ func Apply(ctx context.Context, c client.Client, fieldOwner string, objs []*unst
 	var errs []error
 	for _, obj := range ordered {
 		obj = obj.DeepCopy()
-		if err := c.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(fieldOwner)); err != nil {
+		// The objects come from manifests, not from API objects, so an unset field is unset.
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.ForceOwnership, client.FieldOwner(fieldOwner)); err != nil {
 			errs = append(errs, fmt.Errorf("%s %s/%s rejected: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err))
 		}
 	}
