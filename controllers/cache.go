@@ -40,6 +40,8 @@ func CacheOptions(namespaces []string) cache.Options {
 	ours := labels.NewSelector().Add(*req)
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
+		// Health judgement must know when the operator could not watch (apiwatch.go).
+		DefaultWatchErrorHandler: apiWatches.handle,
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:            {Label: ours},
 			&coordinationv1.Lease{}:  {Label: ours}, // bot heartbeats, renewed often: ours only

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -147,6 +148,9 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			if r.gateway != nil {
 				r.gateway.forget(req.NamespacedName)
 			}
+			if r.leases != nil {
+				r.leases.keepPods(req.NamespacedName, nil)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -271,6 +275,13 @@ func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) error 
 		s.pods = append(s.pods, observePod(pod))
 	}
 	s.observed = true
+	if r.leases != nil {
+		live := make(map[types.UID]bool, len(s.pods))
+		for _, p := range s.pods {
+			live[p.pod.UID] = true
+		}
+		r.leases.keepPods(client.ObjectKeyFromObject(s.bot), live)
+	}
 	return nil
 }
 
@@ -469,6 +480,7 @@ func (r *DiscordBotReconciler) event(bot *shardkeeperv1.DiscordBot, related runt
 func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.leases == nil {
 		r.leases = newLeaseTracker(r.Clock)
+		r.leases.watch = apiWatches
 	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,8 @@ const (
 	// name, same Lease, same resume state) cannot start until it is gone. A live process
 	// still closes its sessions resumably (close 4000) within it.
 	staleGracePeriod int64 = 5
+	// leaseReadTimeout bounds the live read of a Lease before a restart.
+	leaseReadTimeout = 5 * time.Second
 )
 
 // leaseTracker remembers, on the operator's clock, when each bot Lease's renewTime last
@@ -55,12 +58,28 @@ type leaseTracker struct {
 	mu    sync.Mutex
 	// renewals: lease namespace/name -> last renewTime seen and when we saw it change.
 	renewals map[types.NamespacedName]renewal
-	// podSeen: pod UID -> when we first saw the pod.
-	podSeen map[types.UID]time.Time
+	// podSeen: pod UID -> when we first saw the pod, and its bot (so that the entries of
+	// replaced pods can be pruned).
+	podSeen map[types.UID]podSighting
 	// restarts: pod namespace/name -> the operator's restarts of it, oldest first.
 	restarts map[types.NamespacedName][]time.Time
 	// containerRestarts: pod UID -> the restart count last seen and when it went up.
 	containerRestarts map[types.UID]*restartHistory
+	// fleet: bot -> its pods' health in its last pass, for the cluster-wide storm guard.
+	fleet map[types.NamespacedName]fleetEntry
+	// watch tells when the operator's watches last failed (nil: never).
+	watch *watchOutages
+}
+
+type podSighting struct {
+	bot types.NamespacedName
+	at  time.Time
+}
+
+// fleetEntry is one bot's pod health as its last pass saw it.
+type fleetEntry struct {
+	live, unhealthy int
+	at              time.Time
 }
 
 type restartHistory struct {
@@ -77,9 +96,10 @@ func newLeaseTracker(c Clock) *leaseTracker {
 	return &leaseTracker{
 		clock:             clockOrReal(c),
 		renewals:          map[types.NamespacedName]renewal{},
-		podSeen:           map[types.UID]time.Time{},
+		podSeen:           map[types.UID]podSighting{},
 		restarts:          map[types.NamespacedName][]time.Time{},
 		containerRestarts: map[types.UID]*restartHistory{},
+		fleet:             map[types.NamespacedName]fleetEntry{},
 	}
 }
 
@@ -118,16 +138,80 @@ func (t *leaseTracker) lastRenewal(key types.NamespacedName) (time.Time, bool) {
 }
 
 // firstSeen is when we first saw the pod: a new operator gives every pod a fresh grace.
-func (t *leaseTracker) firstSeen(uid types.UID) time.Time {
+func (t *leaseTracker) firstSeen(bot types.NamespacedName, uid types.UID) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if at, ok := t.podSeen[uid]; ok {
-		return at
+	if seen, ok := t.podSeen[uid]; ok {
+		return seen.at
 	}
 	now := t.clock.Now()
-	t.podSeen[uid] = now
+	t.podSeen[uid] = podSighting{bot: bot, at: now}
 	return now
 }
+
+// keepPods forgets what the tracker holds about the bot's pods that are gone: everything
+// keyed by a pod UID would otherwise grow with every replacement. nil forgets them all
+// (the bot is gone).
+func (t *leaseTracker) keepPods(bot types.NamespacedName, live map[types.UID]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for uid, seen := range t.podSeen {
+		if seen.bot == bot && !live[uid] {
+			delete(t.podSeen, uid)
+			delete(t.containerRestarts, uid)
+		}
+	}
+	if live == nil {
+		delete(t.fleet, bot)
+		for key := range t.restarts {
+			if key.Namespace == bot.Namespace && podOfBot(key.Name, bot.Name) {
+				delete(t.restarts, key)
+			}
+		}
+	}
+}
+
+// podOfBot says whether a pod name is one the bot's pods are given (<bot>-<group>, with
+// a generation suffix for later layouts).
+func podOfBot(pod, bot string) bool {
+	rest, ok := strings.CutPrefix(pod, bot+"-")
+	return ok && rest != "" && rest[0] >= '0' && rest[0] <= '9'
+}
+
+// sizes is how many entries the tracker holds, per map, for tests of its bounds.
+func (t *leaseTracker) sizes() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return map[string]int{"renewals": len(t.renewals), "podSeen": len(t.podSeen), "restarts": len(t.restarts),
+		"containerRestarts": len(t.containerRestarts), "fleet": len(t.fleet)}
+}
+
+// fleetStorm records a bot's pod health and says whether too many pods of all bots are
+// unhealthy at once, and how many. Entries older than fleetEntryMaxAge are not counted:
+// their bot has not been judged lately (suspended, halted, probes only).
+func (t *leaseTracker) fleetStorm(bot types.NamespacedName, live, unhealthy, maxPercent int, now time.Time) (bool, int, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.fleet[bot] = fleetEntry{live: live, unhealthy: unhealthy, at: now}
+	allLive, allUnhealthy := 0, 0
+	for key, e := range t.fleet {
+		if now.Sub(e.at) > fleetEntryMaxAge {
+			delete(t.fleet, key)
+			continue
+		}
+		allLive += e.live
+		allUnhealthy += e.unhealthy
+	}
+	return allUnhealthy >= fleetStormMinPods && tooManyUnhealthy(allUnhealthy, allLive, maxPercent), allUnhealthy, allLive
+}
+
+// fleetStormMinPods is how many pods must lapse together before the cluster-wide guard
+// calls it an outage: two small bots failing at once can be two broken bots.
+const fleetStormMinPods = 3
+
+// fleetEntryMaxAge bounds how old a bot's last judgement may be and still count in the
+// cluster-wide storm guard; a judged bot is looked at again within its lease duration.
+const fleetEntryMaxAge = 5 * time.Minute
 
 // containerRestartsWithin records a pod's container restart count and returns how many
 // restarts the operator saw happen within window. Restarts from before the operator first
@@ -164,6 +248,10 @@ func (t *leaseTracker) restartHistory(key types.NamespacedName, now time.Time) [
 			recent = append(recent, at)
 		}
 	}
+	if len(recent) == 0 {
+		delete(t.restarts, key)
+		return nil
+	}
 	t.restarts[key] = recent
 	return append([]time.Time(nil), recent...)
 }
@@ -199,6 +287,9 @@ type podHealthInput struct {
 	// containerRestartWindow (liveness failures: a botruntime bot only exits on SIGTERM or
 	// for a fatal reason, which is handled apart).
 	containerRestarts int
+	// blindUntil is when the operator's watches last failed: until then it could not see
+	// renewals, and their absence says nothing. Zero when they never failed.
+	blindUntil time.Time
 }
 
 // verdict is judgePod's answer: restart or not, why, and when to look again.
@@ -222,6 +313,9 @@ func judgePod(in podHealthInput) verdict {
 	}
 	if in.lastRenewal.IsZero() {
 		deadline := in.podSeen.Add(in.startupGrace)
+		if !in.blindUntil.IsZero() {
+			deadline = maxTime(deadline, in.blindUntil.Add(in.leaseDuration))
+		}
 		if in.now.After(deadline) {
 			what := "never created its heartbeat Lease"
 			if in.leaseExists {
@@ -232,13 +326,22 @@ func judgePod(in podHealthInput) verdict {
 		}
 		return verdict{recheck: deadline.Sub(in.now)}
 	}
-	expiry := in.lastRenewal.Add(in.leaseDuration)
+	// Every pod gets a fresh lease duration from the moment the operator could see again,
+	// as the node lifecycle controller does after it was cut off.
+	expiry := maxTime(in.lastRenewal, in.blindUntil).Add(in.leaseDuration)
 	if in.now.After(expiry) {
 		return verdict{stale: true, reason: shardkeeperv1.ReasonLeaseStale,
 			message: fmt.Sprintf("heartbeat Lease not renewed for %s (lease duration %s)",
 				in.now.Sub(in.lastRenewal).Round(time.Second), in.leaseDuration)}
 	}
-	return verdict{recheck: expiry.Sub(in.now), suspect: in.now.Sub(in.lastRenewal) > in.leaseDuration/2}
+	return verdict{recheck: expiry.Sub(in.now), suspect: in.now.Sub(maxTime(in.lastRenewal, in.blindUntil)) > in.leaseDuration/2}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // restartInput is everything the restart decision for one pod depends on.
@@ -406,12 +509,15 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		maxPercent = DefaultMaxUnhealthyPercent
 	}
 
+	botKey := client.ObjectKeyFromObject(s.bot)
 	type stalePod struct {
 		p  observedPod
 		in podHealthInput
 	}
 	var stale []stalePod
-	live, suspects := 0, 0
+	// lapsed counts pods whose renewals stopped within the last few lease durations: an
+	// outage stops many at once, a pod broken for an hour is no news.
+	live, suspects, lapsed := 0, 0, 0
 	for _, p := range s.pods {
 		if p.terminating || p.failed {
 			continue
@@ -430,8 +536,8 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			}
 		}
 		in := podHealthInput{
-			now: s.now, podSeen: r.leases.firstSeen(p.pod.UID), lastRenewal: last, leaseExists: exists,
-			leaseDuration: duration, startupGrace: grace,
+			now: s.now, podSeen: r.leases.firstSeen(botKey, p.pod.UID), lastRenewal: last, leaseExists: exists,
+			leaseDuration: duration, startupGrace: grace, blindUntil: r.leases.watch.lastFailure(),
 			containerRestarts: r.leases.containerRestartsWithin(p.pod.UID, restarts, containerRestartWindow),
 		}
 		v := judgePod(in)
@@ -444,16 +550,30 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		if v.suspect {
 			suspects++
 		}
+		if (v.reason == shardkeeperv1.ReasonLeaseStale || v.suspect) && s.now.Sub(last) < 3*duration {
+			lapsed++
+		}
 	}
+	// A bot of one or two pods cannot tell an outage from a broken pod by itself: it goes
+	// by every bot's pods together.
+	fleetStorm, fleetUnhealthy, fleetLive := r.leases.fleetStorm(botKey, live, lapsed, maxPercent, s.now)
 	if len(stale) == 0 {
 		s.remediation = ""
 		return nil
 	}
 	storm := tooManyUnhealthy(len(stale)+suspects, live, maxPercent)
-	if storm {
+	// The fleet guard is about Leases lapsing together; a container the kubelet keeps
+	// restarting is the kubelet's own evidence, and is not held by it.
+	leaseStorm := false
+	switch {
+	case storm:
 		s.remediation = fmt.Sprintf("%d of %d pods have stale or lapsing heartbeat Leases (more than %d%%): holding back restarts, as in an API server or Discord outage",
 			len(stale)+suspects, live, maxPercent)
-	} else {
+	case live <= 2 && fleetStorm:
+		leaseStorm = true
+		s.remediation = fmt.Sprintf("%d of the %d pods of all bots stopped renewing their heartbeat Leases lately (more than %d%%): holding back restarts, as in an API server or Discord outage",
+			fleetUnhealthy, fleetLive, maxPercent)
+	default:
 		s.remediation = ""
 	}
 
@@ -461,7 +581,8 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		podKey := client.ObjectKeyFromObject(sp.p.pod)
 		d := decideRestart(restartInput{
 			health: sp.in, fatalReason: s.leaseFatal[podKey.Name],
-			restarts: r.leases.restartHistory(podKey, s.now), storm: storm,
+			restarts: r.leases.restartHistory(podKey, s.now),
+			storm:    storm || (leaseStorm && sp.in.containerRestarts < containerRestartLimit),
 		})
 		if !d.restart {
 			if d.hold == holdBackoff {
@@ -476,12 +597,24 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		if need := identifiesNeeded(s.leases[leaseName(podKey.Name)], shardIDsOf(sp.p, s.topo), layoutOf(sp.p, s.topo).shards, s.now); !s.budget.take(need) {
 			continue // checkGateway looks again at Discord's reset
 		}
-		// Our cache may be behind: read the live Lease before acting on it.
-		var live coordinationv1.Lease
-		leaseKey := types.NamespacedName{Namespace: podKey.Namespace, Name: leaseName(podKey.Name)}
-		if err := r.APIReader.Get(ctx, leaseKey, &live); err == nil && r.leases.observe(&live) && d.reason != shardkeeperv1.ReasonContainerRestarting {
-			s.recheck = minPositive(s.recheck, duration)
-			continue
+		// Our cache may be behind: read the live Lease before acting on it. No read, no
+		// delete: a failed read (timeout, 429, 5xx) is most likely the outage that made
+		// the Lease look stale in the first place.
+		if d.reason != shardkeeperv1.ReasonContainerRestarting {
+			var live coordinationv1.Lease
+			leaseKey := types.NamespacedName{Namespace: podKey.Namespace, Name: leaseName(podKey.Name)}
+			readCtx, cancel := context.WithTimeout(ctx, leaseReadTimeout)
+			err := r.APIReader.Get(readCtx, leaseKey, &live)
+			cancel()
+			switch {
+			case err != nil && !apierrors.IsNotFound(err):
+				log.Info("not restarting a pod whose Lease looks stale: reading the live Lease failed", "pod", podKey.Name, "error", err.Error())
+				s.recheck = minPositive(s.recheck, duration/4)
+				continue
+			case err == nil && r.leases.observe(&live):
+				s.recheck = minPositive(s.recheck, duration)
+				continue
+			}
 		}
 		uid := sp.p.pod.UID
 		if err := r.Delete(ctx, sp.p.pod, restartDeleteOptions(d.reason, uid)...); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {

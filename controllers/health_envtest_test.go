@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -229,4 +232,61 @@ func writeBotLease(g Gomega, ns, bot, pod, writerUID, shardStates string) {
 	} else {
 		g.Expect(k8s.Update(ctx, &lease)).To(Succeed())
 	}
+}
+
+// flakyReader fails every read while fail is set, as an API server in an outage does.
+type flakyReader struct {
+	client.Reader
+	fail atomic.Bool
+}
+
+func (f *flakyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if f.fail.Load() {
+		return apierrors.NewServiceUnavailable("the API server is down")
+	}
+	return f.Reader.Get(ctx, key, obj, opts...)
+}
+
+// A stale-looking Lease is acted on only after a successful live read: a failed one is most
+// likely the outage that made it look stale.
+func TestNoRestartWithoutASuccessfulLiveRead(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	// A long lease, so the suite's own operator (real clock) leaves the pod alone; this
+	// test drives a reconciler of its own on a fake clock.
+	ns, bot := startedBotWithLease(t, g, "blind", 1, 300)
+	pod := botPods(g, ns, "blind")["blind-0"]
+	renewLease(ctx, ns, "blind", "blind-0")
+	g.Eventually(func(g Gomega) {
+		var lease coordinationv1.Lease
+		g.Expect(cached.Get(ctx, client.ObjectKey{Namespace: ns, Name: "blind-0"}, &lease)).To(Succeed())
+		g.Expect(lease.Spec.RenewTime).NotTo(BeNil())
+	}, wait, tick).Should(Succeed())
+
+	clock := clocktesting.NewFakePassiveClock(time.Now())
+	reader := &flakyReader{Reader: k8s}
+	r := &DiscordBotReconciler{Client: cached, APIReader: reader, Scheme: k8s.Scheme(), DefaultBotImage: testDefaultImage, Clock: clock,
+		DiscordAPIURL: discord.APIURL(), TrustedHosts: testTrustedHosts, leases: newLeaseTracker(clock)}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bot)}
+	g.Eventually(func() error { _, err := r.Reconcile(ctx, req); return err }, wait, tick).Should(Succeed())
+
+	// Past the lease duration with no renewal, the API server failing: no delete, and a
+	// look again within a quarter of the duration.
+	clock.SetTime(clock.Now().Add(301 * time.Second))
+	reader.fail.Store(true)
+	var res ctrl.Result
+	g.Eventually(func() error { var err error; res, err = r.Reconcile(ctx, req); return err }, wait, tick).Should(Succeed())
+	g.Expect(res.RequeueAfter).To(BeNumerically("<=", 75*time.Second))
+	g.Expect(botPods(g, ns, "blind")).To(HaveKeyWithValue("blind-0", HaveField("UID", pod.UID)), "deleted on a failed read")
+	g.Expect(getBot(g, ns, "blind").Status.Restarts).To(BeZero())
+
+	// The read works and the Lease is still stale: now the pod is replaced.
+	reader.fail.Store(false)
+	g.Eventually(func() error { _, err := r.Reconcile(ctx, req); return err }, wait, tick).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		var live corev1.Pod
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "blind-0"}, &live)
+		g.Expect(apierrors.IsNotFound(err) || live.UID != pod.UID || live.DeletionTimestamp != nil).To(BeTrue(), "not deleted after a good read")
+	}, wait, tick).Should(Succeed())
 }

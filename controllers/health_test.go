@@ -25,6 +25,7 @@ func TestJudgePod(t *testing.T) {
 		wantRecheck time.Duration
 		wantSuspect bool
 		restarts    int
+		blindUntil  time.Time
 	}{
 		"container restarted 3 times in the window": {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - time.Second), leaseExists: true,
 			restarts: 3, wantStale: shardkeeperv1.ReasonContainerRestarting},
@@ -34,11 +35,21 @@ func TestJudgePod(t *testing.T) {
 		"renewed 5 s ago: fine until the duration":  {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - 5*time.Second), leaseExists: true, wantRecheck: 15 * time.Second},
 		"renewal seen 21 s ago with 20 s duration":  {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - 21*time.Second), leaseExists: true, wantStale: shardkeeperv1.ReasonLeaseStale},
 		"exactly at expiry is not yet stale":        {now: t0.Add(20 * time.Second), lastRenewal: t0, leaseExists: true, wantSuspect: true},
+		// The operator's watches failed until 5 s ago: it could not see renewals, so every
+		// pod gets a fresh lease duration from then.
+		"stale, but the watches just came back": {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - 70*time.Second), leaseExists: true,
+			blindUntil: t0.Add(time.Hour - 5*time.Second), wantRecheck: 15 * time.Second},
+		"stale a lease duration after the watches came back": {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - 90*time.Second), leaseExists: true,
+			blindUntil: t0.Add(time.Hour - 21*time.Second), wantStale: shardkeeperv1.ReasonLeaseStale},
+		"watches failed long ago: no effect": {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - 21*time.Second), leaseExists: true,
+			blindUntil: t0.Add(time.Minute), wantStale: shardkeeperv1.ReasonLeaseStale},
+		"never renewed, grace over, watches just came back": {now: t0.Add(4 * time.Minute), leaseExists: true,
+			blindUntil: t0.Add(4*time.Minute - 10*time.Second), wantRecheck: 10 * time.Second},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			in := base
-			in.now, in.lastRenewal, in.leaseExists, in.containerRestarts = tc.now, tc.lastRenewal, tc.leaseExists, tc.restarts
+			in.now, in.lastRenewal, in.leaseExists, in.containerRestarts, in.blindUntil = tc.now, tc.lastRenewal, tc.leaseExists, tc.restarts, tc.blindUntil
 			v := judgePod(in)
 			if v.reason != tc.wantStale || v.stale != (tc.wantStale != "") || v.recheck != tc.wantRecheck || v.suspect != tc.wantSuspect {
 				t.Errorf("verdict %+v; want stale %q, recheck %s", v, tc.wantStale, tc.wantRecheck)
@@ -159,11 +170,11 @@ func TestOperatorRestartGivesEveryLeaseAFreshGrace(t *testing.T) {
 	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	tr := newLeaseTracker(clock)
 	// A new tracker (a restarted operator) first sees a pod now, whatever its age.
-	if seen := tr.firstSeen("uid-1"); !seen.Equal(clock.Now()) {
+	if seen := tr.firstSeen(types.NamespacedName{Namespace: "ns", Name: "bot"}, "uid-1"); !seen.Equal(clock.Now()) {
 		t.Errorf("first seen %s, want now", seen)
 	}
 	clock.SetTime(clock.Now().Add(time.Hour))
-	if seen := tr.firstSeen("uid-1"); !seen.Equal(clock.Now().Add(-time.Hour)) {
+	if seen := tr.firstSeen(types.NamespacedName{Namespace: "ns", Name: "bot"}, "uid-1"); !seen.Equal(clock.Now().Add(-time.Hour)) {
 		t.Errorf("first seen moved to %s", seen)
 	}
 }
@@ -208,4 +219,82 @@ func ptrString(p *int64) string {
 		return "<pod's own>"
 	}
 	return fmt.Sprint(*p)
+}
+
+// What the tracker keeps per pod UID goes with the pod: 10,000 replacements leave only
+// the live pods' entries.
+func TestTrackerForgetsReplacedPods(t *testing.T) {
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	tr := newLeaseTracker(clock)
+	bot := types.NamespacedName{Namespace: "ns", Name: "bot"}
+	other := types.NamespacedName{Namespace: "ns", Name: "other"}
+	tr.firstSeen(other, "other-uid")
+	tr.containerRestartsWithin("other-uid", 0, containerRestartWindow)
+	const pods = 4
+	for i := range 10_000 {
+		live := map[types.UID]bool{}
+		for p := range pods {
+			uid := types.UID(fmt.Sprintf("uid-%d-%d", p, i))
+			live[uid] = true
+			tr.firstSeen(bot, uid)
+			tr.containerRestartsWithin(uid, 1, containerRestartWindow)
+		}
+		tr.recordRestart(types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("bot-%d", i%pods)}, clock.Now())
+		tr.keepPods(bot, live)
+		clock.SetTime(clock.Now().Add(time.Second))
+	}
+	sizes := tr.sizes()
+	if sizes["podSeen"] != pods+1 || sizes["containerRestarts"] != pods+1 {
+		t.Errorf("after 10,000 replacements the tracker holds %v; want the %d live pods and the other bot's", sizes, pods)
+	}
+	if sizes["restarts"] > pods {
+		t.Errorf("restart histories %d, want at most one per pod name", sizes["restarts"])
+	}
+	// The bot goes: so does everything about it, and nothing of the other bot.
+	tr.keepPods(bot, nil)
+	if sizes := tr.sizes(); sizes["podSeen"] != 1 || sizes["containerRestarts"] != 1 || sizes["restarts"] != 0 {
+		t.Errorf("after the bot was deleted the tracker holds %v", sizes)
+	}
+	// Restart histories past the window are dropped when read.
+	tr.recordRestart(types.NamespacedName{Namespace: "ns", Name: "other-0"}, clock.Now())
+	tr.restartHistory(types.NamespacedName{Namespace: "ns", Name: "other-0"}, clock.Now().Add(restartWindow+time.Second))
+	if n := tr.sizes()["restarts"]; n != 0 {
+		t.Errorf("%d restart histories kept after their window", n)
+	}
+}
+
+// Bots of one or two pods go by the whole fleet: many pods lapsing together is an outage.
+func TestFleetStormGuard(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tr := newLeaseTracker(clocktesting.NewFakePassiveClock(now))
+	bot := func(i int) types.NamespacedName {
+		return types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("bot-%d", i)}
+	}
+	// Ten one-pod bots: two lapse, then six.
+	for i := range 10 {
+		tr.fleetStorm(bot(i), 1, 0, 50, now)
+	}
+	if storm, _, _ := tr.fleetStorm(bot(0), 1, 1, 50, now); storm {
+		t.Error("one lapsed pod of ten is a storm")
+	}
+	if storm, _, _ := tr.fleetStorm(bot(1), 1, 1, 50, now); storm {
+		t.Error("two lapsed pods of ten are a storm")
+	}
+	for i := 2; i < 6; i++ {
+		tr.fleetStorm(bot(i), 1, 1, 50, now)
+	}
+	if storm, n, of := tr.fleetStorm(bot(6), 1, 1, 50, now); !storm || n != 7 || of != 10 {
+		t.Errorf("seven of ten lapsed: storm %v, %d of %d", storm, n, of)
+	}
+	// Judgements older than fleetEntryMaxAge do not count.
+	later := now.Add(fleetEntryMaxAge + time.Second)
+	if storm, n, of := tr.fleetStorm(bot(7), 1, 1, 50, later); storm || n != 1 || of != 1 {
+		t.Errorf("old judgements counted: storm %v, %d of %d", storm, n, of)
+	}
+	// Two of two is not enough to call it an outage.
+	tr2 := newLeaseTracker(clocktesting.NewFakePassiveClock(now))
+	tr2.fleetStorm(bot(0), 1, 1, 50, now)
+	if storm, _, _ := tr2.fleetStorm(bot(1), 1, 1, 50, now); storm {
+		t.Error("two lapsed pods in all are a storm")
+	}
 }
