@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -486,6 +487,9 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 		r.APIReader = mgr.GetAPIReader()
 	}
 	r.initGateway()
+	if err := mgr.Add(manager.RunnableFunc(r.gateway.run)); err != nil {
+		return fmt.Errorf("adding the gateway checker: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &shardkeeperv1.DiscordBot{}, tokenSecretIndex, indexTokenSecret); err != nil {
 		return fmt.Errorf("indexing bots by token Secret: %w", err)
 	}

@@ -68,6 +68,26 @@ type gatewayChecker struct {
 
 	mu      sync.Mutex
 	answers map[types.NamespacedName]*gatewayAnswer
+	// base bounds every question: the manager's context while this replica leads (set by
+	// run), so that no question outlives the operator's leadership or its shutdown. Nil
+	// for a reconciler driven by hand (tests): questions then end only by their timeout.
+	base context.Context
+}
+
+func (g *gatewayChecker) hasBase() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.base != nil
+}
+
+// run is a leader-election Runnable: questions are asked on its context, which ends when
+// the manager stops or this replica loses leadership.
+func (g *gatewayChecker) run(ctx context.Context) error {
+	g.mu.Lock()
+	g.base = ctx
+	g.mu.Unlock()
+	<-ctx.Done()
+	return nil
 }
 
 func newGatewayChecker(c GatewayClient, reader client.Reader, trusted *trustedhosts.Policy, clock Clock) *gatewayChecker {
@@ -169,7 +189,11 @@ func (g *gatewayChecker) ask(bot *shardkeeperv1.DiscordBot, apiURL, secretVersio
 		a = &gatewayAnswer{}
 		g.answers[key] = a
 	}
-	if a.inFlight || g.clock.Now().Before(a.notBefore) {
+	base := g.base
+	if base == nil {
+		base = context.Background()
+	}
+	if a.inFlight || g.clock.Now().Before(a.notBefore) || base.Err() != nil {
 		g.mu.Unlock()
 		return
 	}
@@ -179,7 +203,7 @@ func (g *gatewayChecker) ask(bot *shardkeeperv1.DiscordBot, apiURL, secretVersio
 	ref := bot.Spec.TokenSecretRef
 	wakeObj := bot.DeepCopy()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(base, 30*time.Second)
 		defer cancel()
 		info, err := g.fetch(ctx, key.Namespace, ref, apiURL)
 		now := g.clock.Now()
