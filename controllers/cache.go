@@ -30,8 +30,8 @@ func ofBot(bot *shardkeeperv1.DiscordBot) []client.ListOption {
 }
 
 // CacheOptions scopes the operator's informers: only the namespaces it watches (all when
-// none are given), only the pods and access objects it made (label-selected), and Secrets
-// without their values.
+// none are given) and only the pods and access objects it made (label-selected). Secrets
+// are watched as metadata only (token.go), so none of their values is ever cached.
 func CacheOptions(namespaces []string) cache.Options {
 	req, err := labels.NewRequirement(shardkeeperv1.LabelBot, selection.Exists, nil)
 	if err != nil {
@@ -46,7 +46,6 @@ func CacheOptions(namespaces []string) cache.Options {
 			&corev1.ServiceAccount{}: {Label: ours},
 			&rbacv1.Role{}:           {Label: ours},
 			&rbacv1.RoleBinding{}:    {Label: ours},
-			&corev1.Secret{}:         {Transform: stripSecretValues},
 		},
 	}
 	if len(namespaces) > 0 {

@@ -63,6 +63,7 @@ type DiscordBotReconciler struct {
 	leases      *leaseTracker
 	gateway     *gatewayChecker
 	gatewayOnce sync.Once
+	tokens      tokenChecks
 }
 
 // initGateway sets up asking Discord, once; a reconciler built by hand gets it on first use.
@@ -136,6 +137,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			if r.gateway != nil {
 				r.gateway.forget(req.NamespacedName)
 			}
+			r.tokens.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -470,7 +472,7 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.botsForSecret)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.botsForSecret), builder.OnlyMetadata).
 		Watches(&coordinationv1.Lease{}, r.leaseEvents()).
 		WatchesRawSource(source.Channel(r.gateway.wake, &handler.EnqueueRequestForObject{})).
 		Named("discordbot").
