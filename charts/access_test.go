@@ -2,23 +2,31 @@ package charts_test
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/controllers"
+	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
 )
 
@@ -161,9 +169,7 @@ func checkClusterWideAccess(t *testing.T, ctx context.Context, k8s client.Client
 // where RBAC lets it write everywhere, and shows that the chart's admission policy lets it
 // write only what carries its label, and its leader election Lease.
 func checkAdmissionPolicy(t *testing.T, ctx context.Context, env *testenv.Env, admin client.Client, sa serviceAccount) {
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: sa.user(), Groups: sa.groups()}
-	operator, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	operator, err := client.New(impersonating(env, sa), client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,15 +200,7 @@ func checkAdmissionPolicy(t *testing.T, ctx context.Context, env *testenv.Env, a
 		}
 	}
 
-	// The API server picks a new policy up within seconds: wait until it refuses the
-	// operator an unlabelled Lease (a dry run, so nothing is left behind meanwhile).
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		err := operator.Create(ctx, lease(botNS, "probe", nil), client.DryRunAll)
-		return deniedByPolicy(err), nil
-	})
-	if err != nil {
-		t.Fatal("the API server never enforced the admission policy; is the ValidatingAdmissionPolicy admission plugin on?")
-	}
+	waitUntilEnforced(t, ctx, operator, botNS)
 
 	labelled := func(obj client.Object) client.Object { obj.SetLabels(managed); return obj }
 	binding := func() *rbacv1.RoleBinding {
@@ -294,7 +292,127 @@ func checkAdmissionPolicy(t *testing.T, ctx context.Context, env *testenv.Env, a
 	}
 }
 
+// impersonating is the control plane's admin config acting as the ServiceAccount.
+func impersonating(env *testenv.Env, sa serviceAccount) *rest.Config {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: sa.user(), Groups: sa.groups()}
+	return cfg
+}
+
+// waitUntilEnforced waits for the API server to pick the operator's admission policy up
+// (seconds at most): until it refuses the operator an unlabelled Lease in namespace (a
+// dry run, so nothing is left behind meanwhile).
+func waitUntilEnforced(t *testing.T, ctx context.Context, operator client.Client, namespace string) {
+	t.Helper()
+	probe := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "probe"}}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		return deniedByPolicy(operator.Create(ctx, probe.DeepCopy(), client.DryRunAll)), nil
+	})
+	if err != nil {
+		t.Fatal("the API server never enforced the admission policy; is the ValidatingAdmissionPolicy admission plugin on?")
+	}
+}
+
 // deniedByPolicy says whether err is the operator's admission policy refusing a request.
 func deniedByPolicy(err error) bool {
 	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "app.kubernetes.io/managed-by=shardkeeper")
+}
+
+// checkOperatorRunsWithItsGrants runs the operator as the ServiceAccount, with nothing but
+// what the release granted it and under its admission policy, and shows that it does its
+// work in a watched namespace: leader election, a bot's pods, Leases, ServiceAccount, Role,
+// RoleBinding, events and status.
+func checkOperatorRunsWithItsGrants(t *testing.T, ctx context.Context, env *testenv.Env, admin client.Client, sa serviceAccount, watched []string) {
+	ctrl.SetLogger(logr.Discard())
+	cfg := impersonating(env, sa)
+	operator, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntilEnforced(t, ctx, operator, watched[0])
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        env.Scheme,
+		Cache:                         controllers.CacheOptions(watched),
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		LeaderElection:                true,
+		LeaderElectionID:              controllers.LeaderElectionID,
+		LeaderElectionNamespace:       sa.namespace,
+		LeaderElectionReleaseOnCancel: true,
+		// A grant missing for the cache would hold the controller at its first sync:
+		// fail within the test's wait, not minutes later.
+		Controller: ctrlconfig.Controller{CacheSyncTimeout: 30 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "MTIz.fake.token"
+	discord := discordtest.NewServer(discordtest.Options{Token: token, MaxConcurrency: 1, RecommendedShards: 2})
+	defer discord.Close()
+	reconciler := controllers.NewDiscordBotReconciler(mgr, "registry.test/shardkeeper/bot:test")
+	reconciler.DiscordAPIURL = discord.APIURL()
+	if err := reconciler.SetupWithManager(ctx, mgr); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- mgr.Start(runCtx) }()
+	defer func() {
+		stop()
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Errorf("the operator stopped with %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Error("the operator did not stop within a minute")
+		}
+	}()
+
+	ns := watched[0]
+	if err := admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "granted-token"},
+		Data: map[string][]byte{"token": []byte(token)}}); err != nil {
+		t.Fatal(err)
+	}
+	bot := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "granted"},
+		Spec: shardkeeperv1.DiscordBotSpec{TokenSecretRef: shardkeeperv1.SecretKeySelector{Name: "granted-token"}, ShardsPerPod: 1}}
+	bot.Spec.Shards.IntVal = 2
+	if err := admin.Create(ctx, bot); err != nil {
+		t.Fatal(err)
+	}
+
+	// The bot's objects, as the operator makes them, in the watched namespace.
+	want := map[string]client.ObjectList{"pods": &corev1.PodList{}, "Leases": &coordinationv1.LeaseList{},
+		"ServiceAccounts": &corev1.ServiceAccountList{}, "Roles": &rbacv1.RoleList{}, "RoleBindings": &rbacv1.RoleBindingList{}}
+	wantCount := map[string]int{"pods": 2, "Leases": 3, "ServiceAccounts": 1, "Roles": 1, "RoleBindings": 1}
+	var got map[string]int
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		got = map[string]int{}
+		for kind, list := range want {
+			if err := admin.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{shardkeeperv1.LabelBot: "granted"}); err != nil {
+				return false, err
+			}
+			got[kind] = meta.LenList(list)
+		}
+		return reflect.DeepEqual(got, wantCount), nil
+	})
+	if err != nil {
+		t.Fatalf("the operator made %v for a 2-shard bot in %s, want %v", got, ns, wantCount)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(bot), bot); err != nil {
+			return false, err
+		}
+		var events eventsv1.EventList
+		if err := admin.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		return len(bot.Status.Conditions) > 0 && len(events.Items) > 0, nil
+	})
+	if err != nil {
+		t.Errorf("the operator wrote no status or no event for the bot: conditions %v", bot.Status.Conditions)
+	}
+	var leader coordinationv1.Lease
+	if err := admin.Get(ctx, client.ObjectKey{Namespace: sa.namespace, Name: controllers.LeaderElectionID}, &leader); err != nil {
+		t.Errorf("no leader election Lease in %s: %v", sa.namespace, err)
+	}
 }

@@ -789,4 +789,7 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 	t.Run("admission policy", func(t *testing.T) {
 		checkAdmissionPolicy(t, ctx, env, k8s, defaultOperator)
 	})
+	t.Run("operator runs with what it was granted", func(t *testing.T) {
+		checkOperatorRunsWithItsGrants(t, ctx, env, k8s, serviceAccount{namespace: "sk-all", name: "shardkeeper-operator"}, []string{"bots-a", "bots-b"})
+	})
 }
