@@ -10,6 +10,8 @@ package charts_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -27,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/shardkeeper/shardkeeper/controllers"
 	"github.com/shardkeeper/shardkeeper/internal/imagebuild"
 	"github.com/shardkeeper/shardkeeper/internal/manifests"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
@@ -214,8 +217,44 @@ func TestChartRendersTheGeneratedCRDAndRBAC(t *testing.T) {
 		}
 	}
 
-	sameGrants(t, "the chart's ClusterRole", grants(t, only(t, objs, "ClusterRole")), grants(t, decodeFile(t, "config", "rbac", "role.yaml")))
-	sameGrants(t, "the chart's leader election Role", grants(t, only(t, objs, "Role")), grants(t, decodeFile(t, "config", "rbac", "leader_election_role.yaml")))
+	generatedRules := grants(t, decodeFile(t, "config", "rbac", "role.yaml"))
+	leaderElectionRules := grants(t, decodeFile(t, "config", "rbac", "leader_election_role.yaml"))
+	sameGrants(t, "the chart's ClusterRole", grants(t, only(t, objs, "ClusterRole")), generatedRules)
+	sameGrants(t, "the chart's leader election Role", grants(t, only(t, objs, "Role")), leaderElectionRules)
+
+	// With watchNamespaces, the same rules in a Role in each watched namespace, bound to the
+	// operator there, and nothing cluster-wide.
+	watching, err := manifests.HelmTemplate(helm(t), chartDir, "shardkeeper", "shardkeeper-system", "--set", "watchNamespaces={bots-a,bots-b}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(manifests.OfKind(watching, "ClusterRole")) + len(manifests.OfKind(watching, "ClusterRoleBinding")); n != 0 {
+		t.Errorf("with watchNamespaces the chart renders %d ClusterRoles and ClusterRoleBindings, want none", n)
+	}
+	roles := map[string]*unstructured.Unstructured{}
+	for _, role := range manifests.OfKind(watching, "Role") {
+		roles[role.GetNamespace()] = role
+	}
+	if len(roles) != 3 {
+		t.Fatalf("with watchNamespaces the chart renders Roles in %v, want bots-a, bots-b and the release's namespace", slices.Sorted(maps.Keys(roles)))
+	}
+	for _, ns := range []string{"bots-a", "bots-b"} {
+		role, ok := roles[ns]
+		if !ok {
+			t.Errorf("no Role in the watched namespace %s", ns)
+			continue
+		}
+		sameGrants(t, "the chart's Role in "+ns, grants(t, role), generatedRules)
+		bound := false
+		for _, binding := range manifests.OfKind(watching, "RoleBinding") {
+			ref, _, _ := unstructured.NestedString(binding.Object, "roleRef", "name")
+			bound = bound || (binding.GetNamespace() == ns && ref == role.GetName())
+		}
+		if !bound {
+			t.Errorf("no RoleBinding in %s binds the Role %s", ns, role.GetName())
+		}
+	}
+	sameGrants(t, "the chart's leader election Role", grants(t, roles["shardkeeper-system"]), leaderElectionRules)
 }
 
 func TestChartValues(t *testing.T) {
@@ -231,7 +270,8 @@ func TestChartValues(t *testing.T) {
 	}{
 		"defaults": {
 			want: map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
-				"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1},
+				"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
+				"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1},
 			replicas:   1,
 			image:      "ghcr.io/shardkeeper/operator:" + app,
 			pullPolicy: corev1.PullIfNotPresent,
@@ -241,8 +281,10 @@ func TestChartValues(t *testing.T) {
 			metricsPort:    8080,
 		},
 		"all features": {
-			want: map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 1, "ClusterRoleBinding": 1,
-				"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1, "ServiceMonitor": 1},
+			// Two watched namespaces: a Role and RoleBinding in each, and none cluster-wide.
+			want: map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "Role": 3, "RoleBinding": 3,
+				"Service": 1, "Deployment": 1, "ServiceMonitor": 1,
+				"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1},
 			replicas:   2,
 			image:      "registry.example.com/shardkeeper/operator:0.1.0-rc.1",
 			pullPolicy: corev1.PullAlways,
@@ -502,6 +544,9 @@ func TestChartInstallsWhatKustomizeInstalls(t *testing.T) {
 	}
 	sameGrants(t, "the chart's ClusterRole", grants(t, only(t, chart, "ClusterRole")), grants(t, only(t, kustomize, "ClusterRole")))
 	sameGrants(t, "the chart's leader election Role", grants(t, only(t, chart, "Role")), grants(t, only(t, kustomize, "Role")))
+	if got, want := admissionPolicy(t, chart), admissionPolicy(t, kustomize); !reflect.DeepEqual(got, want) {
+		t.Errorf("the chart's admission policy differs from config/default's:\nchart:     %v\nkustomize: %v", got, want)
+	}
 
 	var fromChart, fromKustomize appsv1.Deployment
 	toTyped(t, only(t, chart, "Deployment"), &fromChart)
@@ -540,6 +585,43 @@ func TestChartInstallsWhatKustomizeInstalls(t *testing.T) {
 	if !selects(kustomizeSvc.Spec.Selector, fromKustomize.Spec.Template.Labels) {
 		t.Errorf("config/default's metrics Service selector %v does not select the operator's pods %v", kustomizeSvc.Spec.Selector, fromKustomize.Spec.Template.Labels)
 	}
+}
+
+// admissionPolicy returns the spec of the operator's ValidatingAdmissionPolicy with the
+// operator's user name and namespace, which differ between the chart and config/default, put
+// as <operator> and <namespace>. It fails when the policy's binding does not bind it, or
+// when the policy does not name the operator Deployment's ServiceAccount: a policy for
+// another user would leave the operator unrestricted.
+func admissionPolicy(t *testing.T, objs []*unstructured.Unstructured) map[string]any {
+	t.Helper()
+	policy := only(t, objs, "ValidatingAdmissionPolicy")
+	binding := only(t, objs, "ValidatingAdmissionPolicyBinding")
+	if name, _, _ := unstructured.NestedString(binding.Object, "spec", "policyName"); name != policy.GetName() {
+		t.Errorf("ValidatingAdmissionPolicyBinding binds %q, want %q", name, policy.GetName())
+	}
+	if actions, _, _ := unstructured.NestedStringSlice(binding.Object, "spec", "validationActions"); !slices.Equal(actions, []string{"Deny"}) {
+		t.Errorf("ValidatingAdmissionPolicyBinding actions %v, want [Deny]", actions)
+	}
+	var deploy appsv1.Deployment
+	toTyped(t, only(t, objs, "Deployment"), &deploy)
+	user := "system:serviceaccount:" + deploy.Namespace + ":" + deploy.Spec.Template.Spec.ServiceAccountName
+	raw, err := json.Marshal(policy.Object["spec"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("'"+user+"'")) {
+		t.Errorf("the admission policy does not name the operator's user %s:\n%s", user, raw)
+	}
+	if !bytes.Contains(raw, []byte("request.name == '"+controllers.LeaderElectionID+"'")) {
+		t.Errorf("the admission policy does not exempt the leader election Lease %s:\n%s", controllers.LeaderElectionID, raw)
+	}
+	raw = bytes.ReplaceAll(raw, []byte("'"+user+"'"), []byte("'<operator>'"))
+	raw = bytes.ReplaceAll(raw, []byte("'"+deploy.Namespace+"'"), []byte("'<namespace>'"))
+	var spec map[string]any
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	return spec
 }
 
 // withoutImages drops the value of --default-bot-image, whose tag differs by design (the
@@ -653,9 +735,17 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 	}
 	for i, c := range installCases {
 		ok := t.Run(c.name, func(t *testing.T) {
-			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace}}
-			if err := k8s.Create(ctx, ns); err != nil {
-				t.Fatal(err)
+			// The release's namespace, and the watched ones its Roles go to.
+			namespaces := map[string]bool{c.namespace: true}
+			for _, obj := range rendered[i] {
+				if obj.GetNamespace() != "" {
+					namespaces[obj.GetNamespace()] = true
+				}
+			}
+			for ns := range namespaces {
+				if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := testenv.Apply(ctx, k8s, "helm-"+c.release, rendered[i]); err != nil {
 				t.Fatal(err)
@@ -690,4 +780,20 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			t.Fatal("later cases need the CRD this one installs")
 		}
 	}
+
+	// What the installed releases let the operator do, asked as `kubectl auth can-i --as`
+	// would, and then done as the operator.
+	t.Run("operator access with watchNamespaces", func(t *testing.T) {
+		checkWatchNamespacesAccess(t, ctx, k8s, serviceAccount{namespace: "sk-all", name: "shardkeeper-operator"}, []string{"bots-a", "bots-b"})
+	})
+	defaultOperator := serviceAccount{namespace: "shardkeeper-system", name: "shardkeeper"}
+	t.Run("operator access in every namespace", func(t *testing.T) {
+		checkClusterWideAccess(t, ctx, k8s, defaultOperator)
+	})
+	t.Run("admission policy", func(t *testing.T) {
+		checkAdmissionPolicy(t, ctx, env, k8s, defaultOperator)
+	})
+	t.Run("operator runs with what it was granted", func(t *testing.T) {
+		checkOperatorRunsWithItsGrants(t, ctx, env, k8s, serviceAccount{namespace: "sk-all", name: "shardkeeper-operator"}, []string{"bots-a", "bots-b"})
+	})
 }

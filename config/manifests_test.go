@@ -27,7 +27,8 @@ func TestKustomizeDefaultAndSamplesInstallCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := manifests.Kinds(objects)
-	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"} {
+	for _, kind := range []string{"Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service",
+		"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
 		if kinds[kind] == 0 {
 			t.Errorf("config/default renders no %s", kind)
 		}

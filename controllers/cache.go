@@ -30,14 +30,23 @@ func ofBot(bot *shardkeeperv1.DiscordBot) []client.ListOption {
 }
 
 // CacheOptions scopes the operator's informers: only the namespaces it watches (all when
-// none are given), only the pods and access objects it made (label-selected), and Secrets
-// without their values.
+// none are given) and only the pods and access objects it made (label-selected). Secrets
+// are watched as metadata only (token.go), so none of their values is ever cached.
+//
+// "Made by the operator" is a bot label and app.kubernetes.io/managed-by=shardkeeper: the
+// chart's admission policy refuses the operator any write to an object without the
+// latter, so an object that names a bot without it (a bot's own, a user's) must not reach
+// a pass that would adopt or delete it and fail on every pass.
 func CacheOptions(namespaces []string) cache.Options {
-	req, err := labels.NewRequirement(shardkeeperv1.LabelBot, selection.Exists, nil)
+	ofABot, err := labels.NewRequirement(shardkeeperv1.LabelBot, selection.Exists, nil)
 	if err != nil {
-		panic(err) // a constant label key: cannot fail
+		panic(err) // constant label keys and values: cannot fail
 	}
-	ours := labels.NewSelector().Add(*req)
+	managed, err := labels.NewRequirement(shardkeeperv1.LabelManagedBy, selection.Equals, []string{shardkeeperv1.ManagedByValue})
+	if err != nil {
+		panic(err)
+	}
+	ours := labels.NewSelector().Add(*ofABot, *managed)
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		// Health judgement must know when the operator could not watch (apiwatch.go).
@@ -48,7 +57,6 @@ func CacheOptions(namespaces []string) cache.Options {
 			&corev1.ServiceAccount{}: {Label: ours},
 			&rbacv1.Role{}:           {Label: ours},
 			&rbacv1.RoleBinding{}:    {Label: ours},
-			&corev1.Secret{}:         {Transform: stripSecretValues},
 		},
 	}
 	if len(namespaces) > 0 {

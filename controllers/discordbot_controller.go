@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -69,6 +69,7 @@ type DiscordBotReconciler struct {
 	leases      *leaseTracker
 	gateway     *gatewayChecker
 	gatewayOnce sync.Once
+	tokens      tokenChecks
 }
 
 // initGateway sets up asking Discord, once; a reconciler built by hand gets it on first use.
@@ -152,6 +153,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			if r.leases != nil {
 				r.leases.keepPods(req.NamespacedName, nil)
 			}
+			r.tokens.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -504,7 +506,7 @@ func (r *DiscordBotReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.botsForSecret)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.botsForSecret), builder.OnlyMetadata).
 		Watches(&coordinationv1.Lease{}, r.leaseEvents()).
 		WatchesRawSource(source.Channel(r.gateway.wake, &handler.EnqueueRequestForObject{})).
 		Named("discordbot").

@@ -71,13 +71,18 @@ func (h *fakeHeartbeats) stop(pods ...string) {
 	}
 }
 
+// botruntimeLeaseLabels are the labels botruntime puts on a heartbeat Lease it writes.
+func botruntimeLeaseLabels(bot string) map[string]string {
+	return map[string]string{shardkeeperv1.LabelBot: bot, shardkeeperv1.LabelManagedBy: shardkeeperv1.ManagedByValue}
+}
+
 func renewLease(ctx context.Context, ns, bot, pod string) {
 	now := metav1.NewMicroTime(time.Now())
 	var lease coordinationv1.Lease
 	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &lease)
 	if apierrors.IsNotFound(err) {
 		lease = coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: map[string]string{shardkeeperv1.LabelBot: bot}},
+			ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: botruntimeLeaseLabels(bot)},
 			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(pod), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
 		}
 		_ = k8s.Create(ctx, &lease)
@@ -215,7 +220,7 @@ func writeBotLease(g Gomega, ns, bot, pod, writerUID, shardStates string) {
 	var lease coordinationv1.Lease
 	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &lease)
 	if apierrors.IsNotFound(err) {
-		lease = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: map[string]string{shardkeeperv1.LabelBot: bot}}}
+		lease = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: botruntimeLeaseLabels(bot)}}
 	} else {
 		g.Expect(err).NotTo(HaveOccurred())
 	}

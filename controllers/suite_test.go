@@ -73,7 +73,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	// The operator's requests pass operatorSecretRequests, which tells what it reads of Secrets.
+	operatorConfig := rest.CopyConfig(env.Config)
+	operatorConfig.Wrap(operatorSecretRequests.wrap)
+	mgr, err := ctrl.NewManager(operatorConfig, ctrl.Options{
 		Scheme:  env.Scheme,
 		Cache:   CacheOptions(nil),
 		Metrics: metricsserver.Options{BindAddress: "0"},

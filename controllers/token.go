@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -26,47 +28,95 @@ func indexTokenSecret(obj client.Object) []string {
 	return []string{bot.Spec.TokenSecretRef.Name}
 }
 
-// secretValueMarker replaces every non-empty Secret value in the operator's cache: the
-// operator needs to know that a token is there, never what it is.
-var secretValueMarker = []byte{1}
+// The operator watches Secrets as metadata only (PartialObjectMetadata): a token change
+// wakes the bots that use it, and no Secret value ever enters the cache. The one value it
+// needs, a bot's token, it reads by name, around the cache: here when the Secret changed,
+// and in gateway.go when it asks Discord.
 
-// stripSecretValues is the cache transform for Secrets: keys survive, values do not.
-func stripSecretValues(obj any) (any, error) {
-	secret, ok := obj.(*corev1.Secret)
-	if !ok {
-		return obj, nil
+// secretMetadata is the cache's metadata-only view of a Secret.
+func secretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
+// tokenChecks remembers, per bot, what the last read of its token Secret found, so that a
+// pass reads the Secret again only when its resourceVersion in the cache moved.
+type tokenChecks struct {
+	mu    sync.Mutex
+	byBot map[types.NamespacedName]tokenCheck
+}
+
+type tokenCheck struct {
+	secret, key, resourceVersion string
+	problem                      string // "" when the token is there
+}
+
+func (c *tokenChecks) get(bot types.NamespacedName) (tokenCheck, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	check, ok := c.byBot[bot]
+	return check, ok
+}
+
+func (c *tokenChecks) put(bot types.NamespacedName, check tokenCheck) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byBot == nil {
+		c.byBot = map[types.NamespacedName]tokenCheck{}
 	}
-	secret.ManagedFields = nil
-	secret.StringData = nil
-	for k, v := range secret.Data {
-		if len(v) == 0 {
-			secret.Data[k] = []byte{}
-		} else {
-			secret.Data[k] = secretValueMarker
-		}
-	}
-	return secret, nil
+	c.byBot[bot] = check
+}
+
+func (c *tokenChecks) forget(bot types.NamespacedName) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.byBot, bot)
 }
 
 // checkToken records in the scope why the bot's token cannot be used, if it cannot.
 func (r *DiscordBotReconciler) checkToken(ctx context.Context, s *scope) error {
 	ref := s.bot.Spec.TokenSecretRef
 	key := tokenKey(s.bot)
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: s.bot.Namespace, Name: ref.Name}, secret)
+	name := types.NamespacedName{Namespace: s.bot.Namespace, Name: ref.Name}
+	missing := fmt.Sprintf("Secret %s/%s does not exist; create it with the bot token under key %q", s.bot.Namespace, ref.Name, key)
+	meta := secretMetadata()
+	err := r.Get(ctx, name, meta)
 	switch {
 	case apierrors.IsNotFound(err):
-		s.tokenProblem = fmt.Sprintf("Secret %s/%s does not exist; create it with the bot token under key %q", s.bot.Namespace, ref.Name, key)
+		s.tokenProblem = missing
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading token Secret %s: %w", ref.Name, err)
 	}
-	s.secretVersion = secret.ResourceVersion
-	if _, ok := secret.Data[key]; !ok {
-		s.tokenProblem = fmt.Sprintf("Secret %s/%s has no key %q; put the bot token there or set spec.tokenSecretRef.key", s.bot.Namespace, ref.Name, key)
-	} else if len(secret.Data[key]) == 0 {
-		s.tokenProblem = fmt.Sprintf("Secret %s/%s has an empty key %q; put the bot token there", s.bot.Namespace, ref.Name, key)
+	s.secretVersion = meta.ResourceVersion
+
+	botName := client.ObjectKeyFromObject(s.bot)
+	if last, ok := r.tokens.get(botName); ok && last.secret == ref.Name && last.key == key && last.resourceVersion == meta.ResourceVersion {
+		s.tokenProblem = last.problem
+		return nil
 	}
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	secret := &corev1.Secret{}
+	err = reader.Get(ctx, name, secret)
+	switch {
+	case apierrors.IsNotFound(err): // deleted since the cache saw it; its delete event follows
+		s.tokenProblem = missing
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading token Secret %s: %w", ref.Name, err)
+	}
+	check := tokenCheck{secret: ref.Name, key: key, resourceVersion: meta.ResourceVersion}
+	if _, ok := secret.Data[key]; !ok {
+		check.problem = fmt.Sprintf("Secret %s/%s has no key %q; put the bot token there or set spec.tokenSecretRef.key", s.bot.Namespace, ref.Name, key)
+	} else if len(secret.Data[key]) == 0 {
+		check.problem = fmt.Sprintf("Secret %s/%s has an empty key %q; put the bot token there", s.bot.Namespace, ref.Name, key)
+	}
+	r.tokens.put(botName, check)
+	s.tokenProblem = check.problem
 	return nil
 }
 

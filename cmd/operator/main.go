@@ -107,7 +107,7 @@ func run(o options) error {
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
-		LeaderElectionID:        "operator.shardkeeper.dev",
+		LeaderElectionID:        controllers.LeaderElectionID,
 		LeaderElectionNamespace: o.leaderElectionNamespace,
 		// The new leader starts at once when the old one stops cleanly.
 		LeaderElectionReleaseOnCancel: true,

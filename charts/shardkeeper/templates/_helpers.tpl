@@ -72,3 +72,10 @@ The rules of a generated Role or ClusterRole under files/rbac (copies of config/
 {{- end }}
 {{- toYaml $role.rules }}
 {{- end }}
+
+{{/*
+The user name the operator's requests carry: its ServiceAccount's.
+*/}}
+{{- define "shardkeeper.operatorUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "shardkeeper.serviceAccountName" .) }}
+{{- end }}
