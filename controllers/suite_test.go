@@ -38,9 +38,10 @@ var (
 	restConfig *rest.Config
 	nsCounter  atomic.Int32
 	discord    *discordtest.Server // the fake Discord bots ask by default
-	// testTrustedHosts trusts the fake Discords of the tests (127.0.0.1), in plain text,
-	// and nothing else: "localhost" names the same servers and is not trusted.
-	testTrustedHosts = trustedhosts.MustNew(nil, []string{"127.0.0.1"})
+	// testTrustedHosts trusts the fake Discords of the tests (127.0.0.1, and fake-discord
+	// where no connection is made), in plain text, and nothing else: "localhost" names the
+	// same servers and is not trusted.
+	testTrustedHosts = trustedhosts.MustNew(nil, []string{"127.0.0.1", "fake-discord"})
 )
 
 // TestMain runs one control plane and one operator for every envtest test in this package;

@@ -7,6 +7,7 @@ package e2erig
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +62,7 @@ type Rig struct {
 	Kubelet *processkubelet.Kubelet
 
 	env    *testenv.Env
+	proxy  *apiProxy
 	cancel context.CancelFunc
 	dir    string
 }
@@ -97,9 +101,28 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 	if r.env, err = testenv.Start(); err != nil {
 		return nil, err
 	}
+	// The operator and the bots reach the API server through a proxy a test can cut.
+	apiURL, err := url.Parse(r.env.Config.Host)
+	if err != nil || apiURL.Host == "" {
+		return nil, fmt.Errorf("the control plane's address %q: %v", r.env.Config.Host, err)
+	}
+	if r.proxy, err = newAPIProxy(apiURL.Host); err != nil {
+		return nil, err
+	}
+	proxied := "https://" + r.proxy.Addr()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	raw, err := r.env.AdminKubeconfig()
 	if err != nil {
+		return nil, err
+	}
+	cfg, err := clientcmd.Load(raw)
+	if err != nil {
+		return nil, err
+	}
+	for _, cluster := range cfg.Clusters {
+		cluster.Server = proxied
+	}
+	if raw, err = clientcmd.Write(*cfg); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(kubeconfig, raw, 0o600); err != nil {
@@ -111,7 +134,9 @@ func Start(ctx context.Context, o Options) (*Rig, error) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
-	mgr, err := ctrl.NewManager(r.env.Config, ctrl.Options{
+	operatorConfig := rest.CopyConfig(r.env.Config)
+	operatorConfig.Host = proxied
+	mgr, err := ctrl.NewManager(operatorConfig, ctrl.Options{
 		Scheme: r.env.Scheme, Cache: controllers.CacheOptions(nil), Metrics: metricsserver.Options{BindAddress: "0"},
 		// A test run with -count=N builds the operator again in the same process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -170,11 +195,22 @@ func (r *Rig) Close() {
 	if r.Discord != nil {
 		r.Discord.Close()
 	}
+	if r.proxy != nil {
+		r.proxy.Close()
+	}
 	if r.env != nil {
 		_ = r.env.Stop()
 	}
 	_ = os.RemoveAll(r.dir)
 }
+
+// CutAPIServer makes the API server unreachable for the operator and the bot processes
+// (open connections reset, new ones refused) until RestoreAPIServer, as an outage of the
+// control plane does. The rig's own client and process kubelet still reach it.
+func (r *Rig) CutAPIServer() { r.proxy.Cut() }
+
+// RestoreAPIServer ends the outage CutAPIServer began.
+func (r *Rig) RestoreAPIServer() { r.proxy.Restore() }
 
 // PodUID returns the UID of the live pod name, if there is one.
 func (r *Rig) PodUID(ctx context.Context, name string) (string, bool) {
