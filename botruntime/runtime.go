@@ -262,16 +262,14 @@ func (r *Runtime) loadResumeState(ctx context.Context) {
 		r.log.Error(err, "cannot load resume state; identifying fresh")
 		return
 	}
+	now := time.Now()
 	for _, s := range r.sessions {
 		st, ok := states[s.shard]
-		switch {
-		case !ok || st.SessionID == "":
+		if !ok || st.SessionID == "" {
 			continue
-		case time.Since(st.SavedAt) > ResumeMaxAge:
-			r.log.Info("saved session is too old to resume; identifying", "shard", s.shard, "age", time.Since(st.SavedAt).Round(time.Second))
-			continue
-		case st.ShardCount != r.cfg.ShardCount:
-			r.log.Info("saved session was for another shard count; identifying", "shard", s.shard, "savedCount", st.ShardCount)
+		}
+		if why := resumeRefusal(st, r.cfg.ShardCount, r.cfg.GatewayURL, now); why != "" {
+			r.log.Info("not resuming the saved session; identifying", "shard", s.shard, "why", why)
 			continue
 		}
 		s.mu.Lock()

@@ -49,6 +49,12 @@ type LeaseResumeState struct {
 // Discord keeps a disconnected session only a short while.
 const ResumeMaxAge = 2 * time.Minute
 
+// ResumeClockSkew is how far ahead of the reader's clock saved resume state may be dated
+// (another node wrote it). NTP keeps nodes within milliseconds; 10 s still covers a node
+// whose clock is drifting back into sync, and is small beside ResumeMaxAge: state dated
+// ahead looks fresh for ResumeMaxAge+ResumeClockSkew at most, never forever.
+const ResumeClockSkew = 10 * time.Second
+
 // LeaseShardState is one shard's state as the bot reports it on its Lease.
 type LeaseShardState struct {
 	ID    int    `json:"id"`
