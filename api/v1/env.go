@@ -33,6 +33,10 @@ const (
 	// about it. (The Lease is owned by the DiscordBot, so it outlives the pod and the
 	// replacement can resume from it.)
 	AnnotationPodUID = "shardkeeper.dev/pod-uid"
+	// AnnotationReplacedPodUIDs lists, newest first, the UIDs of pods that wrote the Lease
+	// before its current writer took it over. A process of a listed pod (one force-deleted
+	// and replaced, still running on a partitioned node) stops instead of writing.
+	AnnotationReplacedPodUIDs = "shardkeeper.dev/replaced-pod-uids"
 )
 
 // LeaseResumeState is the part of one shard's resume state (AnnotationResume holds a list)
@@ -93,6 +97,11 @@ const (
 	ReasonIntentsDisallowed = "IntentsDisallowed"
 	ReasonBadConfiguration  = "BadConfiguration"
 )
+
+// ReasonPodReplaced is why a bot process stops when another pod of the same name took over
+// its heartbeat Lease (it was force-deleted and replaced). It is not a fatal reason: the
+// replacement runs the shards, so nothing is halted.
+const ReasonPodReplaced = "PodReplaced"
 
 // IsFatalBotReason tells whether a reason is one of the above.
 func IsFatalBotReason(reason string) bool {
