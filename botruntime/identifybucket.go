@@ -2,6 +2,7 @@ package botruntime
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -92,8 +93,8 @@ func (l *leaseIdentifyLimiter) Wait(ctx context.Context, shard int) error {
 	for {
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			// The operator creates bucket Leases; without it (a bot run by hand), the
-			// first shard that needs one does.
+			// The operator creates bucket Leases (bot pods may not); without it (a bot
+			// run by hand), the first shard that needs one does.
 			lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.namespace,
 				Labels: map[string]string{shardkeeperv1.LabelBot: l.botName, shardkeeperv1.LabelIdentifyBucket: strconv.Itoa(bucket)}}}
 			err = nil
@@ -165,6 +166,10 @@ func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv
 	var err error
 	if lease.ResourceVersion == "" {
 		_, err = l.client.CoordinationV1().Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
+		if apierrors.IsForbidden(err) {
+			err = fmt.Errorf("identify bucket Lease %s does not exist and this pod may not create it (the operator makes "+
+				"every bucket of the bot's max_concurrency); if it stays missing, shards identify on this process's limiter: %w", lease.Name, err)
+		}
 	} else {
 		_, err = l.client.CoordinationV1().Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 	}

@@ -563,6 +563,16 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	ids := eventIDs(data, env.D)
 	guildID := ids.GuildID
 
+	var resumeURL string
+	if ready, ok := data.(gateway.EventReady); ok && ready.ResumeGatewayURL != "" {
+		resumeURL = ready.ResumeGatewayURL
+		if err := checkResumeURL(s.gatewayURL, resumeURL); err != nil {
+			// The session is real (our gateway started it): resume it at the gateway URL.
+			log.Info("READY's resume_gateway_url is not trusted; this session will resume at the gateway URL", "why", err.Error())
+			resumeURL = ""
+		}
+	}
+
 	s.mu.Lock()
 	if env.S > 0 {
 		s.seq = env.S
@@ -570,7 +580,7 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	s.lastEvent = now
 	switch ev := data.(type) {
 	case gateway.EventReady:
-		s.sessionID, s.resumeURL, s.seenAt = ev.SessionID, ev.ResumeGatewayURL, now
+		s.sessionID, s.resumeURL, s.seenAt = ev.SessionID, resumeURL, now
 		s.generation++
 		s.guilds = make(map[snowflake.ID]struct{}, len(ev.Guilds))
 		for _, g := range ev.Guilds {
