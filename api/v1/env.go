@@ -33,6 +33,9 @@ const (
 	// about it. (The Lease is owned by the DiscordBot, so it outlives the pod and the
 	// replacement can resume from it.)
 	AnnotationPodUID = "shardkeeper.dev/pod-uid"
+	// AnnotationRenewalHeld says why the pod does not renew its Lease (a shard that cannot
+	// recover, a stuck dispatcher worker...); absent while it renews.
+	AnnotationRenewalHeld = "shardkeeper.dev/renewal-held"
 )
 
 // LeaseResumeState is the part of one shard's resume state (AnnotationResume holds a list)
@@ -61,6 +64,11 @@ type LeaseShardState struct {
 	// FatalReason and FatalMessage are set when the shard stopped for good.
 	FatalReason  string `json:"fatalReason,omitempty"`
 	FatalMessage string `json:"fatalMessage,omitempty"`
+	// DroppedEvents counts this shard's events the pod dropped because the dispatcher
+	// worker of their guild was full (since the process started).
+	DroppedEvents int64 `json:"droppedEvents,omitempty"`
+	// DroppedGuilds are the guilds that lost events last, most recent first (at most 5).
+	DroppedGuilds []string `json:"droppedGuilds,omitempty"`
 }
 
 // Labels the operator puts on what it creates.
