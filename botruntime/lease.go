@@ -249,6 +249,13 @@ func (r *Runtime) healthyForLease(recoverWithin time.Duration) (bool, string) {
 		if st.State == StateReady || st.State == StateResumed || st.State == StateFailed || st.State == StateStopped {
 			continue
 		}
+		// In an identify queue, the shard's place bounds its wait, not recoverWithin alone.
+		if placed, ok, why := s.turn.verdict(time.Now(), recoverWithin); placed {
+			if !ok {
+				return false, fmt.Sprintf("shard %d %s", st.ID, why)
+			}
+			continue
+		}
 		if down := time.Since(s.downSinceTime()); down > recoverWithin {
 			return false, fmt.Sprintf("shard %d has been %s for %s", st.ID, st.State, down.Round(time.Second))
 		}
