@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/disgoorg/snowflake/v2"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -294,6 +295,11 @@ func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []
 		lease.Annotations = map[string]string{}
 	}
 	lease.Annotations[shardkeeperv1.AnnotationShards] = string(shards)
+	if h.holding != "" {
+		lease.Annotations[shardkeeperv1.AnnotationRenewalHeld] = h.holding
+	} else {
+		delete(lease.Annotations, shardkeeperv1.AnnotationRenewalHeld)
+	}
 	lease.Annotations[shardkeeperv1.AnnotationResume] = string(resumeJSON)
 	return nil
 }
@@ -337,12 +343,20 @@ func (r *Runtime) healthyForLease(recoverWithin time.Duration) (bool, string) {
 	if ok, why := r.shardsLive(); !ok {
 		return false, why
 	}
-	if r.dispatcher.stalled(recoverWithin) {
-		return false, fmt.Sprintf("dispatcher: %d events wait and no handler finished for %s", r.dispatcher.depth.Load(), recoverWithin)
+	// Per worker: one guild's hung handler must not hide behind the others' progress.
+	if w, stuck := r.dispatcher.stuckWorker(recoverWithin); stuck {
+		return false, w.String()
 	}
 	for _, s := range r.sessions {
 		st := s.status()
 		if st.State == StateReady || st.State == StateResumed || st.State == StateFailed || st.State == StateStopped {
+			continue
+		}
+		// In an identify queue, the shard's place bounds its wait, not recoverWithin alone.
+		if placed, ok, why := s.turn.verdict(time.Now(), recoverWithin); placed {
+			if !ok {
+				return false, fmt.Sprintf("shard %d %s", st.ID, why)
+			}
 			continue
 		}
 		if down := time.Since(s.downSinceTime()); down > recoverWithin {
@@ -362,6 +376,12 @@ func (r *Runtime) leaseShardStates() []shardkeeperv1.LeaseShardState {
 		}
 		if st.Fatal != nil {
 			ls.FatalReason, ls.FatalMessage = st.Fatal.Reason, st.Fatal.Message
+		}
+		var guilds []snowflake.ID
+		if ls.DroppedEvents, guilds = r.dispatcher.droppedOf(st.ID); len(guilds) > 0 {
+			for _, g := range guilds {
+				ls.DroppedGuilds = append(ls.DroppedGuilds, g.String())
+			}
 		}
 		out = append(out, ls)
 	}

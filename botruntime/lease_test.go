@@ -208,6 +208,11 @@ func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 	eventually(t, "renewal held back", func() bool {
 		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
 	})
+	// The Lease says which worker and guild hold the pod up.
+	eventually(t, "the reason on the Lease", func() bool {
+		why := getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld]
+		return strings.Contains(why, "dispatcher worker 0 is stuck") && strings.Contains(why, fmt.Sprintf("guild %d", g))
+	})
 	// The gateway is fine all along: heartbeats are not what stopped.
 	if ok, _ := rt.Live(); !ok {
 		t.Error("not live")

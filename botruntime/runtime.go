@@ -69,7 +69,8 @@ func WithIdentifyLimiter(l IdentifyLimiter) Option { return func(r *Runtime) { r
 // WithWorkers sets the number of dispatcher workers.
 func WithWorkers(n int) Option { return func(r *Runtime) { r.workers = n } }
 
-// WithBacklog sets the dispatcher's soft (readiness) and hard (drop) backlog bounds.
+// WithBacklog sets the dispatcher's soft (readiness) and hard (drop) backlog bounds. The hard
+// bound is split evenly between the workers: a full worker drops only its own guilds' events.
 func WithBacklog(soft, hard int) Option {
 	return func(r *Runtime) { r.softBacklog, r.hardBacklog = soft, hard }
 }

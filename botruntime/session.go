@@ -31,7 +31,11 @@ const (
 	StateFailed       ShardState = "Failed"
 )
 
-var allStates = []ShardState{StateConnecting, StateIdentifying, StateResuming, StateReady, StateResumed, StateReconnecting, StateStopped, StateFailed}
+// StateWaitingToIdentify is a connected shard waiting for its turn in its identify bucket;
+// it counts as recovering while the queue moves (see queueAllows).
+const StateWaitingToIdentify ShardState = "WaitingToIdentify"
+
+var allStates = []ShardState{StateConnecting, StateWaitingToIdentify, StateIdentifying, StateResuming, StateReady, StateResumed, StateReconnecting, StateStopped, StateFailed}
 
 // Gateway protocol constants.
 const (
@@ -107,6 +111,8 @@ type session struct {
 	generation uint64
 	// resumeDialFailures counts failed dials to the resume URL in a row (supervisor only).
 	resumeDialFailures int
+	// turn is the wait for an identify turn, while there is one.
+	turn identifyWait
 }
 
 // outcome is how one connection ended and what to do next.
@@ -498,10 +504,10 @@ func (s *session) authenticate(ctx context.Context, c *conn, log logr.Logger) {
 		}
 		return
 	}
-	s.setState(StateIdentifying)
-	if err := s.limiter.Wait(ctx, s.shard); err != nil {
+	if err := s.waitIdentifyTurn(ctx); err != nil {
 		return // the connection ended while waiting
 	}
+	s.setState(StateIdentifying)
 	shard := [2]int{s.shard, s.shardCount}
 	err := c.writeJSON(map[string]any{"op": gateway.OpcodeIdentify, "d": gateway.MessageDataIdentify{
 		Token: s.token,

@@ -37,6 +37,9 @@ const (
 	// before its current writer took it over. A process of a listed pod (one force-deleted
 	// and replaced, still running on a partitioned node) stops instead of writing.
 	AnnotationReplacedPodUIDs = "shardkeeper.dev/replaced-pod-uids"
+	// AnnotationRenewalHeld says why the pod does not renew its Lease (a shard that cannot
+	// recover, a stuck dispatcher worker...); absent while it renews.
+	AnnotationRenewalHeld = "shardkeeper.dev/renewal-held"
 )
 
 // LeaseResumeState is the part of one shard's resume state (AnnotationResume holds a list)
@@ -71,6 +74,11 @@ type LeaseShardState struct {
 	// FatalReason and FatalMessage are set when the shard stopped for good.
 	FatalReason  string `json:"fatalReason,omitempty"`
 	FatalMessage string `json:"fatalMessage,omitempty"`
+	// DroppedEvents counts this shard's events the pod dropped because the dispatcher
+	// worker of their guild was full (since the process started).
+	DroppedEvents int64 `json:"droppedEvents,omitempty"`
+	// DroppedGuilds are the guilds that lost events last, most recent first (at most 5).
+	DroppedGuilds []string `json:"droppedGuilds,omitempty"`
 }
 
 // Labels the operator puts on what it creates.
