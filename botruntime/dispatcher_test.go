@@ -3,13 +3,20 @@ package botruntime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func newTestDispatcher(workers, soft, hard int) *dispatcher {
@@ -187,5 +194,147 @@ func TestWaitForTimeoutCancelAndNoLeaks(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines before, %d after: WaitFor leaked", before, n)
+	}
+}
+
+// guildOnWorker finds a guild ID after from that the dispatcher puts on worker (or, with
+// want false, on any other worker).
+func guildOnWorker(d *dispatcher, worker int, want bool, from snowflake.ID) snowflake.ID {
+	for g := from + 1; ; g++ {
+		if (d.partition(Event{GuildID: g}) == worker) == want {
+			return g
+		}
+	}
+}
+
+func TestOneStuckGuildCostsOnlyItsWorker(t *testing.T) {
+	const recoverWithin = 3 * time.Minute
+	d := newTestDispatcher(4, 1000, 400) // 100 events per worker
+	fake := clocktesting.NewFakeClock(time.Now())
+	d.clock = fake
+	const stuckGuild = snowflake.ID(1)
+	stuckWorker := d.partition(Event{GuildID: stuckGuild})
+	// Another guild of the stuck worker, on another shard: its events wait behind the stuck one.
+	neighbour := guildOnWorker(d, stuckWorker, true, stuckGuild)
+	release := make(chan struct{})
+	defer close(release)
+	var others atomic.Int64
+	d.handlers = []Handler{func(ctx context.Context, ev Event) {
+		if ev.GuildID == stuckGuild {
+			select { // deadlocked
+			case <-release:
+			case <-ctx.Done():
+			}
+			return
+		}
+		if ev.GuildID != neighbour {
+			others.Add(1)
+		}
+	}}
+	d.start()
+	r := &Runtime{dispatcher: d}
+
+	// Shard 0: guild 1's handler hangs on event 100; 1000 events of it follow.
+	for seq := 100; seq < 1100; seq++ {
+		d.enqueue(Event{Shard: 0, Seq: seq, GuildID: stuckGuild, Type: "MESSAGE_CREATE"})
+	}
+	// Shard 1: the neighbour's events find the worker full.
+	for seq := 50; seq < 60; seq++ {
+		if d.enqueue(Event{Shard: 1, Seq: seq, GuildID: neighbour}) {
+			t.Fatalf("event %d of a guild on the full worker was accepted", seq)
+		}
+	}
+	// Every other guild's events are handled, round after round, while the stuck worker's
+	// age grows past the recovery bound.
+	sent, guild := 0, stuckGuild
+	for round := range 4 {
+		for range 8 {
+			guild = guildOnWorker(d, stuckWorker, false, guild)
+			for range 10 {
+				sent++
+				if !d.enqueue(Event{Shard: 2, Seq: 1000 + sent, GuildID: guild}) {
+					t.Fatalf("round %d: an event of guild %d (not on the stuck worker) was dropped", round, guild)
+				}
+			}
+		}
+		waitUntil(t, "other guilds' events handled", func() bool { return others.Load() == int64(sent) })
+		if ok, why := r.healthyForLease(recoverWithin); ok != (round < 2) { // 0 and 2 minutes in: within the bound
+			t.Errorf("round %d (stuck for %s): healthyForLease = %v, %q", round, time.Duration(round)*2*time.Minute, ok, why)
+		}
+		fake.Step(2 * time.Minute)
+	}
+
+	w := d.worker(d.queues[stuckWorker])
+	if w.oldest == nil || w.oldest.GuildID != stuckGuild || w.running != 8*time.Minute {
+		t.Errorf("stuck worker: %+v, want guild 1's handler running for 8m", w)
+	}
+	ok, why := r.healthyForLease(recoverWithin)
+	for _, want := range []string{fmt.Sprintf("worker %d is stuck", stuckWorker), "guild 1 (shard 0)", "MESSAGE_CREATE #100"} {
+		if ok || !strings.Contains(why, want) {
+			t.Errorf("healthyForLease = %v, %q; want a reason naming %q", ok, why, want)
+		}
+	}
+	// Drops are counted for the stuck worker only, and by shard and guild for the Lease.
+	for i := range d.queues {
+		want := 0.0
+		if i == stuckWorker {
+			want = 1000 - 100 + 10
+		}
+		if got := testutil.ToFloat64(d.metrics.droppedEvents.WithLabelValues(strconv.Itoa(i))); got != want {
+			t.Errorf("worker %d dropped %v events, want %v", i, got, want)
+		}
+	}
+	if n, guilds := d.droppedOf(1); n != 10 || !slices.Equal(guilds, []snowflake.ID{neighbour}) {
+		t.Errorf("shard 1 dropped %d events of guilds %v, want 10 of %d", n, guilds, neighbour)
+	}
+	if n, _ := d.droppedOf(2); n != 0 {
+		t.Errorf("shard 2 dropped %d events", n)
+	}
+	// A replacement resumes before the stuck event (shard 0) and before the first dropped
+	// one (shard 1): both are replayed, not skipped.
+	if got := d.resumePoints(); got[0] != 99 || got[1] != 49 {
+		t.Errorf("resume points %v, want shard 0 at 99, shard 1 at 49", got)
+	}
+}
+
+func TestDroppedEventsHoldTheResumePointUntilTheWorkerCatchesUp(t *testing.T) {
+	d := newTestDispatcher(1, 100, 2)
+	gates := map[int]chan struct{}{11: make(chan struct{}), 12: make(chan struct{})}
+	handled := make(chan int, 10)
+	d.handlers = []Handler{func(ctx context.Context, ev Event) {
+		if g := gates[ev.Seq]; g != nil {
+			<-g
+		}
+		handled <- ev.Seq
+	}}
+	d.start()
+	for seq := 11; seq <= 13; seq++ {
+		d.enqueue(Event{Shard: 0, Seq: seq, GuildID: 5})
+	}
+	d.enqueue(Event{Shard: 1, Seq: 7, GuildID: 5}) // dropped too
+	if got := d.resumePoints(); got[0] != 10 || got[1] != 6 {
+		t.Fatalf("resume points %v, want shard 0 at 10, shard 1 at 6", got)
+	}
+	close(gates[11])
+	<-handled
+	// 13 was dropped while 12 still waits: had it been accepted, it would not be handled yet.
+	if got := d.resumePoints(); got[0] != 11 || got[1] != 6 {
+		t.Fatalf("after 11: resume points %v, want shard 0 at 11 (12 waits), shard 1 at 6", got)
+	}
+	close(gates[12])
+	<-handled
+	// The worker has done everything it accepted before the drops: they are lost for
+	// good, and no longer keep later resumes from moving on.
+	waitUntil(t, "drops released", func() bool { return len(d.resumePoints()) == 0 })
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

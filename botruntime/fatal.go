@@ -16,11 +16,13 @@ type FatalReason struct {
 }
 
 // Exit codes of the bot process when no shard can run. 0 is a clean shutdown, 1 an
-// unexpected error, 2 a bad configuration; 10 and up are Discord's fatal close codes.
+// unexpected error, 2 a bad configuration, 3 a pod replaced while it still ran; 10 and up
+// are Discord's fatal close codes.
 const (
 	ExitOK                = 0
 	ExitError             = 1
 	ExitBadConfig         = 2
+	ExitReplaced          = 3  // another pod of the same name took over the heartbeat Lease
 	ExitTokenInvalid      = 10 // 4004
 	ExitInvalidShard      = 11 // 4010
 	ExitShardingRequired  = 12 // 4011
@@ -56,3 +58,21 @@ func (e *NoShardCanRunError) Error() string {
 
 // ExitCode is the process exit code for this failure.
 func (e *NoShardCanRunError) ExitCode() int { return e.Reason.ExitCode }
+
+// ReplacedError is what Run returns when another pod of the same name took over this
+// pod's heartbeat Lease: this pod was force-deleted and replaced while its process still
+// ran (a partitioned node). Both would handle every event; the older one stops.
+type ReplacedError struct {
+	Lease  string
+	OwnUID string
+	ByUID  string // the pod that writes the Lease now
+	How    string // what showed it
+}
+
+func (e *ReplacedError) Error() string {
+	return fmt.Sprintf("another pod of the same name took over heartbeat Lease %s (written by pod UID %s; this process is pod UID %s): %s",
+		e.Lease, e.ByUID, e.OwnUID, e.How)
+}
+
+// ExitCode is the process exit code for this stop.
+func (e *ReplacedError) ExitCode() int { return ExitReplaced }

@@ -32,6 +32,12 @@ func NewLocalIdentifyLimiter(maxConcurrency int, interval time.Duration) Identif
 }
 
 func (l *localIdentifyLimiter) Wait(ctx context.Context, shard int) error {
+	return l.waitInQueue(ctx, shard, func(identifyPlace) {})
+}
+
+// waitInQueue is Wait that reports the shard's place once it has its slot: one turn per
+// interval before it.
+func (l *localIdentifyLimiter) waitInQueue(ctx context.Context, shard int, report func(identifyPlace)) error {
 	bucket := shard % l.maxConcurrency
 	l.mu.Lock()
 	now := time.Now()
@@ -41,6 +47,9 @@ func (l *localIdentifyLimiter) Wait(ctx context.Context, shard int) error {
 	}
 	l.next[bucket] = slot.Add(l.interval)
 	l.mu.Unlock()
+	if l.interval > 0 {
+		report(identifyPlace{ahead: int((slot.Sub(now) + l.interval - 1) / l.interval), step: l.interval})
+	}
 
 	if !sleep(ctx, time.Until(slot)) {
 		// Give the slot back if nobody took a later one, so a cut connection does not

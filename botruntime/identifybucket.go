@@ -2,6 +2,7 @@ package botruntime
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -84,6 +85,11 @@ func newIdentifyLimiter(cfg Config, kube kubernetes.Interface, log logr.Logger) 
 func (l *leaseIdentifyLimiter) window() time.Duration { return l.interval + l.margin }
 
 func (l *leaseIdentifyLimiter) Wait(ctx context.Context, shard int) error {
+	return l.waitInQueue(ctx, shard, func(identifyPlace) {})
+}
+
+// waitInQueue is Wait that reports the shard's place in its bucket whenever it looks.
+func (l *leaseIdentifyLimiter) waitInQueue(ctx context.Context, shard int, report func(identifyPlace)) error {
 	bucket := shard % l.maxConcurrency
 	name := shardkeeperv1.IdentifyBucketLeaseName(l.botName, bucket)
 	leases := l.client.CoordinationV1().Leases(l.namespace)
@@ -92,13 +98,14 @@ func (l *leaseIdentifyLimiter) Wait(ctx context.Context, shard int) error {
 	for {
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			// The operator creates bucket Leases; without it (a bot run by hand), the
-			// first shard that needs one does.
+			// The operator creates bucket Leases (bot pods may not); without it (a bot
+			// run by hand), the first shard that needs one does.
 			lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.namespace,
 				Labels: map[string]string{shardkeeperv1.LabelBot: l.botName, shardkeeperv1.LabelIdentifyBucket: strconv.Itoa(bucket)}}}
 			err = nil
 		}
 		if err == nil {
+			report(l.place(shard, bucket, lease))
 			var wait time.Duration
 			if wait, err = l.tryTake(ctx, lease, bucket, shard, waitingSince); err == nil {
 				l.apiWorks()
@@ -123,7 +130,7 @@ func (l *leaseIdentifyLimiter) Wait(ctx context.Context, shard int) error {
 		l.apiFails(err)
 		if time.Since(failingSince) > identifyAPIPatience {
 			l.log.Info("identifying without the shared bucket: the API server keeps failing", "shard", shard, "bucket", bucket)
-			return l.local.Wait(ctx, shard)
+			return waitIdentifyTurn(ctx, l.local, shard, report)
 		}
 		if !sleep(ctx, time.Second) {
 			return ctx.Err()
@@ -165,6 +172,10 @@ func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv
 	var err error
 	if lease.ResourceVersion == "" {
 		_, err = l.client.CoordinationV1().Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
+		if apierrors.IsForbidden(err) {
+			err = fmt.Errorf("identify bucket Lease %s does not exist and this pod may not create it (the operator makes "+
+				"every bucket of the bot's max_concurrency); if it stays missing, shards identify on this process's limiter: %w", lease.Name, err)
+		}
 	} else {
 		_, err = l.client.CoordinationV1().Leases(l.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 	}
@@ -181,19 +192,25 @@ func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv
 	return 0, nil
 }
 
-// isNext says whether it is shard's turn in its bucket: it is the bucket's next shard ID
-// after the one that identified last (wrapping around), or the bucket's first shard when
-// none has.
+// isNext says whether it is shard's turn in its bucket.
 func (l *leaseIdentifyLimiter) isNext(shard, bucket int, lease *coordinationv1.Lease) bool {
-	last, err := strconv.Atoi(lease.Annotations[shardkeeperv1.AnnotationIdentifiedShard])
-	if err != nil || last < 0 {
-		return shard == bucket
+	return l.place(shard, bucket, lease).ahead == 0
+}
+
+// place is shard's place in its bucket's queue. Turns go in shard ID order from the
+// bucket's next shard ID after the one that identified last (wrapping around), or from the
+// bucket's first shard when none has. The turns ahead are an upper bound (shards that are
+// connected take none), and each takes at most a window plus the order grace.
+func (l *leaseIdentifyLimiter) place(shard, bucket int, lease *coordinationv1.Lease) identifyPlace {
+	next := bucket
+	if last, err := strconv.Atoi(lease.Annotations[shardkeeperv1.AnnotationIdentifiedShard]); err == nil && last >= 0 {
+		if next = last + l.maxConcurrency; next >= l.shardCount {
+			next = bucket
+		}
 	}
-	next := last + l.maxConcurrency
-	if next >= l.shardCount {
-		next = bucket
-	}
-	return shard == next
+	inBucket := max((l.shardCount-bucket+l.maxConcurrency-1)/l.maxConcurrency, 1)
+	ahead := ((shard-next)/l.maxConcurrency%inBucket + inBucket) % inBucket
+	return identifyPlace{ahead: ahead, step: l.window() + l.orderGrace}
 }
 
 func (l *leaseIdentifyLimiter) apiFails(err error) {

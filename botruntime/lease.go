@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/disgoorg/snowflake/v2"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +28,15 @@ import (
 // dispatcher is not stuck, and every shard is connected, stopped for a reported fatal
 // reason, or recovering for less than recoverWithin. The Lease also carries each shard's
 // state and the resume state, so a replacement pod resumes. Never the token.
+//
+// It also fences a pod that was replaced while its process still runs (force-deleted on a
+// partitioned node, a new pod of the same name started): the pod that writes the Lease
+// last after reading someone else's UID on it is the newer one. A process stops for good
+// when it reads another pod's UID on the Lease after it had written its own (the
+// replacement overwrote it: optimistic updates make the older one read the newer one's
+// write before it can write again), or when its own UID is listed as replaced (the older
+// process restarted by its kubelet). A replacement reading its predecessor's UID at its
+// first load is not fenced: it has written nothing yet, and it takes over.
 type leaseHeartbeat struct {
 	client        kubernetes.Interface
 	namespace     string
@@ -43,13 +55,25 @@ type leaseHeartbeat struct {
 	cached  *coordinationv1.Lease
 	failing bool   // in an episode of API errors (logged once)
 	holding string // why renewal is held back, "" when renewing (logged once per reason)
+	// wroteOwn is set once this process wrote its pod UID on the Lease.
+	wroteOwn bool
+	// replaced is set, and fenced closed, when another pod took the Lease over.
+	replaced *ReplacedError
+	fenced   chan struct{}
 }
+
+// maxReplacedUIDs bounds AnnotationReplacedPodUIDs: more force-deleted pods of one name
+// still running at once is not a failure anyone survives anyway.
+const maxReplacedUIDs = 8
 
 // run renews until ctx ends.
 func (h *leaseHeartbeat) run(ctx context.Context) {
 	interval := h.duration / 4
 	for {
 		h.beat(ctx)
+		if h.isReplaced() {
+			return // the Lease is another pod's now: write nothing more
+		}
 		// Jitter like the kubelet's renewer, so a thousand pods do not renew in step.
 		wait := interval + time.Duration(rand.Float64()*0.04*float64(interval))
 		timer := time.NewTimer(wait)
@@ -83,6 +107,9 @@ func (h *leaseHeartbeat) beat(ctx context.Context) {
 	}
 	// State is written either way (it says what is wrong); only a healthy pod renews.
 	err := h.write(ctx, healthy, nil)
+	if replaced := new(ReplacedError); errors.As(err, &replaced) {
+		return // Run reports it
+	}
 	switch {
 	case err != nil && !h.failing:
 		h.failing = true
@@ -103,6 +130,9 @@ func (h *leaseHeartbeat) beat(ctx context.Context) {
 func (h *leaseHeartbeat) write(ctx context.Context, renew bool, resume []ResumeState) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.replaced != nil {
+		return h.replaced
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		if h.cached == nil {
 			if err := h.load(ctx); err != nil {
@@ -118,12 +148,22 @@ func (h *leaseHeartbeat) write(ctx context.Context, renew bool, resume []ResumeS
 			err error
 		)
 		if lease.ResourceVersion == "" {
+			// Run by hand, a bot makes its own Lease; under the operator it may not (the
+			// operator makes every Lease a bot uses, before the pod).
 			out, err = h.client.CoordinationV1().Leases(h.namespace).Create(ctx, lease, metav1.CreateOptions{})
+			if apierrors.IsForbidden(err) {
+				h.cached = nil
+				return fmt.Errorf("heartbeat Lease %s does not exist and this pod may not create it: the operator makes it before it "+
+					"starts the pod, and replaces a pod whose Lease stays missing: %w", h.name, err)
+			}
 		} else {
 			out, err = h.client.CoordinationV1().Leases(h.namespace).Update(ctx, lease, metav1.UpdateOptions{})
 		}
 		if err == nil {
 			h.cached = out
+			if h.podUID != "" {
+				h.wroteOwn = true
+			}
 			return nil
 		}
 		h.cached = nil // stale copy or gone: read it again, once
@@ -134,7 +174,8 @@ func (h *leaseHeartbeat) write(ctx context.Context, renew bool, resume []ResumeS
 	return errors.New("heartbeat Lease kept changing under us")
 }
 
-// load reads the Lease, or prepares a new one.
+// load reads the Lease, or prepares a new one. It returns a *ReplacedError, and writes
+// nothing from then on, when another pod took the Lease over.
 func (h *leaseHeartbeat) load(ctx context.Context) error {
 	lease, err := h.client.CoordinationV1().Leases(h.namespace).Get(ctx, h.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -144,8 +185,64 @@ func (h *leaseHeartbeat) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if replaced := h.replacedBy(lease); replaced != nil {
+		if h.replaced == nil {
+			h.replaced = replaced
+			close(h.fenced)
+		}
+		return h.replaced
+	}
 	h.cached = lease
 	return nil
+}
+
+// replacedBy says whether the Lease shows that another pod of this name replaced this one.
+func (h *leaseHeartbeat) replacedBy(lease *coordinationv1.Lease) *ReplacedError {
+	own := string(h.podUID)
+	if own == "" {
+		return nil // a bot that does not say who it is cannot be told apart
+	}
+	writer := lease.Annotations[shardkeeperv1.AnnotationPodUID]
+	e := &ReplacedError{Lease: h.name, OwnUID: own, ByUID: writer}
+	switch {
+	case slices.Contains(replacedUIDs(lease), own):
+		e.How = "this pod's UID is listed as replaced on the Lease"
+	case h.wroteOwn && writer != "" && writer != own:
+		e.How = "it overwrote the UID this process had written"
+	default:
+		return nil
+	}
+	return e
+}
+
+// isReplaced says whether another pod took the Lease over.
+func (h *leaseHeartbeat) isReplaced() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.replaced != nil
+}
+
+// checkStart reads the Lease before any shard connects, so a replaced pod's process
+// restarted by its kubelet stops before it connects. An API error is not a reason to
+// wait: the heartbeat reads it again.
+func (h *leaseHeartbeat) checkStart(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.load(ctx); err != nil {
+		if replaced := new(ReplacedError); errors.As(err, &replaced) {
+			return err
+		}
+		h.cached = nil
+	}
+	return nil
+}
+
+func replacedUIDs(lease *coordinationv1.Lease) []string {
+	raw := lease.Annotations[shardkeeperv1.AnnotationReplacedPodUIDs]
+	if raw == "" {
+		return nil
+	}
+	return strings.Split(raw, ",")
 }
 
 func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []ResumeState) error {
@@ -156,6 +253,12 @@ func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []
 		lease.Annotations = map[string]string{}
 	}
 	if h.podUID != "" {
+		// Taking over from a predecessor: list it, so that if it still runs it stops.
+		if prev := lease.Annotations[shardkeeperv1.AnnotationPodUID]; prev != "" && prev != string(h.podUID) {
+			uids := slices.DeleteFunc(replacedUIDs(lease), func(uid string) bool { return uid == prev })
+			uids = append([]string{prev}, uids[:min(len(uids), maxReplacedUIDs-1)]...)
+			lease.Annotations[shardkeeperv1.AnnotationReplacedPodUIDs] = strings.Join(uids, ",")
+		}
 		lease.Annotations[shardkeeperv1.AnnotationPodUID] = string(h.podUID)
 	}
 	// The operator watches bot Leases through a label-selected cache.
@@ -192,6 +295,11 @@ func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []
 		lease.Annotations = map[string]string{}
 	}
 	lease.Annotations[shardkeeperv1.AnnotationShards] = string(shards)
+	if h.holding != "" {
+		lease.Annotations[shardkeeperv1.AnnotationRenewalHeld] = h.holding
+	} else {
+		delete(lease.Annotations, shardkeeperv1.AnnotationRenewalHeld)
+	}
 	lease.Annotations[shardkeeperv1.AnnotationResume] = string(resumeJSON)
 	return nil
 }
@@ -203,6 +311,7 @@ type leaseResumeStore struct{ h *leaseHeartbeat }
 func (s leaseResumeStore) Load(ctx context.Context) (map[int]ResumeState, error) {
 	lease, err := s.h.client.CoordinationV1().Leases(s.h.namespace).Get(ctx, s.h.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		s.h.rt.log.Info("no heartbeat Lease yet: no resume state, the shards identify", "lease", s.h.name)
 		return map[int]ResumeState{}, nil
 	}
 	if err != nil {
@@ -234,12 +343,20 @@ func (r *Runtime) healthyForLease(recoverWithin time.Duration) (bool, string) {
 	if ok, why := r.shardsLive(); !ok {
 		return false, why
 	}
-	if r.dispatcher.stalled(recoverWithin) {
-		return false, fmt.Sprintf("dispatcher: %d events wait and no handler finished for %s", r.dispatcher.depth.Load(), recoverWithin)
+	// Per worker: one guild's hung handler must not hide behind the others' progress.
+	if w, stuck := r.dispatcher.stuckWorker(recoverWithin); stuck {
+		return false, w.String()
 	}
 	for _, s := range r.sessions {
 		st := s.status()
 		if st.State == StateReady || st.State == StateResumed || st.State == StateFailed || st.State == StateStopped {
+			continue
+		}
+		// In an identify queue, the shard's place bounds its wait, not recoverWithin alone.
+		if placed, ok, why := s.turn.verdict(time.Now(), recoverWithin); placed {
+			if !ok {
+				return false, fmt.Sprintf("shard %d %s", st.ID, why)
+			}
 			continue
 		}
 		if down := time.Since(s.downSinceTime()); down > recoverWithin {
@@ -259,6 +376,12 @@ func (r *Runtime) leaseShardStates() []shardkeeperv1.LeaseShardState {
 		}
 		if st.Fatal != nil {
 			ls.FatalReason, ls.FatalMessage = st.Fatal.Reason, st.Fatal.Message
+		}
+		var guilds []snowflake.ID
+		if ls.DroppedEvents, guilds = r.dispatcher.droppedOf(st.ID); len(guilds) > 0 {
+			for _, g := range guilds {
+				ls.DroppedGuilds = append(ls.DroppedGuilds, g.String())
+			}
 		}
 		out = append(out, ls)
 	}

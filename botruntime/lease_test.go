@@ -3,6 +3,7 @@ package botruntime_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -207,6 +208,11 @@ func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 	eventually(t, "renewal held back", func() bool {
 		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
 	})
+	// The Lease says which worker and guild hold the pod up.
+	eventually(t, "the reason on the Lease", func() bool {
+		why := getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld]
+		return strings.Contains(why, "dispatcher worker 0 is stuck") && strings.Contains(why, fmt.Sprintf("guild %d", g))
+	})
 	// The gateway is fine all along: heartbeats are not what stopped.
 	if ok, _ := rt.Live(); !ok {
 		t.Error("not live")
@@ -254,5 +260,122 @@ func TestReplacementPodResumesFromTheLease(t *testing.T) {
 	eventually(t, "the missed event replayed", func() bool { return rec.count() == 1 })
 	if n := srv.Stats().Identifies; n != 1 {
 		t.Errorf("%d identifies; the replacement should resume", n)
+	}
+}
+
+// podProcess is a runtime of the shard group whose pod is named name, as the pod with
+// that UID: a force-deleted pod and its replacement share the name, never the UID.
+func podProcess(t *testing.T, srv *discordtest.Server, c kubernetes.Interface, name, uid string, opts ...botruntime.Option) *botruntime.Runtime {
+	t.Helper()
+	return newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
+		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = name, "default", name, uid
+		cfg.LeaseDuration = 4 * time.Second
+		cfg.BotName = "demo"
+	}, append(opts, botruntime.WithKubernetes(c))...)
+}
+
+func TestAReplacedPodStopsItsShardsAndItsReplacementRuns(t *testing.T) {
+	c := kubeClient(t)
+	g := guildOnShard(1, 0, 1)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	defer srv.Close()
+	name := botPod(t, c).Name
+
+	// The old pod runs; then it is force-deleted and a new pod of the same name starts
+	// while the old process still runs (a partitioned node).
+	oldRec, newRec := newRecorder(0), newRecorder(0)
+	old := podProcess(t, srv, c, name, "uid-old", botruntime.WithShutdownTimeout(100*time.Millisecond))
+	_ = old.Handle(oldRec.handle)
+	_, oldResult := running(t, old)
+	eventually(t, "the old pod ready", func() bool { return allReady(old) })
+	eventually(t, "the old pod's UID on the Lease", func() bool {
+		l := getLease(t, c, name)
+		return l != nil && l.Annotations[shardkeeperv1.AnnotationPodUID] == "uid-old"
+	})
+	replacement := podProcess(t, srv, c, name, "uid-new")
+	_ = replacement.Handle(newRec.handle)
+	running(t, replacement)
+
+	// The old process stops its shards and returns, saying why.
+	var replaced *botruntime.ReplacedError
+	if err := oldResult(); !errors.As(err, &replaced) || replaced.ByUID != "uid-new" || replaced.OwnUID != "uid-old" {
+		t.Fatalf("the old process returned %v; want a *ReplacedError by uid-new", err)
+	}
+	if replaced.ExitCode() != botruntime.ExitReplaced {
+		t.Errorf("exit code %d", replaced.ExitCode())
+	}
+	for _, st := range old.Shards() {
+		if st.State != botruntime.StateStopped {
+			t.Errorf("old process: shard %d is %s", st.ID, st.State)
+		}
+	}
+
+	// The replacement keeps the Lease and keeps renewing it, and alone handles events.
+	eventually(t, "the replacement ready", func() bool { return allReady(replacement) })
+	var renewed time.Time
+	eventually(t, "the replacement renewing", func() bool { renewed = renewTime(getLease(t, c, name)); return !renewed.IsZero() })
+	eventually(t, "a later renewal", func() bool { return renewTime(getLease(t, c, name)).After(renewed) })
+	lease := getLease(t, c, name)
+	if uid := lease.Annotations[shardkeeperv1.AnnotationPodUID]; uid != "uid-new" {
+		t.Errorf("the Lease says pod UID %q", uid)
+	}
+	if got := lease.Annotations[shardkeeperv1.AnnotationReplacedPodUIDs]; got != "uid-old" {
+		t.Errorf("replaced pod UIDs %q", got)
+	}
+	oldSeen := oldRec.count()
+	srv.SendMessage(g, 1, "after the old pod stopped")
+	eventually(t, "the replacement handles the event", func() bool { return newRec.count() >= 1 })
+	if n := oldRec.count(); n != oldSeen {
+		t.Errorf("the stopped process handled %d more events", n-oldSeen)
+	}
+	for _, st := range replacement.Shards() {
+		if st.State != botruntime.StateReady && st.State != botruntime.StateResumed {
+			t.Errorf("replacement: shard %d is %s", st.ID, st.State)
+		}
+	}
+
+	// The old pod's kubelet restarts its container: the new process stops before it
+	// connects anything.
+	before := srv.Stats()
+	restarted := podProcess(t, srv, c, name, "uid-old")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := restarted.Run(ctx); !errors.As(err, &replaced) {
+		t.Fatalf("the restarted old process returned %v; want a *ReplacedError", err)
+	}
+	if after := srv.Stats(); after.Identifies != before.Identifies || after.PerShard[0].Resumes != before.PerShard[0].Resumes {
+		t.Errorf("the restarted old process connected: identifies %d -> %d, resumes %d -> %d",
+			before.Identifies, after.Identifies, before.PerShard[0].Resumes, after.PerShard[0].Resumes)
+	}
+}
+
+func TestAReplacementAfterItsPredecessorIsGoneKeepsRunning(t *testing.T) {
+	c := kubeClient(t)
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	defer srv.Close()
+	name := botPod(t, c).Name
+	first := podProcess(t, srv, c, name, "uid-first")
+	stop, _ := running(t, first)
+	eventually(t, "ready", func() bool { return allReady(first) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The predecessor's UID on the Lease is what a normal replacement reads first.
+	next := podProcess(t, srv, c, name, "uid-next")
+	running(t, next)
+	eventually(t, "resumed", func() bool { return srv.Stats().PerShard[0].Resumes == 1 })
+	var renewed time.Time
+	eventually(t, "its UID on the Lease", func() bool {
+		l := getLease(t, c, name)
+		renewed = renewTime(l)
+		return l.Annotations[shardkeeperv1.AnnotationPodUID] == "uid-next"
+	})
+	eventually(t, "renewing", func() bool { return renewTime(getLease(t, c, name)).After(renewed) })
+	eventually(t, "renewing again", func() bool { return renewTime(getLease(t, c, name)).After(renewed.Add(time.Second)) })
+	for _, st := range next.Shards() {
+		if st.State != botruntime.StateResumed && st.State != botruntime.StateReady {
+			t.Errorf("shard %d is %s", st.ID, st.State)
+		}
 	}
 }

@@ -24,7 +24,7 @@ type metrics struct {
 	handlerDuration prometheus.Histogram
 	handlerPanics   prometheus.Counter
 	queueDepth      prometheus.Gauge
-	droppedEvents   prometheus.Counter
+	droppedEvents   *prometheus.CounterVec
 	guilds          *prometheus.GaugeVec
 	leaseRenewals   prometheus.Counter
 	leaseFailures   prometheus.Counter
@@ -40,7 +40,7 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		shardState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shardkeeper_shard_state",
-			Help: "1 for the state each shard is in (Connecting, Identifying, Resuming, Ready, Resumed, Reconnecting, Stopped, Failed).",
+			Help: "1 for the state each shard is in (Connecting, WaitingToIdentify, Identifying, Resuming, Ready, Resumed, Reconnecting, Stopped, Failed).",
 		}, []string{"shard", "state"}),
 		heartbeatRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shardkeeper_heartbeat_rtt_seconds", Help: "Time from sending a heartbeat to reading its ACK.",
@@ -78,9 +78,11 @@ func newMetrics() *metrics {
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "shardkeeper_dispatcher_queue_depth", Help: "Events received and not yet handled.",
 		}),
-		droppedEvents: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "shardkeeper_dispatcher_dropped_events_total", Help: "Events dropped because the backlog reached its hard limit.",
-		}),
+		// By worker, not by guild: workers are few and fixed, a bot's guilds are not. The
+		// Lease names the guilds that lost events last.
+		droppedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_dispatcher_dropped_events_total", Help: "Events dropped because their dispatcher worker's queue was full, by worker.",
+		}, []string{"worker"}),
 		guilds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shardkeeper_shard_guilds", Help: "Guilds the shard serves.",
 		}, shard),
@@ -100,6 +102,20 @@ func newMetrics() *metrics {
 		m.droppedEvents, m.guilds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchWorker adds a dispatcher worker's gauges, read at scrape time.
+func (m *metrics) watchWorker(worker string, oldestSeconds, queued func() float64) {
+	labels := prometheus.Labels{"worker": worker}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shardkeeper_dispatcher_worker_oldest_event_seconds", ConstLabels: labels,
+			Help: "How long the worker has had its oldest unfinished event (being handled or queued); 0 when idle.",
+		}, oldestSeconds),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shardkeeper_dispatcher_worker_queue_depth", ConstLabels: labels,
+			Help: "Events queued for the worker, not counting the one being handled.",
+		}, queued))
 }
 
 func shardLabel(id int) string { return strconv.Itoa(id) }

@@ -69,7 +69,8 @@ func WithIdentifyLimiter(l IdentifyLimiter) Option { return func(r *Runtime) { r
 // WithWorkers sets the number of dispatcher workers.
 func WithWorkers(n int) Option { return func(r *Runtime) { r.workers = n } }
 
-// WithBacklog sets the dispatcher's soft (readiness) and hard (drop) backlog bounds.
+// WithBacklog sets the dispatcher's soft (readiness) and hard (drop) backlog bounds. The hard
+// bound is split evenly between the workers: a full worker drops only its own guilds' events.
 func WithBacklog(soft, hard int) Option {
 	return func(r *Runtime) { r.softBacklog, r.hardBacklog = soft, hard }
 }
@@ -136,6 +137,7 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 			// Identifies queue at 5 s per bucket: a pod's shards get that long on top.
 			recoverWithin: 3*time.Minute + time.Duration(len(cfg.ShardIDs))*5*time.Second,
 			nudge:         make(chan struct{}, 1),
+			fenced:        make(chan struct{}),
 		}
 		if r.recoveryBound > 0 {
 			r.lease.recoverWithin = r.recoveryBound
@@ -186,6 +188,14 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if !r.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	var fenced <-chan struct{} // nil without a Lease: never ready
+	if r.lease != nil {
+		if err := r.lease.checkStart(ctx); err != nil {
+			r.log.Error(err, "not starting: this pod was replaced by another of the same name, which runs the shards now")
+			return err
+		}
+		fenced = r.lease.fenced
+	}
 	r.loadResumeState(ctx)
 
 	var health *http.Server
@@ -227,10 +237,15 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 
 	r.log.Info("runtime started", "shards", r.cfg.ShardIDs, "shardCount", r.cfg.ShardCount)
+	var replaced *ReplacedError
 	select {
 	case <-ctx.Done():
 		r.log.Info("shutting down: closing sessions resumably, draining handlers", "timeout", r.shutdownTimeout)
 	case <-allStopped:
+	case <-fenced:
+		replaced = r.lease.replaced // set before fenced closed
+		r.log.Error(replaced, "stopping every shard and exiting: this pod was replaced by another of the same name, "+
+			"and both would handle every event; the replacement keeps the Lease and its resume state")
 	}
 
 	// 1. Stop accepting events: sessions close with a resumable code.
@@ -243,12 +258,20 @@ func (r *Runtime) Run(ctx context.Context) error {
 	// 3. Hand the resume state on, so the next process resumes instead of identifying.
 	stopLease()
 	<-leaseDone
-	r.saveResumeState(unhandled)
+	if replaced == nil {
+		r.saveResumeState(unhandled) // a replaced pod's state is the replacement's now
+	}
+	if replaced == nil && r.lease != nil && r.lease.isReplaced() {
+		replaced = r.lease.replaced // found out while shutting down
+	}
 
 	if health != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = health.Shutdown(shutdownCtx)
 		cancel()
+	}
+	if replaced != nil {
+		return replaced
 	}
 	if fatal := r.allFailed(); fatal != nil {
 		return &NoShardCanRunError{Reason: *fatal}
@@ -262,16 +285,14 @@ func (r *Runtime) loadResumeState(ctx context.Context) {
 		r.log.Error(err, "cannot load resume state; identifying fresh")
 		return
 	}
+	now := time.Now()
 	for _, s := range r.sessions {
 		st, ok := states[s.shard]
-		switch {
-		case !ok || st.SessionID == "":
+		if !ok || st.SessionID == "" {
 			continue
-		case time.Since(st.SavedAt) > ResumeMaxAge:
-			r.log.Info("saved session is too old to resume; identifying", "shard", s.shard, "age", time.Since(st.SavedAt).Round(time.Second))
-			continue
-		case st.ShardCount != r.cfg.ShardCount:
-			r.log.Info("saved session was for another shard count; identifying", "shard", s.shard, "savedCount", st.ShardCount)
+		}
+		if why := resumeRefusal(st, r.cfg.ShardCount, r.cfg.GatewayURL, now); why != "" {
+			r.log.Info("not resuming the saved session; identifying", "shard", s.shard, "why", why)
 			continue
 		}
 		s.mu.Lock()
@@ -285,7 +306,11 @@ func (r *Runtime) saveResumeState(unhandled map[int]int) {
 	states := r.resumeStates(unhandled)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.store.Save(ctx, states); err != nil {
+	err := r.store.Save(ctx, states)
+	if replaced := new(ReplacedError); errors.As(err, &replaced) {
+		return // Run reports it
+	}
+	if err != nil {
 		r.log.Error(err, "cannot save resume state; the next process will identify")
 	}
 }

@@ -31,7 +31,11 @@ const (
 	StateFailed       ShardState = "Failed"
 )
 
-var allStates = []ShardState{StateConnecting, StateIdentifying, StateResuming, StateReady, StateResumed, StateReconnecting, StateStopped, StateFailed}
+// StateWaitingToIdentify is a connected shard waiting for its turn in its identify bucket;
+// it counts as recovering while the queue moves (see queueAllows).
+const StateWaitingToIdentify ShardState = "WaitingToIdentify"
+
+var allStates = []ShardState{StateConnecting, StateWaitingToIdentify, StateIdentifying, StateResuming, StateReady, StateResumed, StateReconnecting, StateStopped, StateFailed}
 
 // Gateway protocol constants.
 const (
@@ -107,6 +111,8 @@ type session struct {
 	generation uint64
 	// resumeDialFailures counts failed dials to the resume URL in a row (supervisor only).
 	resumeDialFailures int
+	// turn is the wait for an identify turn, while there is one.
+	turn identifyWait
 }
 
 // outcome is how one connection ended and what to do next.
@@ -498,10 +504,10 @@ func (s *session) authenticate(ctx context.Context, c *conn, log logr.Logger) {
 		}
 		return
 	}
-	s.setState(StateIdentifying)
-	if err := s.limiter.Wait(ctx, s.shard); err != nil {
+	if err := s.waitIdentifyTurn(ctx); err != nil {
 		return // the connection ended while waiting
 	}
+	s.setState(StateIdentifying)
 	shard := [2]int{s.shard, s.shardCount}
 	err := c.writeJSON(map[string]any{"op": gateway.OpcodeIdentify, "d": gateway.MessageDataIdentify{
 		Token: s.token,
@@ -563,6 +569,16 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	ids := eventIDs(data, env.D)
 	guildID := ids.GuildID
 
+	var resumeURL string
+	if ready, ok := data.(gateway.EventReady); ok && ready.ResumeGatewayURL != "" {
+		resumeURL = ready.ResumeGatewayURL
+		if err := checkResumeURL(s.gatewayURL, resumeURL); err != nil {
+			// The session is real (our gateway started it): resume it at the gateway URL.
+			log.Info("READY's resume_gateway_url is not trusted; this session will resume at the gateway URL", "why", err.Error())
+			resumeURL = ""
+		}
+	}
+
 	s.mu.Lock()
 	if env.S > 0 {
 		s.seq = env.S
@@ -570,7 +586,7 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	s.lastEvent = now
 	switch ev := data.(type) {
 	case gateway.EventReady:
-		s.sessionID, s.resumeURL, s.seenAt = ev.SessionID, ev.ResumeGatewayURL, now
+		s.sessionID, s.resumeURL, s.seenAt = ev.SessionID, resumeURL, now
 		s.generation++
 		s.guilds = make(map[snowflake.ID]struct{}, len(ev.Guilds))
 		for _, g := range ev.Guilds {

@@ -18,17 +18,15 @@ import (
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
 
-// leaseRules is what a bot's pods may do: create Leases (Kubernetes cannot limit create by
-// name), and read and renew only the Leases they use: those named after the bot's pods,
-// and the bot's identify buckets.
+// leaseRules is what a bot's pods may do: read and renew only the Leases they use, those
+// named after the bot's pods and the bot's identify buckets. Not create: Kubernetes cannot
+// limit create by name, and a pod that could create any Lease could plant another bot's
+// next Lease, resume state and all. The operator makes every Lease a bot uses.
 func leaseRules(names []string) []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
-		{
-			APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
-			Verbs: []string{"get", "update", "patch"}, ResourceNames: names,
-		},
-	}
+	return []rbacv1.PolicyRule{{
+		APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"},
+		Verbs: []string{"get", "update", "patch"}, ResourceNames: names,
+	}}
 }
 
 // podLeaseNames lists the heartbeat Leases the bot's pods use or may use again: those of
@@ -67,10 +65,18 @@ func podLeaseNames(s *scope) []string {
 	return names
 }
 
-// botLeaseNames is podLeaseNames and the identify buckets: every bucket of Discord's
-// max_concurrency, and of a higher one a running pod was started with.
+// botLeaseNames is podLeaseNames and the identify buckets.
 func botLeaseNames(s *scope) []string {
 	names := podLeaseNames(s)
+	for b := range identifyBuckets(s) {
+		names = append(names, shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)))
+	}
+	return names
+}
+
+// identifyBuckets is how many identify buckets the bot's pods use: Discord's
+// max_concurrency, or a higher one a running pod was started with.
+func identifyBuckets(s *scope) int32 {
 	buckets := maxConcurrency(s.bot)
 	for _, p := range s.pods {
 		for _, c := range p.pod.Spec.Containers {
@@ -81,24 +87,28 @@ func botLeaseNames(s *scope) []string {
 			}
 		}
 	}
-	for b := range buckets {
-		names = append(names, shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)))
-	}
-	return names
+	return buckets
 }
 
-// reconcileBuckets makes the identify bucket Leases, owned by the bot so they go with it.
-// botruntime takes them; the operator only creates them.
+// reconcileBuckets makes the identify bucket Leases, owned by the bot so they go with it,
+// and takes over any the operator did not make (podleases.go). botruntime takes them; the
+// operator only creates them.
 func (r *DiscordBotReconciler) reconcileBuckets(ctx context.Context, s *scope) error {
-	for b := range maxConcurrency(s.bot) {
+	for b := range identifyBuckets(s) {
+		labels := commonLabels(s.bot.Name)
+		labels[shardkeeperv1.LabelIdentifyBucket] = strconv.Itoa(int(b))
 		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
-			Name: shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)), Namespace: s.bot.Namespace,
+			Name: shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b)), Namespace: s.bot.Namespace, Labels: labels,
 		}}
-		if err := r.ensureOwned(ctx, s.bot, lease, func() error {
-			lease.Labels[shardkeeperv1.LabelIdentifyBucket] = strconv.Itoa(int(b))
-			return nil
-		}); err != nil {
+		if cached := s.leases[lease.Name]; cached != nil && metav1.IsControlledBy(cached, s.bot) {
+			continue // made by the operator: nobody else may write it
+		}
+		created, err := r.ensureLease(ctx, s.bot, lease)
+		if err != nil {
 			return err
+		}
+		if created {
+			r.event(s.bot, lease, corev1.EventTypeNormal, "CreatedLease", "Create", "created Lease %s", lease.Name)
 		}
 	}
 	return nil

@@ -359,7 +359,7 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 		if err := controllerutil.SetControllerReference(s.bot, pod, r.Scheme); err != nil {
 			return false, err
 		}
-		if err := r.ensurePodLease(ctx, s.bot, b, pod.Name); err != nil {
+		if err := r.ensurePodLease(ctx, s.bot, b.topo.label(), b.generation, pod.Name); err != nil {
 			return false, err
 		}
 		if err := r.Create(ctx, pod); err != nil {

@@ -182,7 +182,9 @@ func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
 		return review.Status.Allowed
 	}
 	g.Eventually(func() bool { return can("update", "coordination.k8s.io", "leases", "leasy-1") }, wait, tick).Should(BeTrue())
-	g.Expect(can("create", "coordination.k8s.io", "leases", "")).To(BeTrue())
+	// Not create: a pod that could create any Lease could plant another bot's (podleases.go).
+	g.Expect(can("create", "coordination.k8s.io", "leases", "")).To(BeFalse())
+	g.Expect(can("create", "coordination.k8s.io", "leases", "leasy-1")).To(BeFalse())
 	g.Expect(can("get", "coordination.k8s.io", "leases", "leasy-2")).To(BeTrue())
 	g.Expect(can("update", "coordination.k8s.io", "leases", "other-bot-0")).To(BeFalse())
 	g.Expect(can("delete", "coordination.k8s.io", "leases", "leasy-1")).To(BeFalse())
@@ -197,7 +199,7 @@ func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
 	})
 	g.Eventually(func(g Gomega) []string {
 		g.Expect(k8s.Get(ctx, key, &role)).To(Succeed())
-		return role.Rules[1].ResourceNames
+		return role.Rules[0].ResourceNames
 	}, wait, tick).Should(Equal([]string{"leasy-0-g1", "leasy-1-g1", "leasy-2-g1", "leasy-3-g1", "leasy-0", "leasy-1", "leasy-2", "leasy-identify0"}))
 }
 

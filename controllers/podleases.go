@@ -3,9 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,26 +20,98 @@ import (
 // The heartbeat Lease of a pod is owned by the DiscordBot, not by the pod: the garbage
 // collector would delete a pod-owned Lease with its pod, and the replacement (same name)
 // would find no resume state and identify. So the operator creates each pod's Lease before
-// the pod, adopts Leases a bot created itself, and deletes the Leases of shard groups that
-// no longer exist (an old layout after a reshard).
+// the pod, and deletes the Leases of shard groups that no longer exist (an old layout after
+// a reshard). Bot pods may not create Leases: every Lease they use is made here.
+//
+// What a bot reads from its Lease decides where its token goes (the resume URL), so a Lease
+// the operator did not make for this bot is never used as it is: it is taken over and reset.
 
-// ensurePodLease creates the Lease a new pod will renew, unless it exists. Its layout
-// labels let a later pass find the layout's generation when no pod of it runs.
-func (r *DiscordBotReconciler) ensurePodLease(ctx context.Context, bot *shardkeeperv1.DiscordBot, b podBuilder, pod string) error {
+// reasonLeaseTakenOver is the event reason of a Lease taken over and reset.
+const reasonLeaseTakenOver = "LeaseTakenOver"
+
+// ensurePodLease makes the Lease a new pod will renew, or takes over one the operator did
+// not make for this bot. Its layout labels let a later pass find the layout's generation
+// when no pod of it runs.
+func (r *DiscordBotReconciler) ensurePodLease(ctx context.Context, bot *shardkeeperv1.DiscordBot, topology string, generation int32, pod string) error {
 	labels := commonLabels(bot.Name)
-	labels[shardkeeperv1.LabelTopology] = b.topo.label()
-	labels[shardkeeperv1.LabelGeneration] = strconv.Itoa(int(b.generation))
+	labels[shardkeeperv1.LabelTopology] = topology
+	labels[shardkeeperv1.LabelGeneration] = strconv.Itoa(int(generation))
 	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: leaseName(pod), Namespace: bot.Namespace, Labels: labels}}
-	if err := controllerutil.SetControllerReference(bot, lease, r.Scheme); err != nil {
+	_, err := r.ensureLease(ctx, bot, lease)
+	return err
+}
+
+// ensureLease creates want, owned by the bot. When a Lease of that name exists, it is used
+// as it is only if this very bot controls it (the operator made it); one with no controller
+// or an earlier bot of the same name as controller (someone else created it, or a bot
+// before its pods lost the right to) is taken over and reset to want, with an event; one
+// controlled by anything else is left alone and reported. created says want was created.
+func (r *DiscordBotReconciler) ensureLease(ctx context.Context, bot *shardkeeperv1.DiscordBot, want *coordinationv1.Lease) (created bool, err error) {
+	if err := controllerutil.SetControllerReference(bot, want, r.Scheme); err != nil {
+		return false, err
+	}
+	err = r.Create(ctx, want.DeepCopy())
+	if err == nil {
+		return true, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return false, fmt.Errorf("creating Lease %s: %w", want.Name, err)
+	}
+	// The cache holds only labelled Leases, and may lag: read the API server's copy.
+	live := &coordinationv1.Lease{}
+	if err := r.liveReader().Get(ctx, client.ObjectKeyFromObject(want), live); err != nil {
+		return false, fmt.Errorf("reading Lease %s: %w", want.Name, err)
+	}
+	return false, r.takeOverLease(ctx, bot, live, want)
+}
+
+// takeOverLease resets live to want unless the bot already controls it.
+func (r *DiscordBotReconciler) takeOverLease(ctx context.Context, bot *shardkeeperv1.DiscordBot, live, want *coordinationv1.Lease) error {
+	if metav1.IsControlledBy(live, bot) {
+		return nil
+	}
+	if owner := metav1.GetControllerOf(live); owner != nil && (owner.Kind != "DiscordBot" || owner.Name != bot.Name) {
+		return fmt.Errorf("the Lease %s/%s already exists and belongs to %s %s; rename or remove it", live.Namespace, live.Name, owner.Kind, owner.Name)
+	}
+	// Everything but the identity goes: the annotations (resume state, shard states, pod
+	// UID, identified shard), the holder and its times, labels that would place it in a
+	// layout, owners and finalizers that are not the bot's.
+	reset := live.DeepCopy()
+	reset.Labels = maps.Clone(want.Labels)
+	reset.Annotations = nil
+	reset.OwnerReferences = nil
+	reset.Finalizers = nil
+	reset.Spec = *want.Spec.DeepCopy()
+	if err := controllerutil.SetControllerReference(bot, reset, r.Scheme); err != nil {
 		return err
 	}
-	if err := r.Create(ctx, lease); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating Lease %s: %w", lease.Name, err)
+	// An update with live's resourceVersion: a write in between is not lost, it is retried.
+	if err := r.Update(ctx, reset); err != nil {
+		return fmt.Errorf("taking over Lease %s: %w", live.Name, err)
 	}
+	previousOwner := "none"
+	if owner := metav1.GetControllerOf(live); owner != nil {
+		previousOwner = owner.Kind + " " + owner.Name + " (uid " + string(owner.UID) + ")"
+	}
+	*live = *reset
+	logf.FromContext(ctx).Info("took over a Lease the operator did not make for this bot, and cleared what bots read from it",
+		"lease", live.Name, "previousController", previousOwner)
+	r.event(bot, live, corev1.EventTypeWarning, reasonLeaseTakenOver, "TakeOver",
+		"Lease %s existed but was not made by the operator for this bot; took it over and cleared its resume state, shard states, pod UID and holder", live.Name)
 	return nil
 }
 
-// reconcilePodLeases adopts the bot's pod Leases and deletes those no pod will use again.
+// liveReader reads around the cache.
+func (r *DiscordBotReconciler) liveReader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+// reconcilePodLeases takes over the bot's pod Leases it did not make, makes the Lease of
+// a running pod that has none (a bot may not create it), and deletes those no pod will use
+// again.
 func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope) error {
 	if s.layoutProblem != "" {
 		return nil // the layout is unknown: which Leases are wanted is unknown too
@@ -46,29 +120,64 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 	for _, name := range podLeaseNames(s) {
 		wanted[name] = true
 	}
+	buckets := map[string]bool{}
+	for b := range identifyBuckets(s) {
+		buckets[shardkeeperv1.IdentifyBucketLeaseName(s.bot.Name, int(b))] = true
+	}
 	for _, lease := range s.leases {
-		if _, bucket := lease.Labels[shardkeeperv1.LabelIdentifyBucket]; bucket {
-			continue
+		if _, bucket := lease.Labels[shardkeeperv1.LabelIdentifyBucket]; bucket || buckets[lease.Name] {
+			continue // reconcileBuckets' (access.go)
 		}
 		owner := metav1.GetControllerOf(lease)
-		if owner != nil && owner.UID != s.bot.UID {
-			continue // an earlier bot of this name: its garbage collection takes it
-		}
 		if !wanted[lease.Name] {
+			if owner != nil && owner.UID != s.bot.UID {
+				continue // an earlier bot of this name: its garbage collection takes it
+			}
 			if err := r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
 			}
 			logf.FromContext(ctx).V(1).Info("deleted the Lease of a shard group that is gone", "lease", lease.Name)
 			continue
 		}
-		if owner == nil {
-			patch := client.MergeFrom(lease.DeepCopy())
-			if err := controllerutil.SetControllerReference(s.bot, lease, r.Scheme); err != nil {
-				return err
+		if metav1.IsControlledBy(lease, s.bot) {
+			continue
+		}
+		pod := s.podNamed(lease.Name)
+		if pod == nil {
+			// Nothing uses it yet: delete it, and the pod that will gets a fresh one.
+			if err := r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}); err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
 			}
-			if err := r.Patch(ctx, lease, patch); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("adopting Lease %s: %w", lease.Name, err)
-			}
+			logf.FromContext(ctx).Info("deleted a Lease the operator did not make for this bot; the pod that uses it gets a fresh one", "lease", lease.Name)
+			delete(s.leases, lease.Name)
+			continue
+		}
+		// The labels say the pod's layout, from the pod: the Lease's were written by whoever made it.
+		want := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Labels: commonLabels(s.bot.Name)}}
+		want.Labels[shardkeeperv1.LabelTopology] = pod.topology
+		want.Labels[shardkeeperv1.LabelGeneration] = strconv.Itoa(int(pod.generation))
+		live := lease.DeepCopy()
+		if err := r.takeOverLease(ctx, s.bot, live, want); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		s.leases[lease.Name] = live
+	}
+	for _, p := range s.pods {
+		if p.terminating || s.leases[leaseName(p.pod.Name)] != nil {
+			continue
+		}
+		if err := r.ensurePodLease(ctx, s.bot, p.topology, p.generation, p.pod.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// podNamed is the bot's pod of that name, nil when there is none.
+func (s *scope) podNamed(name string) *observedPod {
+	for i := range s.pods {
+		if s.pods[i].pod.Name == name {
+			return &s.pods[i]
 		}
 	}
 	return nil

@@ -66,7 +66,8 @@ func identifiesNeeded(lease *coordinationv1.Lease, shards []int32, shardCount in
 		var states []shardkeeperv1.LeaseResumeState
 		if json.Unmarshal([]byte(lease.Annotations[shardkeeperv1.AnnotationResume]), &states) == nil {
 			for _, st := range states {
-				if st.SessionID != "" && st.ShardCount == int(shardCount) && now.Sub(st.SavedAt) <= shardkeeperv1.ResumeMaxAge {
+				if st.SessionID != "" && st.ShardCount == int(shardCount) && now.Sub(st.SavedAt) <= shardkeeperv1.ResumeMaxAge &&
+					st.SavedAt.Sub(now) <= shardkeeperv1.ResumeClockSkew { // botruntime refuses state from the future
 					resumable[st.Shard] = true
 				}
 			}

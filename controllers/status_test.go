@@ -175,3 +175,25 @@ func TestNamespaceTerminatingIsFoundInJoinedErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestFatalBotReason(t *testing.T) {
+	terminated := func(code int32, message string) corev1.ContainerStatus {
+		return corev1.ContainerStatus{LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Message: message}}}
+	}
+	tests := map[string]struct {
+		status    corev1.ContainerStatus
+		wantFatal bool
+	}{
+		"an invalid token halts": {status: terminated(10, "TokenInvalid: Discord rejected the bot token"), wantFatal: true},
+		// A replaced pod's process stops because its replacement runs: nothing to halt.
+		"a replaced pod does not": {status: terminated(3, shardkeeperv1.ReasonPodReplaced+": another pod of the same name took over")},
+		"a clean exit does not":   {status: terminated(0, "TokenInvalid: stale message")},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, _, fatal := fatalBotReason(tt.status); fatal != tt.wantFatal {
+				t.Errorf("fatal %v, want %v", fatal, tt.wantFatal)
+			}
+		})
+	}
+}

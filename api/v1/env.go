@@ -33,6 +33,13 @@ const (
 	// about it. (The Lease is owned by the DiscordBot, so it outlives the pod and the
 	// replacement can resume from it.)
 	AnnotationPodUID = "shardkeeper.dev/pod-uid"
+	// AnnotationReplacedPodUIDs lists, newest first, the UIDs of pods that wrote the Lease
+	// before its current writer took it over. A process of a listed pod (one force-deleted
+	// and replaced, still running on a partitioned node) stops instead of writing.
+	AnnotationReplacedPodUIDs = "shardkeeper.dev/replaced-pod-uids"
+	// AnnotationRenewalHeld says why the pod does not renew its Lease (a shard that cannot
+	// recover, a stuck dispatcher worker...); absent while it renews.
+	AnnotationRenewalHeld = "shardkeeper.dev/renewal-held"
 )
 
 // LeaseResumeState is the part of one shard's resume state (AnnotationResume holds a list)
@@ -49,6 +56,12 @@ type LeaseResumeState struct {
 // Discord keeps a disconnected session only a short while.
 const ResumeMaxAge = 2 * time.Minute
 
+// ResumeClockSkew is how far ahead of the reader's clock saved resume state may be dated
+// (another node wrote it). NTP keeps nodes within milliseconds; 10 s still covers a node
+// whose clock is drifting back into sync, and is small beside ResumeMaxAge: state dated
+// ahead looks fresh for ResumeMaxAge+ResumeClockSkew at most, never forever.
+const ResumeClockSkew = 10 * time.Second
+
 // LeaseShardState is one shard's state as the bot reports it on its Lease.
 type LeaseShardState struct {
 	ID    int    `json:"id"`
@@ -61,6 +74,11 @@ type LeaseShardState struct {
 	// FatalReason and FatalMessage are set when the shard stopped for good.
 	FatalReason  string `json:"fatalReason,omitempty"`
 	FatalMessage string `json:"fatalMessage,omitempty"`
+	// DroppedEvents counts this shard's events the pod dropped because the dispatcher
+	// worker of their guild was full (since the process started).
+	DroppedEvents int64 `json:"droppedEvents,omitempty"`
+	// DroppedGuilds are the guilds that lost events last, most recent first (at most 5).
+	DroppedGuilds []string `json:"droppedGuilds,omitempty"`
 }
 
 // Labels the operator puts on what it creates.
@@ -87,6 +105,11 @@ const (
 	ReasonIntentsDisallowed = "IntentsDisallowed"
 	ReasonBadConfiguration  = "BadConfiguration"
 )
+
+// ReasonPodReplaced is why a bot process stops when another pod of the same name took over
+// its heartbeat Lease (it was force-deleted and replaced). It is not a fatal reason: the
+// replacement runs the shards, so nothing is halted.
+const ReasonPodReplaced = "PodReplaced"
 
 // IsFatalBotReason tells whether a reason is one of the above.
 func IsFatalBotReason(reason string) bool {

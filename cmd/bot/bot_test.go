@@ -17,10 +17,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
+	"github.com/shardkeeper/shardkeeper/internal/testenv"
 )
 
 const guild = uint64(5) << 22
@@ -168,6 +172,12 @@ func TestBadConfigurationExitsWithCode2(t *testing.T) {
 // botProcess starts the real bot binary against srv, configured the way the operator does.
 func botProcess(t *testing.T, srv *discordtest.Server, token string, extraArgs ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
+	return botProcessWithEnv(t, srv, token, nil, extraArgs...)
+}
+
+// botProcessWithEnv is botProcess with more environment variables.
+func botProcessWithEnv(t *testing.T, srv *discordtest.Server, token string, env []string, extraArgs ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
@@ -178,6 +188,7 @@ func botProcess(t *testing.T, srv *discordtest.Server, token string, extraArgs .
 		"SHARDKEEPER_SHARD_IDS=0", "SHARDKEEPER_SHARD_COUNT=1", "SHARDKEEPER_INTENTS=GUILDS,GUILD_MESSAGES",
 		"SHARDKEEPER_TOKEN_FILE=" + tokenFile, "SHARDKEEPER_GATEWAY_URL=" + srv.URL(), "SHARDKEEPER_API_URL=" + srv.APIURL(),
 	}
+	cmd.Env = append(cmd.Env, env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -256,5 +267,54 @@ func TestInvalidTokenExitsWithCode10(t *testing.T) {
 	}
 	if n := srv.Stats().Connections; n != 1 {
 		t.Errorf("%d connections: a rejected token must not be retried", n)
+	}
+}
+
+// TestAReplacedPodExitsWithCode3: the process of a pod that was force-deleted and replaced
+// (its UID listed as replaced on the heartbeat Lease), restarted by its kubelet, exits
+// before it connects, with a code and a termination message the operator does not take
+// for a reason to halt the bot.
+func TestAReplacedPodExitsWithCode3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs envtest")
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	kubeconfig, err := env.AdminKubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = kubernetes.NewForConfigOrDie(env.Config).CoordinationV1().Leases("default").Create(context.Background(),
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "demo-0", Annotations: map[string]string{
+			shardkeeperv1.AnnotationPodUID:          "uid-new",
+			shardkeeperv1.AnnotationReplacedPodUIDs: "uid-old",
+		}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 200 * time.Millisecond})
+	defer srv.Close()
+	termLog := filepath.Join(dir, "termination-log")
+	cmd, logs := botProcessWithEnv(t, srv, discordtest.DefaultToken, []string{
+		"KUBECONFIG=" + filepath.Join(dir, "kubeconfig"), "SHARDKEEPER_NAMESPACE=default", "SHARDKEEPER_BOT_NAME=demo",
+		"SHARDKEEPER_LEASE_NAME=demo-0", "SHARDKEEPER_POD_NAME=demo-0", "SHARDKEEPER_POD_UID=uid-old",
+	}, "--termination-log="+termLog)
+	if code := exitCode(t, cmd, logs); code != botruntime.ExitReplaced {
+		t.Fatalf("exit code %d, want %d\n%s", code, botruntime.ExitReplaced, logs)
+	}
+	reason, _ := os.ReadFile(termLog)
+	if !strings.HasPrefix(string(reason), shardkeeperv1.ReasonPodReplaced+": ") || shardkeeperv1.IsFatalBotReason(shardkeeperv1.ReasonPodReplaced) {
+		t.Errorf("termination log %q", reason)
+	}
+	if n := srv.Stats().Connections; n != 0 {
+		t.Errorf("%d gateway connections from a replaced pod", n)
 	}
 }

@@ -2,8 +2,9 @@
 // /shard and /confirm. The operator configures it through SHARDKEEPER_* variables;
 // outside Kubernetes, flags do (bot --help).
 //
-// Exit codes: 0 clean shutdown, 1 unexpected error, 2 bad configuration, and when no shard
-// can run: 10 token invalid (4004), 11 invalid shard (4010), 12 sharding required (4011),
+// Exit codes: 0 clean shutdown, 1 unexpected error, 2 bad configuration, 3 replaced by a
+// pod of the same name while still running (force-deleted), and when no shard can run:
+// 10 token invalid (4004), 11 invalid shard (4010), 12 sharding required (4011),
 // 13 invalid API version (4012), 14 invalid intents (4013), 15 disallowed intents (4014).
 package main
 
@@ -68,11 +69,18 @@ func run(args []string) int {
 	defer stop()
 	err = rt.Run(ctx)
 	var fatal *botruntime.NoShardCanRunError
+	var replaced *botruntime.ReplacedError
 	switch {
 	case errors.As(err, &fatal):
 		log.Error(err, "exiting: no shard can run")
 		writeTermination(cfg.TerminationLogPath, fatal.Reason.Reason+": "+fatal.Reason.Message)
 		return fatal.ExitCode()
+	case errors.As(err, &replaced):
+		// Not a fatal reason for the operator: the replacement runs the shards. A kubelet
+		// that restarts this container gets the same answer at once, before any connection.
+		log.Error(err, "exiting: this pod was replaced")
+		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonPodReplaced+": "+err.Error())
+		return replaced.ExitCode()
 	case err != nil:
 		log.Error(err, "exiting")
 		return botruntime.ExitError
