@@ -96,7 +96,10 @@ func (l *leaseIdentifyLimiter) waitInQueue(ctx context.Context, shard int, repor
 	waitingSince := time.Now()
 	var failingSince time.Time
 	for {
-		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		// No call may outlast a bucket window: its answer would be stale anyway.
+		getCtx, cancel := context.WithTimeout(ctx, l.window())
+		lease, err := leases.Get(getCtx, name, metav1.GetOptions{})
+		cancel()
 		if apierrors.IsNotFound(err) {
 			// The operator creates bucket Leases (bot pods may not); without it (a bot
 			// run by hand), the first shard that needs one does.
@@ -170,6 +173,8 @@ func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv
 	}
 	lease.Annotations[shardkeeperv1.AnnotationIdentifiedShard] = strconv.Itoa(shard)
 	var err error
+	ctx, cancel := context.WithTimeout(ctx, l.window())
+	defer cancel()
 	if lease.ResourceVersion == "" {
 		_, err = l.client.CoordinationV1().Leases(l.namespace).Create(ctx, lease, metav1.CreateOptions{})
 		if apierrors.IsForbidden(err) {

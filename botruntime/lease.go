@@ -66,6 +66,10 @@ type leaseHeartbeat struct {
 // still running at once is not a failure anyone survives anyway.
 const maxReplacedUIDs = 8
 
+// callTimeout bounds each API call of the heartbeat: a renewal later than a quarter of
+// the lease is late anyway, and a hung connection must not hold the beats after it.
+func (h *leaseHeartbeat) callTimeout() time.Duration { return max(h.duration/4, time.Second) }
+
 // run renews until ctx ends.
 func (h *leaseHeartbeat) run(ctx context.Context) {
 	interval := h.duration / 4
@@ -150,14 +154,18 @@ func (h *leaseHeartbeat) write(ctx context.Context, renew bool, resume []ResumeS
 		if lease.ResourceVersion == "" {
 			// Run by hand, a bot makes its own Lease; under the operator it may not (the
 			// operator makes every Lease a bot uses, before the pod).
-			out, err = h.client.CoordinationV1().Leases(h.namespace).Create(ctx, lease, metav1.CreateOptions{})
+			callCtx, cancel := context.WithTimeout(ctx, h.callTimeout())
+			out, err = h.client.CoordinationV1().Leases(h.namespace).Create(callCtx, lease, metav1.CreateOptions{})
+			cancel()
 			if apierrors.IsForbidden(err) {
 				h.cached = nil
 				return fmt.Errorf("heartbeat Lease %s does not exist and this pod may not create it: the operator makes it before it "+
 					"starts the pod, and replaces a pod whose Lease stays missing: %w", h.name, err)
 			}
 		} else {
-			out, err = h.client.CoordinationV1().Leases(h.namespace).Update(ctx, lease, metav1.UpdateOptions{})
+			callCtx, cancel := context.WithTimeout(ctx, h.callTimeout())
+			out, err = h.client.CoordinationV1().Leases(h.namespace).Update(callCtx, lease, metav1.UpdateOptions{})
+			cancel()
 		}
 		if err == nil {
 			h.cached = out
@@ -177,6 +185,8 @@ func (h *leaseHeartbeat) write(ctx context.Context, renew bool, resume []ResumeS
 // load reads the Lease, or prepares a new one. It returns a *ReplacedError, and writes
 // nothing from then on, when another pod took the Lease over.
 func (h *leaseHeartbeat) load(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, h.callTimeout())
+	defer cancel()
 	lease, err := h.client.CoordinationV1().Leases(h.namespace).Get(ctx, h.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		h.cached = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: h.name, Namespace: h.namespace}}
@@ -309,6 +319,8 @@ func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []
 type leaseResumeStore struct{ h *leaseHeartbeat }
 
 func (s leaseResumeStore) Load(ctx context.Context) (map[int]ResumeState, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.h.callTimeout())
+	defer cancel()
 	lease, err := s.h.client.CoordinationV1().Leases(s.h.namespace).Get(ctx, s.h.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		s.h.rt.log.Info("no heartbeat Lease yet: no resume state, the shards identify", "lease", s.h.name)
