@@ -57,6 +57,36 @@ type leaseIdentifyLimiter struct {
 
 	mu      sync.Mutex
 	failing bool
+	// future remembers, per bucket, an acquireTime ahead of this process's clock and
+	// when this process first saw it (see acquiredAt).
+	future map[int]futureAcquire
+}
+
+type futureAcquire struct{ acquire, seenAt time.Time }
+
+// acquiredAt is when the bucket was taken, as far as this process can trust it. A holder
+// whose clock runs ahead writes an acquireTime in the future; taken at face value it would
+// block the bucket for the whole clock error (an hour ahead: an hour blocked). Such a time
+// counts from when this process first saw it, so it costs at most one window.
+func (l *leaseIdentifyLimiter) acquiredAt(bucket int, lease *coordinationv1.Lease, now time.Time) (time.Time, bool) {
+	if lease.Spec.AcquireTime == nil {
+		return time.Time{}, false
+	}
+	at := lease.Spec.AcquireTime.Time
+	if !at.After(now) {
+		return at, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.future == nil {
+		l.future = map[int]futureAcquire{}
+	}
+	seen, ok := l.future[bucket]
+	if !ok || !seen.acquire.Equal(at) {
+		seen = futureAcquire{acquire: at, seenAt: now}
+		l.future[bucket] = seen
+	}
+	return seen.seenAt, true
 }
 
 // newIdentifyLimiter shares buckets through Leases when the runtime has API access and
@@ -145,8 +175,9 @@ func (l *leaseIdentifyLimiter) waitInQueue(ctx context.Context, shard int, repor
 // zero; otherwise it returns how long to wait before looking again.
 func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv1.Lease, bucket, shard int, waitingSince time.Time) (time.Duration, error) {
 	now := time.Now()
-	if lease.Spec.AcquireTime != nil {
-		if freeAt := lease.Spec.AcquireTime.Add(l.window()); now.Before(freeAt) {
+	acquired, taken := l.acquiredAt(bucket, lease, now)
+	if taken {
+		if freeAt := acquired.Add(l.window()); now.Before(freeAt) {
 			return freeAt.Sub(now), nil
 		}
 	}
@@ -154,8 +185,8 @@ func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv
 		// Hold back for the shard whose turn it is, counted from when the bucket became
 		// free or from when this shard started waiting, whichever is later.
 		from := waitingSince
-		if lease.Spec.AcquireTime != nil && lease.Spec.AcquireTime.Add(l.window()).After(from) {
-			from = lease.Spec.AcquireTime.Add(l.window())
+		if taken && acquired.Add(l.window()).After(from) {
+			from = acquired.Add(l.window())
 		}
 		if at := from.Add(l.orderGrace); now.Before(at) {
 			return at.Sub(now), nil

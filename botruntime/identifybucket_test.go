@@ -110,6 +110,37 @@ func TestCrashedBucketHolderBlocksOneWindowAtMost(t *testing.T) {
 	}
 }
 
+// A holder whose clock runs an hour ahead wrote an acquireTime an hour in the future:
+// the bucket is blocked for one window from when it is seen, not for the hour.
+func TestAFutureAcquireTimeBlocksOneWindowAtMost(t *testing.T) {
+	c := kubeClient(t)
+	const interval, margin = time.Second, 300 * time.Millisecond
+	srv := discordtest.NewServer(discordtest.Options{MaxConcurrency: 1, IdentifyInterval: interval, HeartbeatInterval: time.Second})
+	defer srv.Close()
+	ahead := metav1.NewMicroTime(time.Now().Add(time.Hour))
+	_, err := c.CoordinationV1().Leases("default").Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: shardkeeperv1.IdentifyBucketLeaseName("skewed", 0),
+			Annotations: map[string]string{shardkeeperv1.AnnotationIdentifiedShard: "0"}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("skewed-0/0"), AcquireTime: &ahead, RenewTime: &ahead, LeaseDurationSeconds: ptr.To(int32(2))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	rt := bucketPod(t, srv, c, "skewed", "skewed-1", []int{1}, 2, interval, margin)
+	stop, _ := running(t, rt)
+	defer func() { _ = stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	st, err := srv.WaitStats(ctx, func(st discordtest.Stats) bool { return st.Identifies == 1 })
+	if err != nil {
+		t.Fatalf("shard 1 never identified behind a bucket taken an hour in the future: %v", err)
+	}
+	if took := st.IdentifyLog[0].At.Sub(started); took > interval+margin+3*time.Second {
+		t.Errorf("shard 1 identified %v after it started; a future acquireTime should cost one window (%v) at most", took, interval+margin)
+	}
+}
+
 // takeBucket plays another pod's shard taking the identify bucket, now.
 func takeBucket(c kubernetes.Interface, name string, shard int) error {
 	var err error

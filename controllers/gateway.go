@@ -45,6 +45,9 @@ type gatewayAnswer struct {
 	secretVersion string // the token Secret version it was asked with
 	err           error
 	failures      int
+	// unauthorized counts Discord's 401s in a row: one alone does not halt a bot whose
+	// shards are connected (a REST hiccup, or a proxy in between, must not stop it).
+	unauthorized int
 	notBefore     time.Time // rate limit or retry backoff
 	inFlight      bool
 	// spends are the identifies the operator caused (pods it created without resume
@@ -218,13 +221,18 @@ func (g *gatewayChecker) ask(bot *shardkeeperv1.DiscordBot, apiURL, secretVersio
 		var rl *discordapi.RateLimitedError
 		switch {
 		case err == nil:
-			a.info, a.failures = &info, 0
+			a.info, a.failures, a.unauthorized = &info, 0, 0
 			a.notBefore = now.Add(info.WaitBeforeNext)
 		case errors.As(err, &rl):
 			a.notBefore = now.Add(rl.RetryAfter)
 		default:
 			a.failures++
 			a.notBefore = now.Add(min(gatewayRetryMin<<min(a.failures-1, 10), gatewayRetryMax))
+			if errors.Is(err, discordapi.ErrUnauthorized) {
+				a.unauthorized++
+			} else {
+				a.unauthorized = 0
+			}
 		}
 		g.mu.Unlock()
 		select {
@@ -326,7 +334,13 @@ func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) 
 		s.gatewayError = answer.err.Error()
 		var implausible *discordapi.ImplausibleAnswerError
 		s.gatewayRejected = errors.As(answer.err, &implausible)
-		if errors.Is(answer.err, discordapi.ErrUnauthorized) && bot.Status.Halted == nil && !bot.Spec.Suspend {
+		// A bot whose shards are connected identified with this very token: one 401 may be
+		// a hiccup, so it takes a second one in a row (asked again within gatewayRetryMin).
+		confirmed := answer.unauthorized >= 2 || bot.Status.ReadyShards == 0
+		if errors.Is(answer.err, discordapi.ErrUnauthorized) && !confirmed {
+			logf.FromContext(ctx).Info("Discord answered 401 once while the bot's shards are connected; asking again before halting")
+		}
+		if errors.Is(answer.err, discordapi.ErrUnauthorized) && confirmed && bot.Status.Halted == nil && !bot.Spec.Suspend {
 			bot.Status.Halted = &shardkeeperv1.BotHalt{
 				Reason: shardkeeperv1.ReasonTokenInvalid, Pod: "",
 				Message:    "Discord rejected the bot token when the operator asked GET /gateway/bot (401 Unauthorized)",

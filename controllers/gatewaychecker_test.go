@@ -66,3 +66,58 @@ func TestGatewayQuestionsEndWithTheManager(t *testing.T) {
 		t.Fatal("a question started after the manager stopped")
 	}
 }
+
+// unauthorizedDiscord answers every question 401.
+type unauthorizedDiscord struct{}
+
+func (unauthorizedDiscord) GatewayBot(context.Context, string, string) (discordapi.GatewayBot, error) {
+	return discordapi.GatewayBot{}, discordapi.ErrUnauthorized
+}
+
+// One 401 from GET /gateway/bot does not halt a bot whose shards are connected with that
+// very token; a second in a row does, and a bot with no shard up halts at once.
+func TestOne401DoesNotHaltAConnectedBot(t *testing.T) {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "tok"}, Data: map[string][]byte{"token": []byte("a.b.c")}}
+	for _, tc := range []struct {
+		name        string
+		readyShards int32
+		haltAfter   int // questions answered 401 before the halt
+	}{
+		{"connected", 2, 2},
+		{"nothing connected", 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bot := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "bot"},
+				Spec:   shardkeeperv1.DiscordBotSpec{TokenSecretRef: shardkeeperv1.SecretKeySelector{Name: "tok"}},
+				Status: shardkeeperv1.DiscordBotStatus{ReadyShards: tc.readyShards}}
+			r := &DiscordBotReconciler{}
+			r.gateway = newGatewayChecker(unauthorizedDiscord{}, fake.NewClientBuilder().WithObjects(secret).Build(), trustedhosts.Default(), nil)
+			key := client.ObjectKeyFromObject(bot)
+			for asked := 1; asked <= 2; asked++ {
+				r.gateway.mu.Lock()
+				if a := r.gateway.answers[key]; a != nil {
+					a.notBefore = time.Time{} // due again
+				}
+				r.gateway.mu.Unlock()
+				r.gateway.ask(bot, discordapi.DefaultAPIURL, "1")
+				deadline := time.Now().Add(10 * time.Second)
+				for a := r.gateway.answer(key); a.inFlight || a.err == nil; a = r.gateway.answer(key) {
+					if time.Now().After(deadline) {
+						t.Fatal("no answer")
+					}
+					time.Sleep(time.Millisecond)
+				}
+				s := &scope{bot: bot, now: time.Now(), secretVersion: "1"}
+				if err := r.takeGatewayAnswer(context.Background(), s); err != nil {
+					t.Fatal(err)
+				}
+				if halted := bot.Status.Halted != nil; halted != (asked >= tc.haltAfter) {
+					t.Fatalf("after %d 401s: halted %v, want a halt after %d", asked, halted, tc.haltAfter)
+				}
+				if bot.Status.Halted != nil {
+					return
+				}
+			}
+		})
+	}
+}

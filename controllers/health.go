@@ -287,6 +287,10 @@ type podHealthInput struct {
 	// containerRestartWindow (liveness failures: a botruntime bot only exits on SIGTERM or
 	// for a fatal reason, which is handled apart).
 	containerRestarts int
+	// started says a container of the pod ever ran. A pod that never started (not
+	// scheduled, its image not pulled) has had no chance to write its Lease: a new pod
+	// would wait just the same, so it is not restarted for that (its status says why).
+	started bool
 	// blindUntil is when the operator's watches last failed: until then it could not see
 	// renewals, and their absence says nothing. Zero when they never failed.
 	blindUntil time.Time
@@ -312,6 +316,9 @@ func judgePod(in podHealthInput) verdict {
 				in.containerRestarts, containerRestartWindow)}
 	}
 	if in.lastRenewal.IsZero() {
+		if !in.started {
+			return verdict{} // a pod status change wakes the reconcile
+		}
 		deadline := in.podSeen.Add(in.startupGrace)
 		if !in.blindUntil.IsZero() {
 			deadline = maxTime(deadline, in.blindUntil.Add(in.leaseDuration))
@@ -335,6 +342,19 @@ func judgePod(in podHealthInput) verdict {
 				in.now.Sub(in.lastRenewal).Round(time.Second), in.leaseDuration)}
 	}
 	return verdict{recheck: expiry.Sub(in.now), suspect: in.now.Sub(maxTime(in.lastRenewal, in.blindUntil)) > in.leaseDuration/2}
+}
+
+// podStarted says whether a container of the pod ever ran.
+func podStarted(pod *corev1.Pod) bool {
+	if pod.Status.Phase == corev1.PodRunning {
+		return true
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil || cs.RestartCount > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -535,8 +555,14 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 				restarts += cs.RestartCount
 			}
 		}
+		started := podStarted(p.pod)
+		podSeen := s.now
+		if started {
+			// The startup grace runs from when the operator first saw the pod started.
+			podSeen = r.leases.firstSeen(botKey, p.pod.UID)
+		}
 		in := podHealthInput{
-			now: s.now, podSeen: r.leases.firstSeen(botKey, p.pod.UID), lastRenewal: last, leaseExists: exists,
+			now: s.now, podSeen: podSeen, started: started, lastRenewal: last, leaseExists: exists,
 			leaseDuration: duration, startupGrace: grace, blindUntil: r.leases.watch.lastFailure(),
 			containerRestarts: r.leases.containerRestartsWithin(p.pod.UID, restarts, containerRestartWindow),
 		}

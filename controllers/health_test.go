@@ -3,9 +3,11 @@ package controllers
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -16,7 +18,7 @@ import (
 
 func TestJudgePod(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	base := podHealthInput{podSeen: t0, leaseDuration: 20 * time.Second, startupGrace: 3 * time.Minute}
+	base := podHealthInput{podSeen: t0, started: true, leaseDuration: 20 * time.Second, startupGrace: 3 * time.Minute}
 	tests := map[string]struct {
 		now         time.Time
 		lastRenewal time.Time
@@ -26,7 +28,10 @@ func TestJudgePod(t *testing.T) {
 		wantSuspect bool
 		restarts    int
 		blindUntil  time.Time
+		notStarted  bool
 	}{
+		"never started (image pull, unschedulable): not restarted": {now: t0.Add(time.Hour), notStarted: true},
+		"never started, Lease exists but never renewed":            {now: t0.Add(time.Hour), leaseExists: true, notStarted: true},
 		"container restarted 3 times in the window": {now: t0.Add(time.Hour), lastRenewal: t0.Add(time.Hour - time.Second), leaseExists: true,
 			restarts: 3, wantStale: shardkeeperv1.ReasonContainerRestarting},
 		"new pod, no Lease yet: wait for the grace": {now: t0.Add(time.Minute), wantRecheck: 2 * time.Minute},
@@ -50,6 +55,7 @@ func TestJudgePod(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			in := base
 			in.now, in.lastRenewal, in.leaseExists, in.containerRestarts, in.blindUntil = tc.now, tc.lastRenewal, tc.leaseExists, tc.restarts, tc.blindUntil
+			in.started = !tc.notStarted
 			v := judgePod(in)
 			if v.reason != tc.wantStale || v.stale != (tc.wantStale != "") || v.recheck != tc.wantRecheck || v.suspect != tc.wantSuspect {
 				t.Errorf("verdict %+v; want stale %q, recheck %s", v, tc.wantStale, tc.wantRecheck)
@@ -80,7 +86,7 @@ func TestDecideRestart(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	now := t0.Add(time.Hour)
 	healthy := podHealthInput{now: now, podSeen: t0, lastRenewal: now.Add(-3 * time.Second), leaseExists: true,
-		leaseDuration: 20 * time.Second, startupGrace: 3 * time.Minute}
+		leaseDuration: 20 * time.Second, startupGrace: 3 * time.Minute, started: true}
 	stale := healthy
 	stale.lastRenewal = now.Add(-25 * time.Second)
 	starting := healthy
@@ -296,5 +302,29 @@ func TestFleetStormGuard(t *testing.T) {
 	tr2.fleetStorm(bot(0), 1, 1, 50, now)
 	if storm, _, _ := tr2.fleetStorm(bot(1), 1, 1, 50, now); storm {
 		t.Error("two lapsed pods in all are a storm")
+	}
+}
+
+func TestPodStarted(t *testing.T) {
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	pullError := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}
+	crashLoop := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
+	tests := map[string]struct {
+		statuses []corev1.ContainerStatus
+		want     bool
+	}{
+		"pending, no status":           {nil, false},
+		"image pull back-off":          {[]corev1.ContainerStatus{{State: pullError}}, false},
+		"running":                      {[]corev1.ContainerStatus{{State: running}}, true},
+		"crash loop after a first run": {[]corev1.ContainerStatus{{State: crashLoop, RestartCount: 2}}, true},
+	}
+	for name, tc := range tests {
+		pod := &corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: tc.statuses}}
+		if strings.HasPrefix(name, "phase Running") {
+			pod.Status.Phase = corev1.PodRunning
+		}
+		if got := podStarted(pod); got != tc.want {
+			t.Errorf("%s: started %v, want %v", name, got, tc.want)
+		}
 	}
 }

@@ -439,6 +439,11 @@ const (
 )
 
 // DiscordBot runs a Discord bot as sharded gateway sessions in pods the operator manages.
+// The bot's token comes from a Secret; the operator runs one pod per group of shards,
+// replaces pods whose heartbeat Lease goes stale (without restart storms), asks Discord for
+// the recommended shard count and the session start budget, and reports in the status
+// whether every shard is connected. `kubectl get discordbots` shows it at a glance.
+//
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=dbot,categories=shardkeeper
@@ -455,7 +460,6 @@ const (
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 // +kubebuilder:printcolumn:name="Recommended",type=integer,JSONPath=`.status.gateway.recommendedShards`,priority=1,description="Shard count Discord recommends"
 // +kubebuilder:printcolumn:name="Session-Starts",type=integer,JSONPath=`.status.gateway.sessionStartLimit.remaining`,priority=1,description="Discord session starts remaining"
-
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 50",message="DiscordBot names are at most 50 characters, so that pod names (<bot>-<index>) stay valid"
 type DiscordBot struct {
 	metav1.TypeMeta   `json:",inline"`
