@@ -119,6 +119,11 @@ type eventQueue struct {
 	holding            bool
 	dropped            uint64
 	dropping           bool // in a drop episode (logged once, until the queue empties)
+	// progressAt is when the worker last finished an event, or got work while idle: a
+	// worker busy for longer than the recovery bound without finishing anything is stuck.
+	// One merely behind (finishing events, with a long queue) is not: replacing its pod
+	// would replay the same backlog into the next one.
+	progressAt time.Time
 }
 
 // unfinished counts the events q accepted and has not finished. q.mu is held.
@@ -140,6 +145,8 @@ type workerStatus struct {
 	oldest  *Event
 	waited  time.Duration
 	running time.Duration
+	// stalled is how long the busy worker has gone without finishing an event.
+	stalled time.Duration
 }
 
 // String says what holds the worker up, for logs and the Lease.
@@ -212,6 +219,9 @@ func (d *dispatcher) enqueue(ev Event) bool {
 		return false
 	}
 	q.accepted++
+	if len(q.items) == 0 && !q.handling {
+		q.progressAt = d.clock.Now()
+	}
 	q.items = append(q.items, queuedEvent{ev: ev, at: d.clock.Now()})
 	d.inflightMu.Lock()
 	d.inflightOf(ev).seqs[ev.Seq] = struct{}{}
@@ -296,21 +306,25 @@ func (d *dispatcher) workerLocked(q *eventQueue) workerStatus {
 		ev := q.items[0].ev
 		w.oldest, w.waited = &ev, now.Sub(q.items[0].at)
 	}
+	if w.oldest != nil {
+		w.stalled = now.Sub(q.progressAt)
+	}
 	return w
 }
 
-// stuckWorker returns the worker that has had an event longest without finishing it, if
-// that is longer than bound: its handler hangs, or it is so far behind that the pod had
-// better be replaced (the replacement replays what it did not finish, see resumePoints).
-// Other workers may be making progress all along.
+// stuckWorker returns the worker that has gone longest without finishing an event while it
+// had one, if that is longer than bound: its handler hangs, and the pod had better be
+// replaced (the replacement replays what it did not finish, see resumePoints). Other
+// workers may be making progress all along; a worker that is behind but finishing events
+// is slow, not stuck (readiness and the backlog metrics show it).
 func (d *dispatcher) stuckWorker(bound time.Duration) (workerStatus, bool) {
 	var worst workerStatus
 	for _, q := range d.queues {
-		if w := d.worker(q); w.oldest != nil && w.waited > worst.waited {
+		if w := d.worker(q); w.oldest != nil && w.stalled > worst.stalled {
 			worst = w
 		}
 	}
-	return worst, worst.oldest != nil && worst.waited > bound
+	return worst, worst.oldest != nil && worst.stalled > bound
 }
 
 // droppedOf is how many of shard's events were dropped, and the guilds that lost events last.
@@ -373,6 +387,7 @@ func (d *dispatcher) handle(q *eventQueue, ev Event) {
 	defer q.mu.Unlock()
 	q.current, q.handling = queuedEvent{}, false
 	q.finished++
+	q.progressAt = d.clock.Now()
 	release := q.holding && q.finished >= q.holdUntil
 	if release {
 		q.holding = false

@@ -338,3 +338,46 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A worker far behind but finishing events is slow, not stuck: its queue's age passing the
+// recovery bound must not get the pod replaced (the replacement would replay the same
+// backlog and be replaced again). A handler that stops finishing is stuck.
+func TestASlowWorkerIsNotAStuckOne(t *testing.T) {
+	const bound = 3 * time.Minute
+	d := newTestDispatcher(1, 1000, 1000)
+	fake := clocktesting.NewFakeClock(time.Now())
+	d.clock = fake
+	step := make(chan struct{})
+	done := make(chan struct{}, 1000)
+	d.handlers = []Handler{func(ctx context.Context, ev Event) {
+		select {
+		case <-step:
+		case <-ctx.Done():
+		}
+		done <- struct{}{}
+	}}
+	d.start()
+	for seq := range 100 {
+		d.enqueue(Event{Shard: 0, Seq: seq, GuildID: 1})
+	}
+	// Each event takes a minute; after ten minutes the queue's head has waited far past the
+	// bound, and the worker finished one every minute.
+	for range 10 {
+		fake.Step(time.Minute)
+		step <- struct{}{}
+		<-done
+	}
+	waitUntil(t, "the tenth event finished", func() bool { w := d.worker(d.queues[0]); return w.stalled < time.Minute })
+	if w, stuck := d.stuckWorker(bound); stuck {
+		t.Fatalf("a worker finishing an event a minute was called stuck: %s", w)
+	}
+	if w := d.worker(d.queues[0]); w.waited < 9*time.Minute {
+		t.Fatalf("the head waited %s, want the backlog's age past the bound", w.waited)
+	}
+	// Now the handler hangs: stuck once the bound passes without a finish.
+	fake.Step(bound + time.Second)
+	if w, stuck := d.stuckWorker(bound); !stuck {
+		t.Fatalf("a worker with no finished event for %s was not called stuck: %s", bound+time.Second, w)
+	}
+	close(step)
+}

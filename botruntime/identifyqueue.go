@@ -96,14 +96,16 @@ func (w *identifyWait) verdict(now time.Time, recoverWithin time.Duration) (plac
 // waitIdentifyTurn waits for the shard's turn to identify, in state WaitingToIdentify.
 func (s *session) waitIdentifyTurn(ctx context.Context) error {
 	s.setState(StateWaitingToIdentify)
-	s.turn.begin(time.Now())
+	began := time.Now()
+	s.turn.begin(began)
 	err := waitIdentifyTurn(ctx, s.limiter, s.shard, func(p identifyPlace) { s.turn.report(p, time.Now()) })
 	if placed := s.turn.end(); placed && err == nil {
 		// The queue moved all along (or healthyForLease said otherwise): the time spent in
-		// it was recovery, not time down. The shard gets the recovery bound from here.
+		// it was recovery, not time down. Only that time is taken off: a shard that keeps
+		// failing after its identifies still runs out of its recovery bound.
 		s.mu.Lock()
 		if !s.downSince.IsZero() {
-			s.downSince = time.Now()
+			s.downSince = s.downSince.Add(time.Since(began))
 		}
 		s.mu.Unlock()
 	}
