@@ -58,7 +58,13 @@ type Client struct {
 
 // NewClient returns a client with a bounded timeout.
 func NewClient(userAgent string) *Client {
-	return &Client{HTTP: &http.Client{Timeout: 15 * time.Second}, UserAgent: userAgent}
+	return &Client{HTTP: &http.Client{
+		Timeout: 15 * time.Second,
+		// A redirect would take the token to a host the operator's trust was never asked
+		// about (the same host on another port or scheme keeps the Authorization header):
+		// the redirect itself is the answer, and an error.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, UserAgent: userAgent}
 }
 
 // GatewayBot asks apiURL (DefaultAPIURL when empty) for the token's gateway information.

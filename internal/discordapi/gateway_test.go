@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -175,5 +176,29 @@ func TestGatewayBotWaitsAreBounded(t *testing.T) {
 	var rl *RateLimitedError
 	if !errors.As(err, &rl) || rl.RetryAfter != MaxWait {
 		t.Fatalf("got %v, want a RateLimitedError of %v", err, MaxWait)
+	}
+}
+
+// The token never follows a redirect: not to another host, not to the same host over
+// plain http or another port.
+func TestGatewayBotFollowsNoRedirect(t *testing.T) {
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		_, _ = w.Write([]byte(`{"url":"wss://x","shards":1,"session_start_limit":{"total":1,"remaining":1,"reset_after":1,"max_concurrency":1}}`))
+	}))
+	defer elsewhere.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	_, err := NewClient("test").GatewayBot(context.Background(), srv.URL, "tok")
+	if err == nil || !strings.Contains(err.Error(), "307") {
+		t.Fatalf("got %v, want the redirect as an error", err)
+	}
+	if leaked.Load() != 0 {
+		t.Fatal("the token followed the redirect")
 	}
 }
