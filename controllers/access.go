@@ -105,7 +105,11 @@ func (r *DiscordBotReconciler) reconcileBuckets(ctx context.Context, s *scope) e
 		}
 		created, err := r.ensureLease(ctx, s.bot, lease)
 		if err != nil {
-			return err
+			// A bucket someone else made must not stop the rest of the pass (health,
+			// rollout): shards of that bucket identify on their own process's limiter
+			// meanwhile. The pass still ends in this error, so it is retried and reported.
+			s.laterErrs = append(s.laterErrs, err)
+			continue
 		}
 		if created {
 			r.event(s.bot, lease, corev1.EventTypeNormal, "CreatedLease", "Create", "created Lease %s", lease.Name)

@@ -126,6 +126,9 @@ type scope struct {
 	budget sessionBudget
 	// stopped ends the pass quietly after a phase that set a terminal condition itself.
 	stopped bool
+	// laterErrs fail the pass at its end, after every phase ran: problems with one object
+	// that must not hold up the rest (a Lease someone else made).
+	laterErrs []error
 	// observed is set once the pods were listed; before that the status is not recomputed,
 	// so a failed pass never writes a status made of half the facts.
 	observed bool
@@ -212,8 +215,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			break
 		}
 	}
-
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, errors.Join(s.laterErrs...)
 }
 
 // builderFor is the pod builder of an action's layout.

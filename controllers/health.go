@@ -563,7 +563,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		}
 		in := podHealthInput{
 			now: s.now, podSeen: podSeen, started: started, lastRenewal: last, leaseExists: exists,
-			leaseDuration: duration, startupGrace: grace, blindUntil: r.leases.watch.lastFailure(),
+			leaseDuration: duration, startupGrace: grace, blindUntil: r.leases.watch.blindUntil(),
 			containerRestarts: r.leases.containerRestartsWithin(p.pod.UID, restarts, containerRestartWindow),
 		}
 		v := judgePod(in)
@@ -675,6 +675,7 @@ func (r *DiscordBotReconciler) leaseEvents() handler.Funcs {
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			if lease, ok := e.Object.(*coordinationv1.Lease); ok {
 				r.leases.observe(lease)
+				r.leases.watch.sawLeaseEvent()
 			}
 			enqueue(e.Object, q)
 		},
@@ -683,6 +684,7 @@ func (r *DiscordBotReconciler) leaseEvents() handler.Funcs {
 			if !ok {
 				return
 			}
+			r.leases.watch.sawLeaseEvent()
 			old, _ := e.ObjectOld.(*coordinationv1.Lease)
 			firstRenewal := r.leases.observe(lease) && lease.Spec.RenewTime != nil && old != nil && old.Spec.RenewTime == nil
 			oldWriter, _ := leaseWriter(old)

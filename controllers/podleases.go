@@ -87,6 +87,12 @@ func (r *DiscordBotReconciler) takeOverLease(ctx context.Context, bot *shardkeep
 	}
 	// An update with live's resourceVersion: a write in between is not lost, it is retried.
 	if err := r.Update(ctx, reset); err != nil {
+		if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) {
+			// The admission policy lets the operator write only objects labelled as its
+			// own: one made by someone else needs a person to remove it.
+			return fmt.Errorf("the Lease %s/%s exists, was not made by Shardkeeper and may not be taken over (%v); remove it: kubectl delete lease -n %s %s",
+				live.Namespace, live.Name, err, live.Namespace, live.Name)
+		}
 		return fmt.Errorf("taking over Lease %s: %w", live.Name, err)
 	}
 	previousOwner := "none"

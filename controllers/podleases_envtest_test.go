@@ -114,3 +114,25 @@ func TestALeaseOfSomethingElseIsNotTakenOver(t *testing.T) {
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(other), &lease)).To(Succeed())
 	g.Expect(lease.Annotations).To(Equal(other.Annotations), "someone else's Lease was changed")
 }
+
+// An identify bucket Lease someone else made cannot be taken over, but it must not freeze
+// the bot: its pods are still made and judged, and the pass reports the Lease.
+func TestAForeignBucketLeaseDoesNotStopTheBot(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	owner := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "someone", Namespace: ns}}
+	g.Expect(k8s.Create(ctx, owner)).To(Succeed())
+	bucket := plantedLease(ns, shardkeeperv1.IdentifyBucketLeaseName("delta", 0), nil)
+	bucket.OwnerReferences = []metav1.OwnerReference{{APIVersion: "coordination.k8s.io/v1", Kind: "Lease", Name: owner.Name, UID: owner.UID, Controller: ptr.To(true)}}
+	g.Expect(k8s.Create(ctx, bucket)).To(Succeed())
+	createTokenSecret(t, ns, "delta-token", "token")
+	g.Expect(k8s.Create(ctx, newBot(ns, "delta", 2, 1))).To(Succeed())
+
+	g.Eventually(func(g Gomega) { g.Expect(botPods(g, ns, "delta")).To(HaveLen(2)) }, wait, tick).Should(Succeed())
+	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "delta") }, wait, tick).Should(ContainElement("ReconcileError"))
+	var lease coordinationv1.Lease
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(bucket), &lease)).To(Succeed())
+	g.Expect(lease.Annotations).To(Equal(bucket.Annotations), "someone else's Lease was changed")
+}

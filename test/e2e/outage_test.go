@@ -16,9 +16,10 @@ import (
 // the API server, no Lease is renewed and none looks renewed; when it is back, the operator
 // must not take that silence for dead bots. Every pod stays, and no gateway session closes.
 func TestAPIServerOutageRestartsNothing(t *testing.T) {
-	// A long lease: the bot renews every 10 s, so after the outage the operator has time
-	// to act on the silence before the first renewal arrives.
-	const outageLease = 40
+	// The default lease: the bot renews every 5 s, while client-go's relist backoff after
+	// a long outage reaches half a minute and more, so the operator must not count its own
+	// blindness from the last failure it saw.
+	const outageLease = 20
 	if testing.Short() {
 		t.Skip("end to end")
 	}
