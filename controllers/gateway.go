@@ -48,8 +48,8 @@ type gatewayAnswer struct {
 	// unauthorized counts Discord's 401s in a row: one alone does not halt a bot whose
 	// shards are connected (a REST hiccup, or a proxy in between, must not stop it).
 	unauthorized int
-	notBefore     time.Time // rate limit or retry backoff
-	inFlight      bool
+	notBefore    time.Time // rate limit or retry backoff
+	inFlight     bool
 	// spends are the identifies the operator caused (pods it created without resume
 	// state). Discord's remaining may not show them yet: a pod takes a while to start, and
 	// its shards wait for their buckets.
