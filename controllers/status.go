@@ -7,13 +7,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/excerpt"
 )
 
 // startupGrace is how long a new pod may stay not ready before it counts as a problem.
@@ -363,16 +363,7 @@ const (
 )
 
 // truncate shortens s to at most n bytes, cut on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+func truncate(s string, n int) string { return excerpt.Cut(s, n) }
 
 // compareNatural orders pod names so that bot-2 comes before bot-10.
 func compareNatural(a, b string) int {

@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/shardkeeper/shardkeeper/internal/excerpt"
 )
 
 // DefaultAPIURL is Discord's REST API.
@@ -154,22 +154,7 @@ func (g GatewayBot) check() error {
 
 // Excerpt shortens text from a server to at most n bytes of printable runes, cut on a rune
 // boundary, so it can go into a log line, an event or a condition.
-func Excerpt(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return ' '
-		}
-		return r
-	}, strings.TrimSpace(s))
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("...")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+func Excerpt(s string, n int) string { return excerpt.Printable(s, n) }
 
 // retryAfter reads how long a 429 asks to wait: the JSON body's retry_after (seconds,
 // fractional), else the Retry-After header, else one minute.
