@@ -84,11 +84,7 @@ func (r *DiscordBotReconciler) initGateway() {
 		if r.TrustedHosts == nil {
 			r.TrustedHosts = trustedhosts.Default()
 		}
-		reader := r.APIReader
-		if reader == nil {
-			reader = r.Client
-		}
-		r.gateway = newGatewayChecker(r.Gateway, reader, r.TrustedHosts, r.Clock)
+		r.gateway = newGatewayChecker(r.Gateway, r.liveReader(), r.TrustedHosts, r.Clock)
 	})
 }
 

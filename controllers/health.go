@@ -58,9 +58,11 @@ type leaseTracker struct {
 	mu    sync.Mutex
 	// renewals: lease namespace/name -> last renewTime seen and when we saw it change.
 	renewals map[types.NamespacedName]renewal
-	// podSeen: pod UID -> when we first saw the pod, and its bot (so that the entries of
-	// replaced pods can be pruned).
-	podSeen map[types.UID]podSighting
+	// podSeen: pod UID -> when we first saw the pod started.
+	podSeen map[types.UID]time.Time
+	// podsOf: bot -> the pod UIDs the maps above and below hold, so that a pass prunes its
+	// own bot's replaced pods without walking every bot's.
+	podsOf map[types.NamespacedName]map[types.UID]struct{}
 	// restarts: pod namespace/name -> the operator's restarts of it, oldest first.
 	restarts map[types.NamespacedName][]time.Time
 	// containerRestarts: pod UID -> the restart count last seen and when it went up.
@@ -69,11 +71,6 @@ type leaseTracker struct {
 	fleet map[types.NamespacedName]fleetEntry
 	// watch tells when the operator's watches last failed (nil: never).
 	watch *watchOutages
-}
-
-type podSighting struct {
-	bot types.NamespacedName
-	at  time.Time
 }
 
 // fleetEntry is one bot's pod health as its last pass saw it.
@@ -96,7 +93,8 @@ func newLeaseTracker(c Clock) *leaseTracker {
 	return &leaseTracker{
 		clock:             clockOrReal(c),
 		renewals:          map[types.NamespacedName]renewal{},
-		podSeen:           map[types.UID]podSighting{},
+		podSeen:           map[types.UID]time.Time{},
+		podsOf:            map[types.NamespacedName]map[types.UID]struct{}{},
 		restarts:          map[types.NamespacedName][]time.Time{},
 		containerRestarts: map[types.UID]*restartHistory{},
 		fleet:             map[types.NamespacedName]fleetEntry{},
@@ -141,12 +139,23 @@ func (t *leaseTracker) lastRenewal(key types.NamespacedName) (time.Time, bool) {
 func (t *leaseTracker) firstSeen(bot types.NamespacedName, uid types.UID) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if seen, ok := t.podSeen[uid]; ok {
-		return seen.at
+	if at, ok := t.podSeen[uid]; ok {
+		return at
 	}
 	now := t.clock.Now()
-	t.podSeen[uid] = podSighting{bot: bot, at: now}
+	t.podSeen[uid] = now
+	t.track(bot, uid)
 	return now
+}
+
+// track records that the tracker holds something about the bot's pod uid. t.mu is held.
+func (t *leaseTracker) track(bot types.NamespacedName, uid types.UID) {
+	pods := t.podsOf[bot]
+	if pods == nil {
+		pods = map[types.UID]struct{}{}
+		t.podsOf[bot] = pods
+	}
+	pods[uid] = struct{}{}
 }
 
 // keepPods forgets what the tracker holds about the bot's pods that are gone: everything
@@ -155,13 +164,15 @@ func (t *leaseTracker) firstSeen(bot types.NamespacedName, uid types.UID) time.T
 func (t *leaseTracker) keepPods(bot types.NamespacedName, live map[types.UID]bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for uid, seen := range t.podSeen {
-		if seen.bot == bot && !live[uid] {
+	for uid := range t.podsOf[bot] {
+		if !live[uid] {
 			delete(t.podSeen, uid)
 			delete(t.containerRestarts, uid)
+			delete(t.podsOf[bot], uid)
 		}
 	}
 	if live == nil {
+		delete(t.podsOf, bot)
 		delete(t.fleet, bot)
 		for key := range t.restarts {
 			if key.Namespace == bot.Namespace && podOfBot(key.Name, bot.Name) {
@@ -216,9 +227,10 @@ const fleetEntryMaxAge = 5 * time.Minute
 // containerRestartsWithin records a pod's container restart count and returns how many
 // restarts the operator saw happen within window. Restarts from before the operator first
 // saw the pod are not counted (a fresh operator gives a fresh grace).
-func (t *leaseTracker) containerRestartsWithin(uid types.UID, count int32, window time.Duration) int {
+func (t *leaseTracker) containerRestartsWithin(bot types.NamespacedName, uid types.UID, count int32, window time.Duration) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.track(bot, uid)
 	now := t.clock.Now()
 	h, ok := t.containerRestarts[uid]
 	if !ok {
@@ -564,7 +576,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		in := podHealthInput{
 			now: s.now, podSeen: podSeen, started: started, lastRenewal: last, leaseExists: exists,
 			leaseDuration: duration, startupGrace: grace, blindUntil: r.leases.watch.blindUntil(),
-			containerRestarts: r.leases.containerRestartsWithin(p.pod.UID, restarts, containerRestartWindow),
+			containerRestarts: r.leases.containerRestartsWithin(botKey, p.pod.UID, restarts, containerRestartWindow),
 		}
 		v := judgePod(in)
 		if v.stale {

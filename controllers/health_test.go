@@ -189,15 +189,15 @@ func TestContainerRestartsCountOnlyWhatTheOperatorSaw(t *testing.T) {
 	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	tr := newLeaseTracker(clock)
 	// 7 restarts before this operator saw the pod: a fresh grace, not a verdict.
-	if n := tr.containerRestartsWithin("uid", 7, containerRestartWindow); n != 0 {
+	if n := tr.containerRestartsWithin(types.NamespacedName{Namespace: "ns", Name: "bot"}, "uid", 7, containerRestartWindow); n != 0 {
 		t.Fatalf("counted %d old restarts", n)
 	}
 	clock.SetTime(clock.Now().Add(time.Minute))
-	if n := tr.containerRestartsWithin("uid", 9, containerRestartWindow); n != 2 {
+	if n := tr.containerRestartsWithin(types.NamespacedName{Namespace: "ns", Name: "bot"}, "uid", 9, containerRestartWindow); n != 2 {
 		t.Fatalf("2 new restarts counted as %d", n)
 	}
 	clock.SetTime(clock.Now().Add(containerRestartWindow))
-	if n := tr.containerRestartsWithin("uid", 9, containerRestartWindow); n != 0 {
+	if n := tr.containerRestartsWithin(types.NamespacedName{Namespace: "ns", Name: "bot"}, "uid", 9, containerRestartWindow); n != 0 {
 		t.Fatalf("restarts older than the window still count: %d", n)
 	}
 }
@@ -235,7 +235,7 @@ func TestTrackerForgetsReplacedPods(t *testing.T) {
 	bot := types.NamespacedName{Namespace: "ns", Name: "bot"}
 	other := types.NamespacedName{Namespace: "ns", Name: "other"}
 	tr.firstSeen(other, "other-uid")
-	tr.containerRestartsWithin("other-uid", 0, containerRestartWindow)
+	tr.containerRestartsWithin(other, "other-uid", 0, containerRestartWindow)
 	const pods = 4
 	for i := range 10_000 {
 		live := map[types.UID]bool{}
@@ -243,7 +243,7 @@ func TestTrackerForgetsReplacedPods(t *testing.T) {
 			uid := types.UID(fmt.Sprintf("uid-%d-%d", p, i))
 			live[uid] = true
 			tr.firstSeen(bot, uid)
-			tr.containerRestartsWithin(uid, 1, containerRestartWindow)
+			tr.containerRestartsWithin(bot, uid, 1, containerRestartWindow)
 		}
 		tr.recordRestart(types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("bot-%d", i%pods)}, clock.Now())
 		tr.keepPods(bot, live)
@@ -255,6 +255,12 @@ func TestTrackerForgetsReplacedPods(t *testing.T) {
 	}
 	if sizes["restarts"] > pods {
 		t.Errorf("restart histories %d, want at most one per pod name", sizes["restarts"])
+	}
+	// A pod that never started has no podSeen entry, only its container restarts: pruned too.
+	tr.containerRestartsWithin(bot, "never-started", 0, containerRestartWindow)
+	tr.keepPods(bot, map[types.UID]bool{})
+	if n := tr.sizes()["containerRestarts"]; n != 1 {
+		t.Errorf("container restart histories %d after the bot's pods went, want the other bot's only", n)
 	}
 	// The bot goes: so does everything about it, and nothing of the other bot.
 	tr.keepPods(bot, nil)

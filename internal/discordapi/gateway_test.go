@@ -146,25 +146,6 @@ func TestGatewayBotErrorsCarryOnlyAnExcerptOfTheBody(t *testing.T) {
 	}
 }
 
-func TestExcerpt(t *testing.T) {
-	tests := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"short", 10, "short"},
-		{"  trimmed\n", 10, "trimmed"},
-		{"line\nbreak", 20, "line break"},
-		{"abcdefghij", 8, "abcde..."},
-		{"ééééé", 8, "éé..."}, // 2 bytes each: never half a rune
-	}
-	for _, tc := range tests {
-		if got := Excerpt(tc.in, tc.n); got != tc.want || len(got) > tc.n {
-			t.Errorf("Excerpt(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
-	}
-}
-
 // A hostile or broken server cannot park the operator's questions for years.
 func TestGatewayBotWaitsAreBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -23,3 +23,22 @@ func TestCut(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"  trimmed\n", 10, "trimmed"},
+		{"line\nbreak", 20, "line break"},
+		{"bell\x07 and \xff byte", 30, "bell  and   byte"},
+		{"ééééé", 8, "éé..."},
+	}
+	for _, tc := range tests {
+		if got := Printable(tc.in, tc.n); got != tc.want || len(got) > tc.n {
+			t.Errorf("Printable(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
