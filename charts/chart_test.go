@@ -283,7 +283,7 @@ func TestChartValues(t *testing.T) {
 		"all features": {
 			// Two watched namespaces: a Role and RoleBinding in each, and none cluster-wide.
 			want: map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "Role": 3, "RoleBinding": 3,
-				"Service": 1, "Deployment": 1, "ServiceMonitor": 1,
+				"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "NetworkPolicy": 2,
 				"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1},
 			replicas:   2,
 			image:      "registry.example.com/shardkeeper/operator:0.1.0-rc.1",
@@ -508,6 +508,12 @@ func TestChartRejectsBadValues(t *testing.T) {
 			"metrics.serviceMonitor.enabled needs metrics.enabled"},
 		"no ServiceAccount at all": {[]string{"--set", "serviceAccount.create=false"},
 			"serviceAccount.name is required when serviceAccount.create is false"},
+		"NetworkPolicy without a namespace": {[]string{"--set", "networkPolicy.enabled=true,networkPolicy.apiServer.cidrs={10.0.0.1/32}"},
+			"networkPolicy.enabled needs networkPolicy.namespaces or watchNamespaces"},
+		"NetworkPolicy without the API server": {[]string{"--set", "networkPolicy.enabled=true,networkPolicy.namespaces={bots}"},
+			"networkPolicy.enabled needs networkPolicy.apiServer.cidrs"},
+		"NetworkPolicy CIDR without a length": {[]string{"--set", "networkPolicy.apiServer.cidrs={10.0.0.1}"}, "at '/networkPolicy/apiServer/cidrs/0'"},
+		"NetworkPolicy port out of range":     {[]string{"--set", "networkPolicy.discord.ports={70000}"}, "at '/networkPolicy/discord/ports/0'"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -96,11 +96,18 @@ func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topo
 
 // commonLabels go on everything the operator creates for a bot.
 func commonLabels(botName string) map[string]string {
+	labels := BotPodLabels()
+	labels[shardkeeperv1.LabelBot] = botName
+	labels["app.kubernetes.io/instance"] = botName
+	return labels
+}
+
+// BotPodLabels are the labels every bot pod carries whatever its bot and template: the
+// chart's NetworkPolicy selects bot pods by them.
+func BotPodLabels() map[string]string {
 	return map[string]string{
-		shardkeeperv1.LabelBot:       botName,
 		shardkeeperv1.LabelManagedBy: shardkeeperv1.ManagedByValue,
 		"app.kubernetes.io/name":     "discordbot",
-		"app.kubernetes.io/instance": botName,
 	}
 }
 
