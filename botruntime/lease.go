@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,10 +60,6 @@ type leaseHeartbeat struct {
 	replaced *ReplacedError
 	fenced   chan struct{}
 }
-
-// maxReplacedUIDs bounds AnnotationReplacedPodUIDs: more force-deleted pods of one name
-// still running at once is not a failure anyone survives anyway.
-const maxReplacedUIDs = 8
 
 // callTimeout bounds each API call of the heartbeat: a renewal later than a quarter of
 // the lease is late anyway, and a hung connection must not hold the beats after it.
@@ -215,7 +210,7 @@ func (h *leaseHeartbeat) replacedBy(lease *coordinationv1.Lease) *ReplacedError 
 	writer := lease.Annotations[shardkeeperv1.AnnotationPodUID]
 	e := &ReplacedError{Lease: h.name, OwnUID: own, ByUID: writer}
 	switch {
-	case slices.Contains(replacedUIDs(lease), own):
+	case slices.Contains(shardkeeperv1.ReplacedPodUIDs(lease.Annotations), own):
 		e.How = "this pod's UID is listed as replaced on the Lease"
 	case h.wroteOwn && writer != "" && writer != own:
 		e.How = "it overwrote the UID this process had written"
@@ -247,14 +242,6 @@ func (h *leaseHeartbeat) checkStart(ctx context.Context) error {
 	return nil
 }
 
-func replacedUIDs(lease *coordinationv1.Lease) []string {
-	raw := lease.Annotations[shardkeeperv1.AnnotationReplacedPodUIDs]
-	if raw == "" {
-		return nil
-	}
-	return strings.Split(raw, ",")
-}
-
 func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []ResumeState) error {
 	// The Lease belongs to the DiscordBot (the operator creates it, or adopts it): owned by
 	// the pod, it would be garbage-collected with the pod, and the replacement could not
@@ -265,9 +252,7 @@ func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []
 	if h.podUID != "" {
 		// Taking over from a predecessor: list it, so that if it still runs it stops.
 		if prev := lease.Annotations[shardkeeperv1.AnnotationPodUID]; prev != "" && prev != string(h.podUID) {
-			uids := slices.DeleteFunc(replacedUIDs(lease), func(uid string) bool { return uid == prev })
-			uids = append([]string{prev}, uids[:min(len(uids), maxReplacedUIDs-1)]...)
-			lease.Annotations[shardkeeperv1.AnnotationReplacedPodUIDs] = strings.Join(uids, ",")
+			shardkeeperv1.AddReplacedPodUIDs(lease.Annotations, prev)
 		}
 		lease.Annotations[shardkeeperv1.AnnotationPodUID] = string(h.podUID)
 	}

@@ -360,13 +360,21 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 		if err := r.ensurePodLease(ctx, s.bot, b.topo.label(), b.generation, pod.Name); err != nil {
 			return false, err
 		}
+		if ok, err := r.fenceEarlierPods(ctx, s.bot, pod.Name); !ok {
+			return false, err // nil: the cache has not seen the pod yet, or the old one is still going
+		}
 		if err := r.Create(ctx, pod); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				return false, nil // the cache has not seen it yet, or the old one is still going
+				return false, nil // made in between
 			}
 			return false, fmt.Errorf("creating pod %s: %w", pod.Name, err)
 		}
 		created = true
+		if err := r.recordCreatedPod(ctx, s.bot, pod); err != nil {
+			// The next pass records it (reconcilePodLeases); until then an earlier
+			// writer is still fenced by the pod itself.
+			log.Error(err, "recording the created pod on its Lease", "pod", pod.Name)
+		}
 		metricPodActions.WithLabelValues("create", a.reason).Inc()
 		log.Info("created pod", "pod", pod.Name, "shards", b.topo.describeShards(a.group), "revision", b.revision)
 		r.event(s.bot, pod, corev1.EventTypeNormal, a.reason, "Create", "created pod %s: %s", pod.Name, a.message)

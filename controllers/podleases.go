@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -107,6 +108,73 @@ func (r *DiscordBotReconciler) takeOverLease(ctx context.Context, bot *shardkeep
 	return nil
 }
 
+// fenceEarlierPods readies the Lease of a pod about to be created. The pods that held the
+// name before, the one the operator created last and the Lease's last writer, are listed
+// as replaced, so that a process of theirs still running (force-deleted on a partitioned
+// node) stops instead of writing: botruntime's own fencing catches a predecessor that
+// wrote the Lease, this one also a predecessor that never could. It must not fence a pod
+// that still exists, so it first reads the pod around the cache: ok is false when a pod
+// of that name is there (the cache lags, or the old one is still terminating), and then
+// nothing is fenced and no pod may be created.
+func (r *DiscordBotReconciler) fenceEarlierPods(ctx context.Context, bot *shardkeeperv1.DiscordBot, pod string) (ok bool, err error) {
+	err = r.liveReader().Get(ctx, client.ObjectKey{Namespace: bot.Namespace, Name: pod}, &corev1.Pod{})
+	if err == nil {
+		return false, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("reading pod %s before creating it: %w", pod, err)
+	}
+	err = r.updateLiveLease(ctx, bot, leaseName(pod), func(ann map[string]string) bool {
+		created := ann[shardkeeperv1.AnnotationCreatedPodUID]
+		delete(ann, shardkeeperv1.AnnotationCreatedPodUID)
+		changed := shardkeeperv1.AddReplacedPodUIDs(ann, ann[shardkeeperv1.AnnotationPodUID], created)
+		return changed || created != ""
+	})
+	if err != nil {
+		return false, fmt.Errorf("fencing the earlier pods of %s on its Lease: %w", pod, err)
+	}
+	return true, nil
+}
+
+// recordCreatedPod notes on a pod's Lease which pod the operator made for it, for
+// fenceEarlierPods to list when it makes the next one.
+func (r *DiscordBotReconciler) recordCreatedPod(ctx context.Context, bot *shardkeeperv1.DiscordBot, pod *corev1.Pod) error {
+	err := r.updateLiveLease(ctx, bot, leaseName(pod.Name), func(ann map[string]string) bool {
+		if ann[shardkeeperv1.AnnotationCreatedPodUID] == string(pod.UID) {
+			return false
+		}
+		ann[shardkeeperv1.AnnotationCreatedPodUID] = string(pod.UID)
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("recording pod %s on its Lease: %w", pod.Name, err)
+	}
+	return nil
+}
+
+// updateLiveLease applies change to the annotations of the bot's Lease as the API server
+// has it, and writes it when change says it changed anything, retrying on conflicts (the
+// pod renews the same Lease). A Lease the bot does not control is left alone: the
+// takeover resets it first.
+func (r *DiscordBotReconciler) updateLiveLease(ctx context.Context, bot *shardkeeperv1.DiscordBot, name string, change func(map[string]string) bool) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		lease := &coordinationv1.Lease{}
+		if err := r.liveReader().Get(ctx, client.ObjectKey{Namespace: bot.Namespace, Name: name}, lease); err != nil {
+			return err
+		}
+		if !metav1.IsControlledBy(lease, bot) {
+			return fmt.Errorf("the Lease %s is not controlled by the bot", name)
+		}
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		if !change(lease.Annotations) {
+			return nil
+		}
+		return r.Update(ctx, lease)
+	})
+}
+
 // liveReader reads around the cache.
 func (r *DiscordBotReconciler) liveReader() client.Reader {
 	if r.APIReader != nil {
@@ -169,11 +237,22 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		s.leases[lease.Name] = live
 	}
 	for _, p := range s.pods {
-		if p.terminating || s.leases[leaseName(p.pod.Name)] != nil {
+		if p.terminating {
 			continue
 		}
-		if err := r.ensurePodLease(ctx, s.bot, p.topology, p.generation, p.pod.Name); err != nil {
-			return err
+		lease := s.leases[leaseName(p.pod.Name)]
+		if lease == nil {
+			if err := r.ensurePodLease(ctx, s.bot, p.topology, p.generation, p.pod.Name); err != nil {
+				return err
+			}
+		}
+		// A pod made before the operator recorded the pods it creates (or whose record
+		// failed): record it now. Only where nothing is recorded: a record naming another
+		// pod may be newer than this cache.
+		if lease == nil || lease.Annotations[shardkeeperv1.AnnotationCreatedPodUID] == "" {
+			if err := r.recordCreatedPod(ctx, s.bot, p.pod); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

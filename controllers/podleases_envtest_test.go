@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -38,6 +39,8 @@ func expectReset(g Gomega, bot *shardkeeperv1.DiscordBot, name string) {
 	var lease coordinationv1.Lease
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: bot.Namespace, Name: name}, &lease)).To(Succeed())
 	g.Expect(metav1.IsControlledBy(&lease, bot)).To(BeTrue(), "Lease %s is not controlled by its bot", name)
+	// Only the operator's record of the pod it made for the Lease may be on it.
+	delete(lease.Annotations, shardkeeperv1.AnnotationCreatedPodUID)
 	g.Expect(lease.Annotations).To(BeEmpty(), "Lease %s keeps planted annotations", name)
 	g.Expect(lease.Spec.HolderIdentity).To(BeNil())
 	g.Expect(lease.Spec.AcquireTime).To(BeNil())
@@ -135,4 +138,51 @@ func TestAForeignBucketLeaseDoesNotStopTheBot(t *testing.T) {
 	var lease coordinationv1.Lease
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(bucket), &lease)).To(Succeed())
 	g.Expect(lease.Annotations).To(Equal(bucket.Annotations), "someone else's Lease was changed")
+}
+
+// A pod force-deleted while its process still runs on a partitioned node may never have
+// written its Lease (the API server was out of its reach from the start): botruntime's
+// fencing, which lists the Lease's last writer, cannot name it. The operator records the
+// pod it creates for each Lease and lists it as replaced before making the next one, so
+// that process stops when it reaches the Lease (botruntime: its UID listed means fenced).
+func TestAForceDeletedPodThatNeverWroteItsLeaseIsFenced(t *testing.T) {
+	envtestOnly(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns, _ := startedBot(t, g, "fenced", 1, 1, 1)
+	first := botPods(g, ns, "fenced")["fenced-0"]
+	leaseOf := func(g Gomega) *coordinationv1.Lease {
+		var lease coordinationv1.Lease
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fenced-0"}, &lease)).To(Succeed())
+		return &lease
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(leaseOf(g).Annotations).To(HaveKeyWithValue(shardkeeperv1.AnnotationCreatedPodUID, string(first.UID)))
+	}, wait, tick).Should(Succeed())
+
+	// kubectl delete pod --force: no kubelet confirms anything, the process may still run.
+	g.Expect(k8s.Delete(ctx, &first, client.GracePeriodSeconds(0))).To(Succeed())
+	var second corev1.Pod
+	g.Eventually(func(g Gomega) {
+		p, ok := botPods(g, ns, "fenced")["fenced-0"]
+		g.Expect(ok).To(BeTrue())
+		g.Expect(p.UID).NotTo(Equal(first.UID))
+		second = p
+	}, wait, tick).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		ann := leaseOf(g).Annotations
+		g.Expect(shardkeeperv1.ReplacedPodUIDs(ann)).To(Equal([]string{string(first.UID)}))
+		g.Expect(ann).To(HaveKeyWithValue(shardkeeperv1.AnnotationCreatedPodUID, string(second.UID)))
+	}, wait, tick).Should(Succeed())
+
+	// A third pod lists the second, newest first; the replacement itself is never listed.
+	g.Expect(k8s.Delete(ctx, &second, client.GracePeriodSeconds(0))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		p, ok := botPods(g, ns, "fenced")["fenced-0"]
+		g.Expect(ok).To(BeTrue())
+		g.Expect(p.UID).NotTo(BeElementOf(first.UID, second.UID))
+		ann := leaseOf(g).Annotations
+		g.Expect(shardkeeperv1.ReplacedPodUIDs(ann)).To(Equal([]string{string(second.UID), string(first.UID)}))
+		g.Expect(ann).To(HaveKeyWithValue(shardkeeperv1.AnnotationCreatedPodUID, string(p.UID)))
+	}, wait, tick).Should(Succeed())
 }

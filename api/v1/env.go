@@ -1,6 +1,10 @@
 package v1
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Environment variables the operator sets in every bot container. botruntime reads them;
 // they are the contract between the two, so they live with the API.
@@ -37,6 +41,12 @@ const (
 	// before its current writer took it over. A process of a listed pod (one force-deleted
 	// and replaced, still running on a partitioned node) stops instead of writing.
 	AnnotationReplacedPodUIDs = "shardkeeper.dev/replaced-pod-uids"
+	// AnnotationCreatedPodUID is the UID of the pod the operator last created for the Lease.
+	// Before it creates the next pod of that name, the operator lists it (and the Lease's
+	// last writer) as replaced: a process that never wrote the Lease, partitioned from the
+	// API server since it started, is fenced too, instead of taking the Lease from its
+	// replacement when the partition heals.
+	AnnotationCreatedPodUID = "shardkeeper.dev/created-pod-uid"
 	// AnnotationRenewalHeld says why the pod does not renew its Lease (a shard that cannot
 	// recover, a stuck dispatcher worker...); absent while it renews.
 	AnnotationRenewalHeld = "shardkeeper.dev/renewal-held"
@@ -119,4 +129,38 @@ func IsFatalBotReason(reason string) bool {
 		return true
 	}
 	return false
+}
+
+// maxReplacedPodUIDs bounds AnnotationReplacedPodUIDs: more replaced pods of one name
+// still running at once is not a failure anyone survives anyway.
+const maxReplacedPodUIDs = 8
+
+// ReplacedPodUIDs reads AnnotationReplacedPodUIDs.
+func ReplacedPodUIDs(annotations map[string]string) []string {
+	raw := annotations[AnnotationReplacedPodUIDs]
+	if raw == "" {
+		return nil
+	}
+	return strings.Split(raw, ",")
+}
+
+// AddReplacedPodUIDs lists uids, newest first, in AnnotationReplacedPodUIDs (which
+// annotations must be able to hold), keeping the list free of repeats and bounded; empty
+// UIDs are skipped. It reports whether the annotation changed.
+func AddReplacedPodUIDs(annotations map[string]string, uids ...string) bool {
+	before := annotations[AnnotationReplacedPodUIDs]
+	list := ReplacedPodUIDs(annotations)
+	for _, uid := range slices.Backward(uids) {
+		if uid == "" {
+			continue
+		}
+		list = slices.DeleteFunc(list, func(u string) bool { return u == uid })
+		list = append([]string{uid}, list...)
+	}
+	list = list[:min(len(list), maxReplacedPodUIDs)]
+	if len(list) == 0 {
+		return false
+	}
+	annotations[AnnotationReplacedPodUIDs] = strings.Join(list, ",")
+	return annotations[AnnotationReplacedPodUIDs] != before
 }
