@@ -200,11 +200,18 @@ func (t *leaseTracker) sizes() map[string]int {
 // fleetStorm records a bot's pod health and says whether too many pods of all bots are
 // unhealthy at once, and how many. Entries older than fleetEntryMaxAge are not counted:
 // their bot has not been judged lately (suspended, halted, probes only).
+//
+// An outage of the API server or of Discord lapses the Leases of every namespace alike. One
+// tenant's bots lapsing, on purpose or not, must not hold back the restarts of everyone
+// else's: so besides more than maxPercent of all pods, more than maxPercent of the
+// namespaces must each be mostly lapsing. With a single namespace that is the same test.
 func (t *leaseTracker) fleetStorm(bot types.NamespacedName, live, unhealthy, maxPercent int, now time.Time) (bool, int, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.fleet[bot] = fleetEntry{live: live, unhealthy: unhealthy, at: now}
 	allLive, allUnhealthy := 0, 0
+	type counts struct{ live, unhealthy int }
+	byNamespace := map[string]counts{}
 	for key, e := range t.fleet {
 		if now.Sub(e.at) > fleetEntryMaxAge {
 			delete(t.fleet, key)
@@ -212,8 +219,22 @@ func (t *leaseTracker) fleetStorm(bot types.NamespacedName, live, unhealthy, max
 		}
 		allLive += e.live
 		allUnhealthy += e.unhealthy
+		c := byNamespace[key.Namespace]
+		byNamespace[key.Namespace] = counts{c.live + e.live, c.unhealthy + e.unhealthy}
 	}
-	return allUnhealthy >= fleetStormMinPods && tooManyUnhealthy(allUnhealthy, allLive, maxPercent), allUnhealthy, allLive
+	lapsing, namespaces := 0, 0
+	for _, c := range byNamespace {
+		if c.live == 0 {
+			continue
+		}
+		namespaces++
+		if c.unhealthy*100 > c.live*maxPercent {
+			lapsing++
+		}
+	}
+	storm := allUnhealthy >= fleetStormMinPods && tooManyUnhealthy(allUnhealthy, allLive, maxPercent) &&
+		lapsing*100 > namespaces*maxPercent
+	return storm, allUnhealthy, allLive
 }
 
 // fleetStormMinPods is how many pods must lapse together before the cluster-wide guard
@@ -609,7 +630,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			len(stale)+suspects, live, maxPercent)
 	case live <= 2 && fleetStorm:
 		leaseStorm = true
-		s.remediation = fmt.Sprintf("%d of the %d pods of all bots stopped renewing their heartbeat Leases lately (more than %d%%): holding back restarts, as in an API server or Discord outage",
+		s.remediation = fmt.Sprintf("%d of the %d pods of all bots, in most namespaces, stopped renewing their heartbeat Leases lately (more than %d%%): holding back restarts, as in an API server or Discord outage",
 			fleetUnhealthy, fleetLive, maxPercent)
 	default:
 		s.remediation = ""

@@ -303,6 +303,27 @@ func TestFleetStormGuard(t *testing.T) {
 	if storm, n, of := tr.fleetStorm(bot(7), 1, 1, 50, later); storm || n != 1 || of != 1 {
 		t.Errorf("old judgements counted: storm %v, %d of %d", storm, n, of)
 	}
+	// One tenant's pods lapsing do not hold back everyone else's restarts: with eight of
+	// twelve pods lapsing, all in one of three namespaces, it is not a storm; once a second
+	// namespace is mostly lapsing too (two of three), it is.
+	tenants := newLeaseTracker(clocktesting.NewFakePassiveClock(now))
+	in := func(ns string, i int) types.NamespacedName {
+		return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("bot-%d", i)}
+	}
+	for i := range 8 {
+		tenants.fleetStorm(in("noisy", i), 1, 1, 50, now)
+	}
+	for i := range 2 {
+		tenants.fleetStorm(in("quiet-a", i), 1, 0, 50, now)
+	}
+	tenants.fleetStorm(in("quiet-b", 0), 1, 0, 50, now)
+	if storm, n, of := tenants.fleetStorm(in("quiet-b", 1), 1, 1, 50, now); storm {
+		t.Errorf("one namespace's lapsing pods (%d of %d in all) hold back the others' restarts", n, of)
+	}
+	tenants.fleetStorm(in("quiet-a", 0), 1, 1, 50, now)
+	if storm, n, of := tenants.fleetStorm(in("quiet-a", 1), 1, 1, 50, now); !storm || n != 11 || of != 12 {
+		t.Errorf("two of three namespaces mostly lapsing: storm %v, %d of %d", storm, n, of)
+	}
 	// Two of two is not enough to call it an outage.
 	tr2 := newLeaseTracker(clocktesting.NewFakePassiveClock(now))
 	tr2.fleetStorm(bot(0), 1, 1, 50, now)
