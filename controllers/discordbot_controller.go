@@ -250,7 +250,7 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) erro
 		return nil
 	}
 	s.topo = topo
-	s.builder = newPodBuilder(bot, r.DefaultBotImage, topo, maxConcurrency(bot))
+	s.builder = newPodBuilder(bot, podDefaults{image: r.DefaultBotImage, apiURL: r.DiscordAPIURL}, topo, maxConcurrency(bot))
 	s.builder.generation = layoutGeneration(s.pods, s.leases, topo.label())
 	return nil
 }

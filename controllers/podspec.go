@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/discordapi"
 )
 
 const (
@@ -51,6 +52,18 @@ type podInputs struct {
 	// MaxConcurrency is Discord's identify concurrency, when above the default 1 (so that
 	// learning it is 1 leaves existing pods alone).
 	MaxConcurrency int32 `json:"maxConcurrency,omitempty"`
+	// DefaultAPIURL is the operator's --discord-api-url for a bot that names no API, when
+	// it is not Discord's own (so that operators on the default leave existing pods alone).
+	DefaultAPIURL string `json:"defaultAPIURL,omitempty"`
+}
+
+// podDefaults are the operator's settings for what a bot's spec leaves out.
+type podDefaults struct {
+	// image runs bots without spec.image.
+	image string
+	// apiURL is where bots without spec.gateway.apiURL send REST calls: the API the
+	// operator asks GET /gateway/bot on their behalf.
+	apiURL string
 }
 
 // revisionOf hashes the pod inputs into a short label value.
@@ -73,10 +86,10 @@ type podBuilder struct {
 	revision   string
 }
 
-func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topology, maxConcurrency int32) podBuilder {
+func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaults podDefaults, topo topology, maxConcurrency int32) podBuilder {
 	image := bot.Spec.Image
 	if image == "" {
-		image = defaultImage
+		image = defaults.image
 	}
 	in := podInputs{
 		FormatVersion:  podFormatVersion,
@@ -90,6 +103,9 @@ func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaultImage string, topo topo
 	}
 	if maxConcurrency > 1 {
 		in.MaxConcurrency = maxConcurrency
+	}
+	if (bot.Spec.Gateway == nil || bot.Spec.Gateway.APIURL == "") && defaults.apiURL != "" && defaults.apiURL != discordapi.DefaultAPIURL {
+		in.DefaultAPIURL = defaults.apiURL
 	}
 	return podBuilder{bot: bot, inputs: in, topo: topo, revision: revisionOf(in)}
 }
@@ -254,6 +270,9 @@ func (b podBuilder) env(group int32) []corev1.EnvVar {
 		if gw.APIURL != "" {
 			env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvAPIURL, Value: gw.APIURL})
 		}
+	}
+	if b.inputs.DefaultAPIURL != "" {
+		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvAPIURL, Value: b.inputs.DefaultAPIURL})
 	}
 	return env
 }

@@ -2,11 +2,13 @@ package controllers
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/discordapi"
 )
 
 func TestTopology(t *testing.T) {
@@ -81,12 +83,12 @@ func TestRevisionChangesWithPodInputsOnly(t *testing.T) {
 		Shards:         intstr.FromInt32(4), ShardsPerPod: 1,
 	}}
 	topo := topology{shards: 4, shardsPerPod: 1}
-	base := newPodBuilder(bot, "img:1", topo, 1).revision
-	if again := newPodBuilder(bot.DeepCopy(), "img:1", topo, 1).revision; again != base {
+	base := newPodBuilder(bot, podDefaults{image: "img:1"}, topo, 1).revision
+	if again := newPodBuilder(bot.DeepCopy(), podDefaults{image: "img:1"}, topo, 1).revision; again != base {
 		t.Fatalf("revision is not stable: %s then %s", base, again)
 	}
 	// The shard layout has its own label; changing it is a recreate, not a rollout.
-	if r := newPodBuilder(bot, "img:1", topology{shards: 8, shardsPerPod: 2}, 1).revision; r != base {
+	if r := newPodBuilder(bot, podDefaults{image: "img:1"}, topology{shards: 8, shardsPerPod: 2}, 1).revision; r != base {
 		t.Errorf("shard layout changed the revision")
 	}
 	changes := map[string]func(*shardkeeperv1.DiscordBot){
@@ -101,18 +103,42 @@ func TestRevisionChangesWithPodInputsOnly(t *testing.T) {
 	for name, change := range changes {
 		b := bot.DeepCopy()
 		change(b)
-		if r := newPodBuilder(b, "img:1", topo, 1).revision; r == base {
+		if r := newPodBuilder(b, podDefaults{image: "img:1"}, topo, 1).revision; r == base {
 			t.Errorf("changing %s did not change the revision", name)
 		}
 	}
-	if r := newPodBuilder(bot, "img:2", topo, 1).revision; r == base {
+	if r := newPodBuilder(bot, podDefaults{image: "img:2"}, topo, 1).revision; r == base {
 		t.Errorf("changing the operator's default image did not change the revision")
 	}
 	// Discord's identify concurrency: 1 is the default and changes nothing; more rolls.
-	if r := newPodBuilder(bot, "img:1", topo, 0).revision; r != base {
+	if r := newPodBuilder(bot, podDefaults{image: "img:1"}, topo, 0).revision; r != base {
 		t.Errorf("an unknown max_concurrency changed the revision")
 	}
-	if r := newPodBuilder(bot, "img:1", topo, 16).revision; r == base {
+	if r := newPodBuilder(bot, podDefaults{image: "img:1"}, topo, 16).revision; r == base {
 		t.Errorf("max_concurrency 16 did not change the revision")
+	}
+	// The operator's API for bots that name none: Discord's own is the default and changes
+	// nothing (no roll on upgrade); another one reaches the pods, and rolls them.
+	if r := newPodBuilder(bot, podDefaults{image: "img:1", apiURL: discordapi.DefaultAPIURL}, topo, 1).revision; r != base {
+		t.Errorf("the default Discord API changed the revision")
+	}
+	proxied := newPodBuilder(bot, podDefaults{image: "img:1", apiURL: "https://discord-proxy.example/api/v10"}, topo, 1)
+	if proxied.revision == base {
+		t.Errorf("the operator's --discord-api-url did not change the revision")
+	}
+	if got := envOf(proxied.build(0).Spec.Containers[0])[shardkeeperv1.EnvAPIURL].Value; got != "https://discord-proxy.example/api/v10" {
+		t.Errorf("a bot without spec.gateway.apiURL gets API %q, want the operator's", got)
+	}
+	own := bot.DeepCopy()
+	own.Spec.Gateway = &shardkeeperv1.GatewaySpec{APIURL: "https://own.example/api/v10"}
+	ownBuilder := newPodBuilder(own, podDefaults{image: "img:1", apiURL: "https://discord-proxy.example/api/v10"}, topo, 1)
+	var apis []string
+	for _, e := range ownBuilder.build(0).Spec.Containers[0].Env {
+		if e.Name == shardkeeperv1.EnvAPIURL {
+			apis = append(apis, e.Value)
+		}
+	}
+	if !slices.Equal(apis, []string{"https://own.example/api/v10"}) {
+		t.Errorf("a bot with spec.gateway.apiURL gets API env %v, want only its own", apis)
 	}
 }

@@ -55,7 +55,7 @@ func main() {
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; defaults to the operator's own namespace.")
 	flag.StringVar(&o.discordAPIURL, "discord-api-url", discordapi.DefaultAPIURL,
-		"Discord REST API the operator asks GET /gateway/bot, for bots that set no spec.gateway.apiURL.")
+		"Discord REST API for bots that set no spec.gateway.apiURL: the operator asks GET /gateway/bot there, and their pods send their REST calls there.")
 	flag.StringVar(&o.trustedHosts, "trusted-hosts", strings.Join(trustedhosts.DefaultTrusted, ","),
 		"Comma-separated hosts a bot token may be sent to over https/wss: by the operator asking GET /gateway/bot, and by the pods it runs "+
 			"(spec.gateway). \"*\" stands for one DNS label (*.discord.gg). A bot naming another host gets no pods (condition UntrustedEndpoint).")
