@@ -112,7 +112,7 @@ func (r *DiscordBotReconciler) reconcileBuckets(ctx context.Context, s *scope) e
 			continue
 		}
 		if created {
-			r.event(s.bot, lease, corev1.EventTypeNormal, "CreatedLease", "Create", "created Lease %s", lease.Name)
+			r.event(s.bot, lease, corev1.EventTypeNormal, shardkeeperv1.ReasonCreatedLease, "Create", "created Lease %s", lease.Name)
 		}
 	}
 	return nil
@@ -175,11 +175,12 @@ func (r *DiscordBotReconciler) ensureOwned(ctx context.Context, bot *shardkeeper
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", kind, obj.GetName(), err)
 	}
+	reasons := ownedObjectReasons[kind]
 	switch result {
 	case controllerutil.OperationResultCreated:
-		r.event(bot, obj, corev1.EventTypeNormal, "Created"+kind, "Create", "created %s %s", kind, obj.GetName())
+		r.event(bot, obj, corev1.EventTypeNormal, reasons.created, "Create", "created %s %s", kind, obj.GetName())
 	case controllerutil.OperationResultUpdated:
-		r.event(bot, obj, corev1.EventTypeNormal, "Updated"+kind, "Update", "updated %s %s", kind, obj.GetName())
+		r.event(bot, obj, corev1.EventTypeNormal, reasons.updated, "Update", "updated %s %s", kind, obj.GetName())
 	}
 	return nil
 }
@@ -195,6 +196,13 @@ func (r *DiscordBotReconciler) adopt(bot *shardkeeperv1.DiscordBot, obj client.O
 	}
 	obj.SetLabels(labels)
 	return controllerutil.SetControllerReference(bot, obj, r.Scheme)
+}
+
+// ownedObjectReasons are the event reasons of the kinds ensureOwned makes.
+var ownedObjectReasons = map[string]struct{ created, updated string }{
+	"ServiceAccount": {shardkeeperv1.ReasonCreatedServiceAccount, shardkeeperv1.ReasonUpdatedServiceAccount},
+	"Role":           {shardkeeperv1.ReasonCreatedRole, shardkeeperv1.ReasonUpdatedRole},
+	"RoleBinding":    {shardkeeperv1.ReasonCreatedRoleBinding, shardkeeperv1.ReasonUpdatedRoleBinding},
 }
 
 func kindOf(obj client.Object) string {

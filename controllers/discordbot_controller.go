@@ -182,7 +182,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			result.RequeueAfter = s.recheck
 		}
 		if retErr != nil && !apierrors.IsConflict(retErr) {
-			r.event(bot, nil, corev1.EventTypeWarning, "ReconcileError", "Reconcile", "%s", retErr.Error())
+			r.event(bot, nil, corev1.EventTypeWarning, shardkeeperv1.ReasonReconcileError, "Reconcile", "%s", retErr.Error())
 		}
 	}()
 
@@ -242,7 +242,7 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) erro
 	case err != nil:
 		logf.FromContext(ctx).Error(err, "invalid shard layout")
 		meta.SetStatusCondition(&bot.Status.Conditions, metav1.Condition{
-			Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InvalidSpec",
+			Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: shardkeeperv1.ReasonInvalidSpec,
 			Message: err.Error(), ObservedGeneration: bot.Generation,
 		})
 		s.observed = false // keep the status as it was, with this condition

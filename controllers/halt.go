@@ -24,7 +24,7 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) erro
 	if h := bot.Status.Halted; h != nil {
 		if h.Generation != bot.Generation || (s.secretVersion != "" && h.SecretResourceVersion != s.secretVersion) {
 			logf.FromContext(ctx).Info("spec or token Secret changed; starting the halted bot again", "reason", h.Reason)
-			r.event(bot, nil, corev1.EventTypeNormal, "Resumed", "Start",
+			r.event(bot, nil, corev1.EventTypeNormal, shardkeeperv1.ReasonResumed, "Start",
 				"the spec or the token Secret changed since the bot stopped (%s); starting it again", h.Reason)
 			bot.Status.Halted = nil
 		}

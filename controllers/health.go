@@ -399,9 +399,9 @@ type restartDecision struct {
 
 // Why a needed restart waits.
 const (
-	holdHalted  = "Halted"
+	holdHalted  = shardkeeperv1.ReasonHalted
 	holdStorm   = shardkeeperv1.ConditionRemediationRestricted
-	holdBackoff = "RestartBackoff"
+	holdBackoff = shardkeeperv1.ReasonRestartBackoff
 )
 
 // decideRestart answers "restart this pod now, and why?". It is pure: the chain is fatal

@@ -26,9 +26,6 @@ import (
 // What a bot reads from its Lease decides where its token goes (the resume URL), so a Lease
 // the operator did not make for this bot is never used as it is: it is taken over and reset.
 
-// reasonLeaseTakenOver is the event reason of a Lease taken over and reset.
-const reasonLeaseTakenOver = "LeaseTakenOver"
-
 // ensurePodLease makes the Lease a new pod will renew, or takes over one the operator did
 // not make for this bot. Its layout labels let a later pass find the layout's generation
 // when no pod of it runs.
@@ -102,7 +99,7 @@ func (r *DiscordBotReconciler) takeOverLease(ctx context.Context, bot *shardkeep
 	*live = *reset
 	logf.FromContext(ctx).Info("took over a Lease the operator did not make for this bot, and cleared what bots read from it",
 		"lease", live.Name, "previousController", previousOwner)
-	r.event(bot, live, corev1.EventTypeWarning, reasonLeaseTakenOver, "TakeOver",
+	r.event(bot, live, corev1.EventTypeWarning, shardkeeperv1.ReasonLeaseTakenOver, "TakeOver",
 		"Lease %s existed but was not made by the operator for this bot; took it over and cleared its resume state, shard states, pod UID and holder", live.Name)
 	return nil
 }

@@ -20,7 +20,8 @@ import (
 // A big bot's shards identify one bucket per 5 s, so this is generous.
 const startupGrace = 5 * time.Minute
 
-// waitingReasonsThatFail are container waiting reasons that will not fix themselves.
+// waitingReasonsThatFail are the kubelet's container waiting reasons that will not fix
+// themselves; status.problems quotes them as the kubelet says them.
 var waitingReasonsThatFail = []string{
 	"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
 	"CreateContainerConfigError", "CreateContainerError", "RunContainerError",
@@ -33,7 +34,7 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 		return "", "", true, 0
 	}
 	if p.failed {
-		return "PodFailed", fmt.Sprintf("pod %s: %s", p.pod.Status.Phase, p.pod.Status.Message), false, 0
+		return shardkeeperv1.ReasonPodFailed, fmt.Sprintf("pod %s: %s", p.pod.Status.Phase, p.pod.Status.Message), false, 0
 	}
 	for _, cs := range p.pod.Status.ContainerStatuses {
 		// The bot says why it stopped for good (invalid token, disallowed intents...):
@@ -47,14 +48,14 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 	}
 	for _, c := range p.pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			return "Unschedulable", c.Message, false, 0
+			return shardkeeperv1.ReasonUnschedulable, c.Message, false, 0
 		}
 	}
 	age := now.Sub(p.pod.CreationTimestamp.Time)
 	if age < startupGrace {
 		return "", "", true, startupGrace - age
 	}
-	return "NotReady", fmt.Sprintf("not ready %s after creation", age.Round(time.Second)), false, 0
+	return shardkeeperv1.ReasonNotReady, fmt.Sprintf("not ready %s after creation", age.Round(time.Second)), false, 0
 }
 
 // fatalBotReason reads a fatal reason from the bot container's termination message,
