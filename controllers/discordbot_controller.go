@@ -109,7 +109,6 @@ type scope struct {
 	maxLatency        int64
 	remediation       string                           // why restarts are held back, "" when they are not
 	lastRestartReason string                           // set when this pass restarted a pod
-	leaseFatal        map[string]string                // pod name -> "Reason: message" a shard reported
 	leases            map[string]*coordinationv1.Lease // the bot's Leases by name, listed once per pass
 	secretVersion     string                           // the token Secret's resourceVersion
 	// Discord's gateway information (gateway.go) and the shard layout it leads to.
@@ -165,7 +164,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// 2. Whatever happens below, save the status once on the way out.
 	before := bot.DeepCopy()
-	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leaseFatal: map[string]string{}, leases: map[string]*coordinationv1.Lease{}}
+	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leases: map[string]*coordinationv1.Lease{}}
 	defer func() {
 		if err := r.saveStatus(ctx, before, s); err != nil {
 			retErr = errors.Join(retErr, err)
@@ -412,7 +411,7 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 			now:             s.now,
 			health: healthObservation{
 				staleShards: s.staleShards, maxLatencyMillis: s.maxLatency, remediation: s.remediation,
-				lastRestartReason: s.lastRestartReason, leaseFatal: s.leaseFatal,
+				lastRestartReason: s.lastRestartReason,
 			},
 		})
 		s.recheck = minPositive(s.recheck, statusRecheck)

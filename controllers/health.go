@@ -498,7 +498,8 @@ func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error 
 	if !r.leaseHealth(s.bot) {
 		return nil
 	}
-	for _, p := range s.pods {
+	for i := range s.pods {
+		p := &s.pods[i]
 		if p.terminating {
 			continue
 		}
@@ -507,15 +508,25 @@ func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error 
 			continue
 		}
 		r.leases.observe(lease)
-		// The Lease outlives a replaced pod (the bot owns it): only what this very pod
-		// wrote counts as its report.
-		_, said := leaseWriter(lease)
-		ownPod := said && leaseOf(lease, p.pod)
-		for _, st := range leaseShardStates(lease) {
+		states := leaseShardStates(lease)
+		for _, st := range states {
 			s.maxLatency = max(s.maxLatency, st.LatencyMillis)
-			if ownPod && st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
-				s.leaseFatal[p.pod.Name] = st.FatalReason + ": " + st.FatalMessage
-			}
+		}
+		p.leaseReport = leaseStopReport(lease, states, p.pod)
+	}
+	return nil
+}
+
+// leaseStopReport is the first reason a shard stopped for good that the pod wrote on its
+// Lease, nil when it wrote none. The Lease outlives a replaced pod (the bot owns it): only
+// what this very pod wrote counts as its report.
+func leaseStopReport(lease *coordinationv1.Lease, states []shardkeeperv1.LeaseShardState, pod *corev1.Pod) *shardkeeperv1.StopReport {
+	if _, said := leaseWriter(lease); !said || !leaseOf(lease, pod) {
+		return nil
+	}
+	for _, st := range states {
+		if st.FatalReason != "" {
+			return &shardkeeperv1.StopReport{Reason: st.FatalReason, Message: st.FatalMessage}
 		}
 	}
 	return nil
@@ -563,7 +574,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		}
 		var restarts int32
 		for _, cs := range p.pod.Status.ContainerStatuses {
-			if _, _, fatal := fatalBotReason(cs); !fatal {
+			if _, fatal := fatalBotReason(cs); !fatal {
 				restarts += cs.RestartCount
 			}
 		}
@@ -617,8 +628,12 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 
 	for _, sp := range stale {
 		podKey := client.ObjectKeyFromObject(sp.p.pod)
+		var fatalReason string
+		if sp.p.leaseReport != nil {
+			fatalReason = sp.p.leaseReport.Reason
+		}
 		d := decideRestart(restartInput{
-			health: sp.in, fatalReason: s.leaseFatal[podKey.Name],
+			health: sp.in, fatalReason: fatalReason,
 			restarts: r.leases.restartHistory(podKey, s.now),
 			storm:    storm || (leaseStorm && sp.in.containerRestarts < containerRestartLimit),
 		})

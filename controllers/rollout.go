@@ -20,6 +20,9 @@ type observedPod struct {
 	ready       bool
 	terminating bool
 	failed      bool // phase Failed or Succeeded: restartPolicy Always will not bring it back
+	// leaseReport is the reason a shard of the pod stopped for good, as the pod wrote it on
+	// its heartbeat Lease (observeLeases, in Lease health mode); nil when it wrote none.
+	leaseReport *shardkeeperv1.StopReport
 }
 
 func observePod(pod *corev1.Pod) observedPod {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,8 +38,8 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 	for _, cs := range p.pod.Status.ContainerStatuses {
 		// The bot says why it stopped for good (invalid token, disallowed intents...):
 		// that reason beats the kubelet's CrashLoopBackOff.
-		if reason, message, ok := fatalBotReason(cs); ok {
-			return reason, message, false, 0
+		if report, ok := fatalBotReason(cs); ok {
+			return report.Reason, report.Message, false, 0
 		}
 		if w := cs.State.Waiting; w != nil && slices.Contains(waitingReasonsThatFail, w.Reason) {
 			return w.Reason, fmt.Sprintf("container %s: %s", cs.Name, w.Message), false, 0
@@ -58,19 +57,18 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 	return shardkeeperv1.ReasonNotReady, fmt.Sprintf("not ready %s after creation", age.Round(time.Second)), false, 0
 }
 
-// fatalBotReason reads a fatal reason from the bot container's termination message,
-// "<Reason>: <message>", as botruntime writes it when no shard can run.
-func fatalBotReason(cs corev1.ContainerStatus) (reason, message string, ok bool) {
+// fatalBotReason reads a fatal reason from the bot container's termination message, as
+// the bot writes it when no shard can run.
+func fatalBotReason(cs corev1.ContainerStatus) (shardkeeperv1.StopReport, bool) {
 	for _, t := range []*corev1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {
 		if t == nil || t.ExitCode == 0 {
 			continue
 		}
-		reason, message, found := strings.Cut(strings.TrimSpace(t.Message), ": ")
-		if found && shardkeeperv1.IsFatalBotReason(reason) {
-			return reason, message, true
+		if report, ok := shardkeeperv1.ParseTerminationMessage(t.Message); ok && report.Fatal() {
+			return report, true
 		}
 	}
-	return "", "", false
+	return shardkeeperv1.StopReport{}, false
 }
 
 // botObservation is everything the status is computed from.
@@ -102,7 +100,6 @@ type healthObservation struct {
 	maxLatencyMillis  int64
 	remediation       string
 	lastRestartReason string
-	leaseFatal        map[string]string // pod name -> "Reason: message"
 }
 
 // computeStatus fills the status from an observation and returns when to look again for
@@ -149,10 +146,9 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 			}
 		}
 		reason, message, ok, after := podProblem(p, obs.now)
-		if fatal := obs.health.leaseFatal[p.pod.Name]; fatal != "" {
+		if report := p.leaseReport; report != nil {
 			// A shard stopped for good and said why on its Lease.
-			reason, message, _ = strings.Cut(fatal, ": ")
-			ok = false
+			reason, message, ok = report.Reason, report.Message, false
 		}
 		if ok {
 			if after > 0 {

@@ -1,5 +1,7 @@
 package v1
 
+import "strings"
+
 // Every reason a user can see, in a condition, an event, status.halted or status.problems,
 // is named here: a CamelCase word to search for, valid as a metav1.Condition reason
 // (reasons_test.go), since most of them end up in a condition sooner or later. The one
@@ -134,4 +136,29 @@ func IsFatalBotReason(reason string) bool {
 		return true
 	}
 	return false
+}
+
+// StopReport is why a bot pod stopped, as it reported it: on its heartbeat Lease
+// (LeaseShardState.FatalReason and FatalMessage) or in its container's termination message.
+// +kubebuilder:object:generate=false
+type StopReport struct {
+	Reason  string // CamelCase, e.g. TokenInvalid
+	Message string
+}
+
+// Fatal says whether restarts cannot fix what the pod stopped for.
+func (r StopReport) Fatal() bool { return IsFatalBotReason(r.Reason) }
+
+// TerminationMessage is the report as a bot writes it to its container's termination
+// message: "<Reason>: <message>".
+func (r StopReport) TerminationMessage() string { return r.Reason + ": " + r.Message }
+
+// ParseTerminationMessage reads a termination message written by TerminationMessage, by a
+// bot of this version or an older one; ok is false for any other text.
+func ParseTerminationMessage(msg string) (r StopReport, ok bool) {
+	r.Reason, r.Message, ok = strings.Cut(strings.TrimSpace(msg), ": ")
+	if !ok {
+		return StopReport{}, false
+	}
+	return r, true
 }

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
 
 // Every Reason constant of the API can end up in a condition (a halt's reason becomes the
@@ -81,4 +83,38 @@ func reasonConstants(t *testing.T) map[string]string {
 		}
 	}
 	return out
+}
+
+// The termination message is read from pods of any version: what bots wrote before the
+// report had a type must read the same.
+func TestTerminationMessages(t *testing.T) {
+	tests := map[string]struct {
+		msg       string
+		want      shardkeeperv1.StopReport
+		wantOK    bool
+		wantFatal bool
+	}{
+		"an invalid token": {msg: "TokenInvalid: Discord rejected the bot token (close 4004 authentication failed)",
+			want: shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonTokenInvalid, Message: "Discord rejected the bot token (close 4004 authentication failed)"}, wantOK: true, wantFatal: true},
+		"a message with a colon of its own": {msg: "BadConfiguration: reading the token: no such file\n",
+			want: shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonBadConfiguration, Message: "reading the token: no such file"}, wantOK: true, wantFatal: true},
+		"a replaced pod is no fatal reason": {msg: "PodReplaced: another pod of the same name took over",
+			want: shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonPodReplaced, Message: "another pod of the same name took over"}, wantOK: true},
+		"a panic is no report":         {msg: "panic: runtime error: index out of range", want: shardkeeperv1.StopReport{Reason: "panic", Message: "runtime error: index out of range"}, wantOK: true},
+		"text without a reason":        {msg: "killed"},
+		"an empty termination message": {msg: ""},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, ok := shardkeeperv1.ParseTerminationMessage(tt.msg)
+			if got != tt.want || ok != tt.wantOK || got.Fatal() != tt.wantFatal {
+				t.Errorf("got %+v ok=%v fatal=%v, want %+v ok=%v fatal=%v", got, ok, got.Fatal(), tt.want, tt.wantOK, tt.wantFatal)
+			}
+			if ok {
+				if again, _ := shardkeeperv1.ParseTerminationMessage(got.TerminationMessage()); again != got {
+					t.Errorf("written again it reads %+v", again)
+				}
+			}
+		})
+	}
 }
