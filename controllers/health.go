@@ -519,14 +519,16 @@ func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error 
 
 // leaseStopReport is the first reason a shard stopped for good that the pod wrote on its
 // Lease, nil when it wrote none. The Lease outlives a replaced pod (the bot owns it): only
-// what this very pod wrote counts as its report.
+// what this very pod wrote counts as its report. A pod may write anything there: only a
+// fatal reason is taken, as from its termination message, for it halts the bot and
+// becomes the Ready condition's reason.
 func leaseStopReport(lease *coordinationv1.Lease, states []shardkeeperv1.LeaseShardState, pod *corev1.Pod) *shardkeeperv1.StopReport {
 	if _, said := leaseWriter(lease); !said || !leaseOf(lease, pod) {
 		return nil
 	}
 	for _, st := range states {
-		if st.FatalReason != "" {
-			return &shardkeeperv1.StopReport{Reason: st.FatalReason, Message: st.FatalMessage}
+		if report := (shardkeeperv1.StopReport{Reason: st.FatalReason, Message: st.FatalMessage}); report.Fatal() {
+			return &report
 		}
 	}
 	return nil

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -332,5 +334,34 @@ func TestPodStarted(t *testing.T) {
 		if got := podStarted(pod); got != tc.want {
 			t.Errorf("%s: started %v, want %v", name, got, tc.want)
 		}
+	}
+}
+
+func TestLeaseStopReport(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bot-0", UID: "uid-now"}}
+	lease := func(writer string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "bot-0",
+			Annotations: map[string]string{shardkeeperv1.AnnotationPodUID: writer}}}
+	}
+	intents := shardkeeperv1.LeaseShardState{ID: 1, State: "Failed", FatalReason: shardkeeperv1.ReasonIntentsDisallowed, FatalMessage: "enable the intent"}
+	tests := map[string]struct {
+		lease  *coordinationv1.Lease
+		states []shardkeeperv1.LeaseShardState
+		want   *shardkeeperv1.StopReport
+	}{
+		"the pod's own report": {lease: lease("uid-now"), states: []shardkeeperv1.LeaseShardState{{ID: 0, State: "Ready"}, intents},
+			want: &shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonIntentsDisallowed, Message: "enable the intent"}},
+		"an earlier pod's report":      {lease: lease("uid-before"), states: []shardkeeperv1.LeaseShardState{intents}},
+		"a Lease that names no writer": {lease: &coordinationv1.Lease{}, states: []shardkeeperv1.LeaseShardState{intents}},
+		"no shard stopped":             {lease: lease("uid-now"), states: []shardkeeperv1.LeaseShardState{{ID: 0, State: "Ready"}}},
+		"a reason that is not fatal": {lease: lease("uid-now"), states: []shardkeeperv1.LeaseShardState{
+			{ID: 0, FatalReason: shardkeeperv1.ReasonPodReplaced}, {ID: 1, FatalReason: "not a reason"}}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := leaseStopReport(tt.lease, tt.states, pod); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
