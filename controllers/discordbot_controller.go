@@ -348,7 +348,6 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 
 // apply carries out one action; created says a pod was created.
 func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction) (created bool, err error) {
-	log := logf.FromContext(ctx)
 	switch a.kind {
 	case createPod:
 		b := s.builderFor(a)
@@ -367,27 +366,67 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 		}
 		created = true
 		metricPodActions.WithLabelValues("create", a.reason).Inc()
-		log.Info("created pod", "pod", pod.Name, "shards", b.topo.describeShards(a.group), "revision", b.revision)
+		logf.FromContext(ctx).Info("created pod", "pod", pod.Name, "shards", b.topo.describeShards(a.group), "revision", b.revision)
 		r.event(s.bot, pod, corev1.EventTypeNormal, a.reason, "Create", "created pod %s: %s", pod.Name, a.message)
 	case deletePod:
-		uid := a.pod.UID
-		err := r.Delete(ctx, a.pod, client.Preconditions{UID: &uid})
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return false, nil // already gone, or replaced by a newer pod we will see next pass
-		}
-		if err != nil {
-			return false, fmt.Errorf("deleting pod %s: %w", a.pod.Name, err)
-		}
-		metricPodActions.WithLabelValues("delete", a.reason).Inc()
-		log.Info("deleted pod", "pod", a.pod.Name, "reason", a.reason, "detail", a.message)
-		eventType := corev1.EventTypeNormal
-		if a.restart {
-			eventType = corev1.EventTypeWarning
-			s.newRestarts++
-		}
-		r.event(s.bot, a.pod, eventType, a.reason, "Delete", "deleted pod %s: %s", a.pod.Name, a.message)
+		_, err := r.deletePod(ctx, s, podDeletion{pod: a.pod, reason: a.reason, message: a.message, restart: a.restart, action: actionDelete})
+		return false, err
 	}
 	return created, nil
+}
+
+// podDeletion is a pod to delete and why: a step of the rollout, or a restart of an
+// unhealthy pod (judgeHealth).
+type podDeletion struct {
+	pod     *corev1.Pod
+	reason  string // the event's, and the metric's
+	message string
+	// restart: a replacement after a failure, a Warning event counted in status.restarts.
+	restart bool
+	action  string // the event's: actionDelete or actionRestart
+}
+
+// Event actions of pod deletions.
+const (
+	actionDelete  = "Delete"
+	actionRestart = "Restart"
+)
+
+// deletePod is the one way the operator deletes a bot pod: only the very pod that was
+// judged (its UID), then the metric, the log, the event and the restart count. deleted is
+// false when the pod was gone already or is a newer pod of the same name: nothing was
+// done, and nothing is recorded.
+func (r *DiscordBotReconciler) deletePod(ctx context.Context, s *scope, d podDeletion) (deleted bool, err error) {
+	err = r.Delete(ctx, d.pod, podDeleteOptions(d.reason, d.pod.UID)...)
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return false, nil // the next pass sees what took its place
+	}
+	if err != nil {
+		return false, fmt.Errorf("deleting pod %s: %w", d.pod.Name, err)
+	}
+	metricPodActions.WithLabelValues("delete", d.reason).Inc()
+	done := "deleted"
+	if d.action == actionRestart {
+		done = "restarted"
+	}
+	logf.FromContext(ctx).Info(done+" pod", "pod", d.pod.Name, "reason", d.reason, "detail", d.message)
+	eventType := corev1.EventTypeNormal
+	if d.restart {
+		eventType = corev1.EventTypeWarning
+		s.newRestarts++
+	}
+	r.event(s.bot, d.pod, eventType, d.reason, d.action, "%s pod %s: %s", done, d.pod.Name, d.message)
+	return true, nil
+}
+
+// podDeleteOptions are how a pod is deleted: only the pod that was judged (its UID), and
+// with a short grace when its Lease went stale (a hung process).
+func podDeleteOptions(reason string, uid types.UID) []client.DeleteOption {
+	opts := []client.DeleteOption{client.Preconditions{UID: &uid}}
+	if reason == shardkeeperv1.ReasonLeaseStale || reason == shardkeeperv1.ReasonLeaseNeverWritten {
+		opts = append(opts, client.GracePeriodSeconds(staleGracePeriod))
+	}
+	return opts
 }
 
 // saveStatus computes the status, patches it if it changed, and emits an event for every

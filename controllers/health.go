@@ -430,16 +430,6 @@ func tooManyUnhealthy(unhealthy, total, maxPercent int) bool {
 	return total > 1 && unhealthy > 1 && unhealthy*100 > total*maxPercent
 }
 
-// restartDeleteOptions are how a pod is deleted for a restart: only the pod that was judged
-// (its UID), and with a short grace when its Lease went stale (a hung process).
-func restartDeleteOptions(reason string, uid types.UID) []client.DeleteOption {
-	opts := []client.DeleteOption{client.Preconditions{UID: &uid}}
-	if reason == shardkeeperv1.ReasonLeaseStale || reason == shardkeeperv1.ReasonLeaseNeverWritten {
-		opts = append(opts, client.GracePeriodSeconds(staleGracePeriod))
-	}
-	return opts
-}
-
 // leaseShardStates reads what the bot wrote about its shards on its Lease.
 func leaseShardStates(lease *coordinationv1.Lease) []shardkeeperv1.LeaseShardState {
 	var out []shardkeeperv1.LeaseShardState
@@ -671,19 +661,17 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 				continue
 			}
 		}
-		uid := sp.p.pod.UID
-		if err := r.Delete(ctx, sp.p.pod, restartDeleteOptions(d.reason, uid)...); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("restarting pod %s: %w", podKey.Name, err)
+		deleted, err := r.deletePod(ctx, s, podDeletion{pod: sp.p.pod, reason: d.reason, message: d.message, restart: true, action: actionRestart})
+		if err != nil {
+			return err
 		}
-		r.leases.recordRestart(podKey, s.now)
-		metricPodActions.WithLabelValues("delete", d.reason).Inc()
-		log.Info("restarted an unhealthy pod", "pod", podKey.Name, "reason", d.reason, "detail", d.message)
-		r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, d.reason, "Restart", "restarted pod %s: %s", podKey.Name, d.message)
-		s.newRestarts++
-		s.lastRestartReason = d.reason
-		// The rollout must not act on this pod again in this pass.
+		if deleted {
+			r.leases.recordRestart(podKey, s.now)
+			s.lastRestartReason = d.reason
+		}
+		// The rollout must not act on this pod again in this pass: it is going, or gone.
 		for i := range s.pods {
-			if s.pods[i].pod.UID == uid {
+			if s.pods[i].pod.UID == sp.p.pod.UID {
 				s.pods[i].terminating = true
 			}
 		}
