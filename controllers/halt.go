@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -18,7 +19,7 @@ import (
 // token, disallowed intents, sharding required...), instead of letting them crash-loop
 // and spend Discord's session starts, and lifts the stop when the spec or the token Secret
 // changes: the two things that can fix it.
-func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctrl.Result, error) {
 	bot := s.bot
 	if h := bot.Status.Halted; h != nil {
 		if h.Generation != bot.Generation || (s.secretVersion != "" && h.SecretResourceVersion != s.secretVersion) {
@@ -27,10 +28,10 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) erro
 				"the spec or the token Secret changed since the bot stopped (%s); starting it again", h.Reason)
 			bot.Status.Halted = nil
 		}
-		return nil
+		return ctrl.Result{}, nil
 	}
 	if bot.Spec.Suspend || s.tokenProblem != "" {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	var halt *fatalPodReport
 	shardingRequired := false
@@ -50,7 +51,7 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) erro
 		r.gateway.clearShardingRequired(client.ObjectKeyFromObject(bot))
 	}
 	if halt == nil {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	bot.Status.Halted = &shardkeeperv1.BotHalt{
 		Reason: halt.report.Reason, Message: halt.report.Message, Pod: halt.pod, Generation: bot.Generation,
@@ -59,7 +60,7 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) erro
 	logf.FromContext(ctx).Info("halting the bot: a pod reported a reason restarts cannot fix", "pod", halt.pod, "reason", halt.report.Reason, "detail", halt.report.Message)
 	r.event(bot, nil, corev1.EventTypeWarning, halt.report.Reason, "Halt",
 		"pod %s: %s; stopping the bot's pods until its spec or token Secret changes", halt.pod, halt.report.Message)
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // shardingRequired handles a pod told 4011 (too few shards for the bot's guilds). With

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -484,9 +485,9 @@ func (r *DiscordBotReconciler) leaseHealth(bot *shardkeeperv1.DiscordBot) bool {
 
 // observeLeases reads the bot pods' Leases (listed with the pods): renewals for the tracker, and
 // what the bots say about their shards (latency, fatal reasons) for the status.
-func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error {
+func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) (ctrl.Result, error) {
 	if !r.leaseHealth(s.bot) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	for i := range s.pods {
 		p := &s.pods[i]
@@ -500,11 +501,11 @@ func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error 
 		r.leases.observe(lease)
 		states := leaseShardStates(lease)
 		for _, st := range states {
-			s.maxLatency = max(s.maxLatency, st.LatencyMillis)
+			s.health.maxLatencyMillis = max(s.health.maxLatencyMillis, st.LatencyMillis)
 		}
 		p.leaseReport = leaseStopReport(lease, states, p.pod)
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // leaseStopReport is the first reason a shard stopped for good that the pod wrote on its
@@ -525,10 +526,11 @@ func leaseStopReport(lease *coordinationv1.Lease, states []shardkeeperv1.LeaseSh
 }
 
 // judgeHealth restarts pods whose heartbeat Lease went stale, within the restart budgets,
-// and records what it saw for the status.
-func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error {
+// and records what it saw for the status. It looks again when the next Lease would go
+// stale, or a held restart may go.
+func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if s.bot.Spec.Suspend || s.bot.Status.Halted != nil || !r.leaseHealth(s.bot) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	log := logf.FromContext(ctx)
 	duration := time.Duration(s.bot.Spec.Health.LeaseDurationSeconds) * time.Second
@@ -550,6 +552,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		in podHealthInput
 	}
 	var stale []stalePod
+	var recheck time.Duration
 	// lapsed counts pods whose renewals stopped within the last few lease durations: an
 	// outage stops many at once, a pod broken for an hour is no news.
 	live, suspects, lapsed := 0, 0, 0
@@ -584,9 +587,9 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		v := judgePod(in)
 		if v.stale {
 			stale = append(stale, stalePod{p, in})
-			s.staleShards += int32(len(shardIDsOf(p, s.topo)))
+			s.health.staleShards += int32(len(shardIDsOf(p, s.topo)))
 		} else if v.recheck > 0 {
-			s.recheck = minPositive(s.recheck, v.recheck)
+			recheck = minPositive(recheck, v.recheck)
 		}
 		if v.suspect {
 			suspects++
@@ -599,8 +602,8 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 	// by every bot's pods together.
 	fleetStorm, fleetUnhealthy, fleetLive := r.leases.fleetStorm(botKey, live, lapsed, maxPercent, s.now)
 	if len(stale) == 0 {
-		s.remediation = ""
-		return nil
+		s.health.remediation = ""
+		return ctrl.Result{RequeueAfter: recheck}, nil
 	}
 	storm := tooManyUnhealthy(len(stale)+suspects, live, maxPercent)
 	// The fleet guard is about Leases lapsing together; a container the kubelet keeps
@@ -608,14 +611,14 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 	leaseStorm := false
 	switch {
 	case storm:
-		s.remediation = fmt.Sprintf("%d of %d pods have stale or lapsing heartbeat Leases (more than %d%%): holding back restarts, as in an API server or Discord outage",
+		s.health.remediation = fmt.Sprintf("%d of %d pods have stale or lapsing heartbeat Leases (more than %d%%): holding back restarts, as in an API server or Discord outage",
 			len(stale)+suspects, live, maxPercent)
 	case live <= 2 && fleetStorm:
 		leaseStorm = true
-		s.remediation = fmt.Sprintf("%d of the %d pods of all bots stopped renewing their heartbeat Leases lately (more than %d%%): holding back restarts, as in an API server or Discord outage",
+		s.health.remediation = fmt.Sprintf("%d of the %d pods of all bots stopped renewing their heartbeat Leases lately (more than %d%%): holding back restarts, as in an API server or Discord outage",
 			fleetUnhealthy, fleetLive, maxPercent)
 	default:
-		s.remediation = ""
+		s.health.remediation = ""
 	}
 
 	for _, sp := range stale {
@@ -633,7 +636,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			if d.hold == holdBackoff {
 				r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, holdBackoff, "Restart", "pod %s: %s", podKey.Name, d.message)
 			}
-			s.recheck = minPositive(s.recheck, d.recheck)
+			recheck = minPositive(recheck, d.recheck)
 			continue
 		}
 		// The session start breaker: hold a restart whose new pod would have to identify.
@@ -654,20 +657,20 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			switch {
 			case err != nil && !apierrors.IsNotFound(err):
 				log.Info("not restarting a pod whose Lease looks stale: reading the live Lease failed", "pod", podKey.Name, "error", err.Error())
-				s.recheck = minPositive(s.recheck, duration/4)
+				recheck = minPositive(recheck, duration/4)
 				continue
 			case err == nil && r.leases.observe(&live):
-				s.recheck = minPositive(s.recheck, duration)
+				recheck = minPositive(recheck, duration)
 				continue
 			}
 		}
 		deleted, err := r.deletePod(ctx, s, podDeletion{pod: sp.p.pod, reason: d.reason, message: d.message, restart: true, action: actionRestart})
 		if err != nil {
-			return err
+			return ctrl.Result{}, err
 		}
 		if deleted {
 			r.leases.recordRestart(podKey, s.now)
-			s.lastRestartReason = d.reason
+			s.health.lastRestartReason = d.reason
 		}
 		// The rollout must not act on this pod again in this pass: it is going, or gone.
 		for i := range s.pods {
@@ -676,7 +679,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			}
 		}
 	}
-	return nil
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
 // leaseEvents records renewals on the operator's clock as they arrive, and wakes the bot's

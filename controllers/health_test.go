@@ -413,7 +413,7 @@ func TestARestartOfAPodAlreadyGoneIsNoRestart(t *testing.T) {
 			// The pod never wrote its Lease within its startup grace.
 			s := &scope{bot: bot, now: clock.Now().Add(DefaultStartupGrace + time.Second), pods: []observedPod{observePod(pod)},
 				leases: map[string]*coordinationv1.Lease{}}
-			if err := r.judgeHealth(ctx, s); err != nil {
+			if _, err := r.judgeHealth(ctx, s); err != nil {
 				t.Fatal(err)
 			}
 			restarted := tt.wantRestarts > 0
@@ -423,8 +423,8 @@ func TestARestartOfAPodAlreadyGoneIsNoRestart(t *testing.T) {
 			if got := len(r.leases.restartHistory(client.ObjectKeyFromObject(pod), s.now)); got != int(tt.wantRestarts) {
 				t.Errorf("%d restarts of the budget spent, want %d", got, tt.wantRestarts)
 			}
-			if (s.lastRestartReason == shardkeeperv1.ReasonLeaseNeverWritten) != restarted {
-				t.Errorf("last restart reason %q", s.lastRestartReason)
+			if (s.health.lastRestartReason == shardkeeperv1.ReasonLeaseNeverWritten) != restarted {
+				t.Errorf("last restart reason %q", s.health.lastRestartReason)
 			}
 			if got := len(recorder.Events); (got == 1) != restarted || got > 1 {
 				t.Errorf("%d events", got)

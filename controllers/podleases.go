@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -115,9 +116,9 @@ func (r *DiscordBotReconciler) liveReader() client.Reader {
 // reconcilePodLeases takes over the bot's pod Leases it did not make, makes the Lease of
 // a running pod that has none (a bot may not create it), and deletes those no pod will use
 // again.
-func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if s.layoutProblem != "" {
-		return nil // the layout is unknown: which Leases are wanted is unknown too
+		return ctrl.Result{}, nil // the layout is unknown: which Leases are wanted is unknown too
 	}
 	wanted := map[string]bool{}
 	for _, name := range podLeaseNames(s) {
@@ -137,7 +138,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 				continue // an earlier bot of this name: its garbage collection takes it
 			}
 			if err := r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
+				return ctrl.Result{}, fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
 			}
 			logf.FromContext(ctx).V(1).Info("deleted the Lease of a shard group that is gone", "lease", lease.Name)
 			continue
@@ -149,7 +150,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		if pod == nil {
 			// Nothing uses it yet: delete it, and the pod that will gets a fresh one.
 			if err := r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
+				return ctrl.Result{}, fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
 			}
 			logf.FromContext(ctx).Info("deleted a Lease the operator did not make for this bot; the pod that uses it gets a fresh one", "lease", lease.Name)
 			delete(s.leases, lease.Name)
@@ -161,7 +162,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		want.Labels[shardkeeperv1.LabelGeneration] = strconv.Itoa(int(pod.generation))
 		live := lease.DeepCopy()
 		if err := r.takeOverLease(ctx, s.bot, live, want); err != nil && !apierrors.IsNotFound(err) {
-			return err
+			return ctrl.Result{}, err
 		}
 		s.leases[lease.Name] = live
 	}
@@ -170,10 +171,10 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 			continue
 		}
 		if err := r.ensurePodLease(ctx, s.bot, p.topology, p.generation, p.pod.Name); err != nil {
-			return err
+			return ctrl.Result{}, err
 		}
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // podNamed is the bot's pod of that name, nil when there is none.
