@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -112,14 +113,14 @@ func (r *DiscordBotReconciler) reconcileBuckets(ctx context.Context, s *scope) e
 			continue
 		}
 		if created {
-			r.event(s.bot, lease, corev1.EventTypeNormal, "CreatedLease", "Create", "created Lease %s", lease.Name)
+			r.event(s.bot, lease, corev1.EventTypeNormal, shardkeeperv1.ReasonCreatedLease, "Create", "created Lease %s", lease.Name)
 		}
 	}
 	return nil
 }
 
 // reconcileAccess makes the ServiceAccount, Role and RoleBinding the bot's pods run with.
-func (r *DiscordBotReconciler) reconcileAccess(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) reconcileAccess(ctx context.Context, s *scope) (ctrl.Result, error) {
 	name := serviceAccountName(s.bot.Name)
 	meta := func(obj client.Object) client.Object {
 		obj.SetName(name)
@@ -129,7 +130,7 @@ func (r *DiscordBotReconciler) reconcileAccess(ctx context.Context, s *scope) er
 
 	sa := meta(&corev1.ServiceAccount{}).(*corev1.ServiceAccount)
 	if err := r.ensureOwned(ctx, s.bot, sa, func() error { return nil }); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 
 	role := meta(&rbacv1.Role{}).(*rbacv1.Role)
@@ -137,15 +138,15 @@ func (r *DiscordBotReconciler) reconcileAccess(ctx context.Context, s *scope) er
 		role.Rules = leaseRules(botLeaseNames(s))
 		return nil
 	}); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 
 	if err := r.reconcileBuckets(ctx, s); err != nil {
-		return err
+		return ctrl.Result{}, err
 	}
 
 	binding := meta(&rbacv1.RoleBinding{}).(*rbacv1.RoleBinding)
-	return r.ensureOwned(ctx, s.bot, binding, func() error {
+	return ctrl.Result{}, r.ensureOwned(ctx, s.bot, binding, func() error {
 		want := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}
 		if binding.CreationTimestamp.IsZero() {
 			binding.RoleRef = want
@@ -175,11 +176,12 @@ func (r *DiscordBotReconciler) ensureOwned(ctx context.Context, bot *shardkeeper
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", kind, obj.GetName(), err)
 	}
+	reasons := ownedObjectReasons[kind]
 	switch result {
 	case controllerutil.OperationResultCreated:
-		r.event(bot, obj, corev1.EventTypeNormal, "Created"+kind, "Create", "created %s %s", kind, obj.GetName())
+		r.event(bot, obj, corev1.EventTypeNormal, reasons.created, "Create", "created %s %s", kind, obj.GetName())
 	case controllerutil.OperationResultUpdated:
-		r.event(bot, obj, corev1.EventTypeNormal, "Updated"+kind, "Update", "updated %s %s", kind, obj.GetName())
+		r.event(bot, obj, corev1.EventTypeNormal, reasons.updated, "Update", "updated %s %s", kind, obj.GetName())
 	}
 	return nil
 }
@@ -195,6 +197,13 @@ func (r *DiscordBotReconciler) adopt(bot *shardkeeperv1.DiscordBot, obj client.O
 	}
 	obj.SetLabels(labels)
 	return controllerutil.SetControllerReference(bot, obj, r.Scheme)
+}
+
+// ownedObjectReasons are the event reasons of the kinds ensureOwned makes.
+var ownedObjectReasons = map[string]struct{ created, updated string }{
+	"ServiceAccount": {shardkeeperv1.ReasonCreatedServiceAccount, shardkeeperv1.ReasonUpdatedServiceAccount},
+	"Role":           {shardkeeperv1.ReasonCreatedRole, shardkeeperv1.ReasonUpdatedRole},
+	"RoleBinding":    {shardkeeperv1.ReasonCreatedRoleBinding, shardkeeperv1.ReasonUpdatedRoleBinding},
 }
 
 func kindOf(obj client.Object) string {

@@ -103,25 +103,17 @@ type scope struct {
 	// counted-restarts annotation must move once the status carrying them is saved.
 	newRestarts int64
 	recount     map[*corev1.Pod]int32
-	recheck     time.Duration
-	// Health, from the heartbeat Leases.
-	staleShards       int32
-	maxLatency        int64
-	remediation       string                           // why restarts are held back, "" when they are not
-	lastRestartReason string                           // set when this pass restarted a pod
-	leaseFatal        map[string]string                // pod name -> "Reason: message" a shard reported
-	leases            map[string]*coordinationv1.Lease // the bot's Leases by name, listed once per pass
-	secretVersion     string                           // the token Secret's resourceVersion
+	// health is what the heartbeat Leases said, and what judgeHealth made of them.
+	health        healthObservation
+	leases        map[string]*coordinationv1.Lease // the bot's Leases by name, listed once per pass
+	secretVersion string                           // the token Secret's resourceVersion
 	// Discord's gateway information (gateway.go) and the shard layout it leads to.
-	gatewayError     string // the last failed GET /gateway/bot, "" when it worked
+	gatewayErr       error  // why the last GET /gateway/bot with this token failed, nil when it worked
 	shardingRequired bool   // a pod was told 4011 and shards is auto: ask Discord again
 	layoutProblem    string // why no shard layout can be worked out yet
 	layoutReason     string // the condition reason for it, "" for GatewayInfoUnavailable
-	gatewayRejected  bool   // Discord's last answer was refused as implausible
 	// budget is the session start breaker (sessionbudget.go).
 	budget sessionBudget
-	// stopped ends the pass quietly after a phase that set a terminal condition itself.
-	stopped bool
 	// laterErrs fail the pass at its end, after every phase ran: problems with one object
 	// that must not hold up the rest (a Lease someone else made).
 	laterErrs []error
@@ -165,11 +157,10 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// 2. Whatever happens below, save the status once on the way out.
 	before := bot.DeepCopy()
-	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leaseFatal: map[string]string{}, leases: map[string]*coordinationv1.Lease{}}
+	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leases: map[string]*coordinationv1.Lease{}}
 	defer func() {
-		if err := r.saveStatus(ctx, before, s); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
+		statusResult, err := r.saveStatus(ctx, before, s)
+		retErr = errors.Join(retErr, err)
 		// A namespace being deleted refuses new objects, and the bot goes with it: nothing
 		// to retry or report (an event could not be written either).
 		if namespaceTerminating(retErr) {
@@ -177,17 +168,21 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			retErr, result = nil, ctrl.Result{}
 			return
 		}
-		// Look again when a starting pod would turn into a problem; watches cover the rest.
-		if retErr == nil && s.recheck > 0 {
-			result.RequeueAfter = s.recheck
+		if retErr != nil {
+			result = ctrl.Result{} // the error's backoff says when to look again
+			if !apierrors.IsConflict(retErr) {
+				r.event(bot, nil, corev1.EventTypeWarning, shardkeeperv1.ReasonReconcileError, "Reconcile", "%s", retErr.Error())
+			}
+			return
 		}
-		if retErr != nil && !apierrors.IsConflict(retErr) {
-			r.event(bot, nil, corev1.EventTypeWarning, "ReconcileError", "Reconcile", "%s", retErr.Error())
-		}
+		// Look again when a starting pod would turn into a problem too.
+		result = lowestNonZeroResult(result, statusResult)
 	}()
 
-	// 3. Run the phases in order; the first error stops the pass and is retried with backoff.
-	phases := []func(context.Context, *scope) error{
+	// 3. Run the phases in order. Each says when to look again, if time alone would change
+	// something (a Lease going stale, Discord's budget reset); the soonest wins, and
+	// watches cover the rest. The first error stops the pass and is retried with backoff.
+	phases := []func(context.Context, *scope) (ctrl.Result, error){
 		r.checkToken,
 		r.checkEndpoints,
 		r.observePods,
@@ -204,14 +199,25 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.rollOut,
 	}
 	for _, phase := range phases {
-		if err := phase(ctx, s); err != nil {
+		phaseResult, err := phase(ctx, s)
+		if err != nil && !errors.Is(err, errEndPass) {
 			return ctrl.Result{}, err
 		}
-		if s.stopped {
+		result = lowestNonZeroResult(result, phaseResult)
+		if err != nil {
 			break
 		}
 	}
-	return ctrl.Result{}, errors.Join(s.laterErrs...)
+	return result, errors.Join(s.laterErrs...)
+}
+
+// errEndPass is what a phase returns to end the pass quietly, having set a terminal
+// condition itself: no later phase runs, and nothing is retried.
+var errEndPass = errors.New("the pass ends here")
+
+// lowestNonZeroResult merges two phases' results: the sooner look again wins.
+func lowestNonZeroResult(a, b ctrl.Result) ctrl.Result {
+	return ctrl.Result{RequeueAfter: minPositive(a.RequeueAfter, b.RequeueAfter)}
 }
 
 // builderFor is the pod builder of an action's layout.
@@ -225,48 +231,48 @@ func (s *scope) builderFor(a podAction) podBuilder {
 // resolveLayout works out the shard layout: spec.shards, or Discord's recommendation for
 // "auto". The CRD's rules reject bad layouts; the error case only trips when the installed
 // CRD is older than the operator.
-func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) (ctrl.Result, error) {
 	bot := s.bot
 	topo, err := topologyOf(&bot.Spec, bot.Status.Gateway, bot.Status.Shards)
 	var unknown *layoutUnknownError
 	switch {
 	case errors.As(err, &unknown):
 		why := unknown.Error()
-		if s.gatewayError != "" {
-			why = "asking Discord failed: " + s.gatewayError
+		if s.gatewayErr != nil {
+			why = "asking Discord failed: " + s.gatewayErr.Error()
 		}
-		if s.gatewayRejected {
+		var implausible *discordapi.ImplausibleAnswerError
+		if errors.As(s.gatewayErr, &implausible) {
 			s.layoutReason = shardkeeperv1.ReasonGatewayAnswerRejected
 		}
 		s.layoutProblem = why
 	case err != nil:
 		logf.FromContext(ctx).Error(err, "invalid shard layout")
 		meta.SetStatusCondition(&bot.Status.Conditions, metav1.Condition{
-			Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "InvalidSpec",
+			Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: shardkeeperv1.ReasonInvalidSpec,
 			Message: err.Error(), ObservedGeneration: bot.Generation,
 		})
 		s.observed = false // keep the status as it was, with this condition
-		s.stopped = true
-		return nil
+		return ctrl.Result{}, errEndPass
 	}
 	s.topo = topo
 	s.builder = newPodBuilder(bot, podDefaults{image: r.DefaultBotImage, apiURL: r.DiscordAPIURL}, topo, maxConcurrency(bot))
 	s.builder.generation = layoutGeneration(s.pods, s.leases, topo.label())
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // observePods lists the bot's pods and Leases from the cache, by botIndex.
-func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var leases coordinationv1.LeaseList
 	if err := r.List(ctx, &leases, ofBot(s.bot)...); err != nil {
-		return fmt.Errorf("listing Leases: %w", err)
+		return ctrl.Result{}, fmt.Errorf("listing Leases: %w", err)
 	}
 	for i := range leases.Items {
 		s.leases[leases.Items[i].Name] = &leases.Items[i]
 	}
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, ofBot(s.bot)...); err != nil {
-		return fmt.Errorf("listing pods: %w", err)
+		return ctrl.Result{}, fmt.Errorf("listing pods: %w", err)
 	}
 	for i := range pods.Items {
 		pod := &pods.Items[i]
@@ -283,11 +289,11 @@ func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) error 
 		}
 		r.leases.keepPods(client.ObjectKeyFromObject(s.bot), live)
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // countRestarts finds container restarts not yet added to status.restarts.
-func (r *DiscordBotReconciler) countRestarts(_ context.Context, s *scope) error {
+func (r *DiscordBotReconciler) countRestarts(_ context.Context, s *scope) (ctrl.Result, error) {
 	for _, p := range s.pods {
 		var total int32
 		for _, cs := range p.pod.Status.ContainerStatuses {
@@ -299,13 +305,13 @@ func (r *DiscordBotReconciler) countRestarts(_ context.Context, s *scope) error 
 			s.recount[p.pod] = total
 		}
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // rollOut plans the pod changes and carries them out.
-func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if s.layoutProblem != "" {
-		return nil // nothing to lay out yet; the status says why
+		return ctrl.Result{}, nil // nothing to lay out yet; the status says why
 	}
 	if answer := r.gateway.answer(client.ObjectKeyFromObject(s.bot)); s.bot.Status.Gateway == nil && len(s.pods) == 0 &&
 		(answer.inFlight || (answer.info != nil && answer.err == nil)) {
@@ -313,7 +319,7 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 		// session budget (an answer that came during this pass is taken in by the next), so
 		// the first pods start with them instead of being rolled for them right after.
 		s.plan = rolloutPlan{progress: shardkeeperv1.ReasonAskingDiscord, message: "asking Discord for the bot's gateway information (GET /gateway/bot)"}
-		return nil
+		return ctrl.Result{}, nil
 	}
 	s.plan = planRollout(rolloutInput{
 		topo:           s.topo,
@@ -344,12 +350,11 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) error {
 			r.gateway.spend(key, need, s.now)
 		}
 	}
-	return errors.Join(errs...)
+	return ctrl.Result{}, errors.Join(errs...)
 }
 
 // apply carries out one action; created says a pod was created.
 func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction) (created bool, err error) {
-	log := logf.FromContext(ctx)
 	switch a.kind {
 	case createPod:
 		b := s.builderFor(a)
@@ -373,38 +378,79 @@ func (r *DiscordBotReconciler) apply(ctx context.Context, s *scope, a podAction)
 		if err := r.recordCreatedPod(ctx, s.bot, pod); err != nil {
 			// The next pass records it (reconcilePodLeases); until then an earlier
 			// writer is still fenced by the pod itself.
-			log.Error(err, "recording the created pod on its Lease", "pod", pod.Name)
+			logf.FromContext(ctx).Error(err, "recording the created pod on its Lease", "pod", pod.Name)
 		}
 		metricPodActions.WithLabelValues("create", a.reason).Inc()
-		log.Info("created pod", "pod", pod.Name, "shards", b.topo.describeShards(a.group), "revision", b.revision)
+		logf.FromContext(ctx).Info("created pod", "pod", pod.Name, "shards", b.topo.describeShards(a.group), "revision", b.revision)
 		r.event(s.bot, pod, corev1.EventTypeNormal, a.reason, "Create", "created pod %s: %s", pod.Name, a.message)
 	case deletePod:
-		uid := a.pod.UID
-		err := r.Delete(ctx, a.pod, client.Preconditions{UID: &uid})
-		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-			return false, nil // already gone, or replaced by a newer pod we will see next pass
-		}
-		if err != nil {
-			return false, fmt.Errorf("deleting pod %s: %w", a.pod.Name, err)
-		}
-		metricPodActions.WithLabelValues("delete", a.reason).Inc()
-		log.Info("deleted pod", "pod", a.pod.Name, "reason", a.reason, "detail", a.message)
-		eventType := corev1.EventTypeNormal
-		if a.restart {
-			eventType = corev1.EventTypeWarning
-			s.newRestarts++
-		}
-		r.event(s.bot, a.pod, eventType, a.reason, "Delete", "deleted pod %s: %s", a.pod.Name, a.message)
+		_, err := r.deletePod(ctx, s, podDeletion{pod: a.pod, reason: a.reason, message: a.message, restart: a.restart, action: actionDelete})
+		return false, err
 	}
 	return created, nil
 }
 
+// podDeletion is a pod to delete and why: a step of the rollout, or a restart of an
+// unhealthy pod (judgeHealth).
+type podDeletion struct {
+	pod     *corev1.Pod
+	reason  string // the event's, and the metric's
+	message string
+	// restart: a replacement after a failure, a Warning event counted in status.restarts.
+	restart bool
+	action  string // the event's: actionDelete or actionRestart
+}
+
+// Event actions of pod deletions.
+const (
+	actionDelete  = "Delete"
+	actionRestart = "Restart"
+)
+
+// deletePod is the one way the operator deletes a bot pod: only the very pod that was
+// judged (its UID), then the metric, the log, the event and the restart count. deleted is
+// false when the pod was gone already or is a newer pod of the same name: nothing was
+// done, and nothing is recorded.
+func (r *DiscordBotReconciler) deletePod(ctx context.Context, s *scope, d podDeletion) (deleted bool, err error) {
+	err = r.Delete(ctx, d.pod, podDeleteOptions(d.reason, d.pod.UID)...)
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return false, nil // the next pass sees what took its place
+	}
+	if err != nil {
+		return false, fmt.Errorf("deleting pod %s: %w", d.pod.Name, err)
+	}
+	metricPodActions.WithLabelValues("delete", d.reason).Inc()
+	done := "deleted"
+	if d.action == actionRestart {
+		done = "restarted"
+	}
+	logf.FromContext(ctx).Info(done+" pod", "pod", d.pod.Name, "reason", d.reason, "detail", d.message)
+	eventType := corev1.EventTypeNormal
+	if d.restart {
+		eventType = corev1.EventTypeWarning
+		s.newRestarts++
+	}
+	r.event(s.bot, d.pod, eventType, d.reason, d.action, "%s pod %s: %s", done, d.pod.Name, d.message)
+	return true, nil
+}
+
+// podDeleteOptions are how a pod is deleted: only the pod that was judged (its UID), and
+// with a short grace when its Lease went stale (a hung process).
+func podDeleteOptions(reason string, uid types.UID) []client.DeleteOption {
+	opts := []client.DeleteOption{client.Preconditions{UID: &uid}}
+	if reason == shardkeeperv1.ReasonLeaseStale || reason == shardkeeperv1.ReasonLeaseNeverWritten {
+		opts = append(opts, client.GracePeriodSeconds(staleGracePeriod))
+	}
+	return opts
+}
+
 // saveStatus computes the status, patches it if it changed, and emits an event for every
 // condition whose status or reason changed. Then it marks counted restarts on the pods.
-func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeeperv1.DiscordBot, s *scope) error {
+func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeeperv1.DiscordBot, s *scope) (ctrl.Result, error) {
 	bot := s.bot
+	var result ctrl.Result
 	if s.observed {
-		statusRecheck := computeStatus(bot, botObservation{
+		result.RequeueAfter = computeStatus(bot, botObservation{
 			topo:            s.topo,
 			generation:      s.builder.generation,
 			revision:        s.builder.revision,
@@ -418,12 +464,8 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 			pods:            s.pods,
 			plan:            s.plan,
 			now:             s.now,
-			health: healthObservation{
-				staleShards: s.staleShards, maxLatencyMillis: s.maxLatency, remediation: s.remediation,
-				lastRestartReason: s.lastRestartReason, leaseFatal: s.leaseFatal,
-			},
+			health:          s.health,
 		})
-		s.recheck = minPositive(s.recheck, statusRecheck)
 	}
 	bot.Status.Restarts = before.Status.Restarts + s.newRestarts
 	recordBotMetrics(bot)
@@ -431,7 +473,7 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 	if !equality.Semantic.DeepEqual(before.Status, bot.Status) {
 		// Optimistic lock: restarts are a running sum, so a stale base must not win.
 		if err := r.Status().Patch(ctx, bot, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return fmt.Errorf("saving status: %w", err)
+			return ctrl.Result{}, fmt.Errorf("saving status: %w", err)
 		}
 		r.conditionEvents(before, bot)
 	}
@@ -444,7 +486,7 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 			errs = append(errs, fmt.Errorf("marking restarts counted on pod %s: %w", pod.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return result, errors.Join(errs...)
 }
 
 // conditionEvents emits one event per condition whose status or reason changed.

@@ -137,7 +137,7 @@ func TestCreatesOnePodPerShardGroup(t *testing.T) {
 	}, wait, tick).Should(Succeed())
 
 	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "chatty") }, wait, tick).Should(
-		ContainElements("CreatedServiceAccount", "CreatedRole", "CreatedRoleBinding", eventPodCreated, shardkeeperv1.ReasonAllShardsReady))
+		ContainElements("CreatedServiceAccount", "CreatedRole", "CreatedRoleBinding", shardkeeperv1.ReasonPodCreated, shardkeeperv1.ReasonAllShardsReady))
 }
 
 func TestBotPodsGetLeaseAccessAndNothingElse(t *testing.T) {
@@ -292,7 +292,7 @@ func TestSpecChangeReplacesPodsOneAtATime(t *testing.T) {
 		g.Expect(b.Status.Image).To(Equal("registry.test/custom-bot:v2"))
 		g.Expect(b.Status.Restarts).To(BeZero(), "a rollout is not a restart")
 	}, wait, tick).Should(Succeed())
-	g.Expect(eventReasons(g, ns, "rolly")).To(ContainElement(eventPodReplaced))
+	g.Expect(eventReasons(g, ns, "rolly")).To(ContainElement(shardkeeperv1.ReasonPodReplaced))
 }
 
 func TestReshardStartsTheNewLayoutBesideTheOld(t *testing.T) {
@@ -347,7 +347,7 @@ func TestReshardStartsTheNewLayoutBesideTheOld(t *testing.T) {
 		g.Expect(b.Status.ShardsSummary).To(Equal("6/6"))
 		g.Expect(meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionResharding).Reason).To(Equal(shardkeeperv1.ReasonLayoutSettled))
 	}, wait, tick).Should(Succeed())
-	g.Expect(eventReasons(g, ns, "grow")).To(ContainElement(eventShardGroupsChanged))
+	g.Expect(eventReasons(g, ns, "grow")).To(ContainElement(shardkeeperv1.ReasonShardGroupsChanged))
 
 	// Each pod's heartbeat Lease belongs to the bot, so it outlives a replaced pod (and its
 	// resume state with it); the old layout's Leases go with the old layout.
@@ -424,7 +424,7 @@ func TestFailedPodsAreReplacedAndRestartsCounted(t *testing.T) {
 		g.Expect(p.UID).NotTo(Equal(evicted.UID))
 		g.Expect(getBot(g, ns, "flaky").Status.Restarts).To(Equal(int64(3)))
 	}, wait, tick).Should(Succeed())
-	g.Expect(eventReasons(g, ns, "flaky")).To(ContainElements(eventPodFailed, shardkeeperv1.ReasonPodsFailing))
+	g.Expect(eventReasons(g, ns, "flaky")).To(ContainElements(shardkeeperv1.ReasonPodFailed, shardkeeperv1.ReasonPodsFailing))
 
 	// Counting is idempotent: later reconciles do not count the same restarts again.
 	markAllReady(g, ns, "flaky")

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -321,7 +322,7 @@ func gatewayStatusOf(info *discordapi.GatewayBot, at time.Time) *shardkeeperv1.G
 
 // takeGatewayAnswer copies Discord's latest answer into status.gateway, and halts the bot
 // when Discord rejected its token.
-func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) (ctrl.Result, error) {
 	bot := s.bot
 	answer := r.gateway.answer(client.ObjectKeyFromObject(bot))
 	// The status keeps whole seconds: an answer from the same second as the one it shows
@@ -331,9 +332,7 @@ func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) 
 		bot.Status.Gateway = gatewayStatusOf(answer.info, answer.at)
 	}
 	if answer.err != nil && answer.secretVersion == s.secretVersion {
-		s.gatewayError = answer.err.Error()
-		var implausible *discordapi.ImplausibleAnswerError
-		s.gatewayRejected = errors.As(answer.err, &implausible)
+		s.gatewayErr = answer.err
 		// A bot whose shards are connected identified with this very token: one 401 may be
 		// a hiccup, so it takes a second one in a row (asked again within gatewayRetryMin).
 		confirmed := answer.unauthorized >= 2 || bot.Status.ReadyShards == 0
@@ -351,7 +350,7 @@ func (r *DiscordBotReconciler) takeGatewayAnswer(ctx context.Context, s *scope) 
 				"Discord rejected the bot token; stopping the bot's pods until its spec or token Secret changes")
 		}
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 func ceilSecond(t time.Time) time.Time {
@@ -361,8 +360,9 @@ func ceilSecond(t time.Time) time.Time {
 	return t
 }
 
-// checkGateway asks Discord in the background when it is time to.
-func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
+// checkGateway asks Discord in the background when it is time to, and looks again when
+// it will be (or when Discord resets the session budget the breaker waits for).
+func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) (ctrl.Result, error) {
 	bot := s.bot
 	answer := r.gateway.answer(client.ObjectKeyFromObject(bot))
 	// The breaker was on in the last pass (only the reserve left, or something held): ask
@@ -376,11 +376,10 @@ func (r *DiscordBotReconciler) checkGateway(_ context.Context, s *scope) error {
 	if due {
 		r.gateway.ask(bot, r.apiURL(bot), s.secretVersion)
 	}
-	s.recheck = minPositive(s.recheck, recheck)
 	if g := bot.Status.Gateway; g != nil && breakerOn && g.SessionStartLimit.ResetAt.After(s.now) {
-		s.recheck = minPositive(s.recheck, g.SessionStartLimit.ResetAt.Sub(s.now))
+		recheck = minPositive(recheck, g.SessionStartLimit.ResetAt.Sub(s.now))
 	}
-	return nil
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
 func (r *DiscordBotReconciler) gatewayCheckInterval() time.Duration {
@@ -394,7 +393,7 @@ func (r *DiscordBotReconciler) gatewayCheckInterval() time.Duration {
 // the operator would send the token there itself (GET /gateway/bot), and so would every
 // pod it runs. Running pods are left alone (their endpoints were trusted when they were
 // made); nothing new starts until the spec or the operator's trusted hosts change.
-func (r *DiscordBotReconciler) checkEndpoints(_ context.Context, s *scope) error {
+func (r *DiscordBotReconciler) checkEndpoints(_ context.Context, s *scope) (ctrl.Result, error) {
 	urls := []string{r.apiURL(s.bot)}
 	if g := s.bot.Spec.Gateway; g != nil && g.URL != "" {
 		urls = append(urls, g.URL)
@@ -402,10 +401,10 @@ func (r *DiscordBotReconciler) checkEndpoints(_ context.Context, s *scope) error
 	for _, u := range urls {
 		if err := r.TrustedHosts.Allows(u); err != nil {
 			s.endpointProblem = "spec.gateway: " + err.Error()
-			return nil
+			return ctrl.Result{}, nil
 		}
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // apiURL is where the bot's REST calls go: spec.gateway.apiURL, else the operator's default.

@@ -108,7 +108,7 @@ func TestOne401DoesNotHaltAConnectedBot(t *testing.T) {
 					time.Sleep(time.Millisecond)
 				}
 				s := &scope{bot: bot, now: time.Now(), secretVersion: "1"}
-				if err := r.takeGatewayAnswer(context.Background(), s); err != nil {
+				if _, err := r.takeGatewayAnswer(context.Background(), s); err != nil {
 					t.Fatal(err)
 				}
 				if halted := bot.Status.Halted != nil; halted != (asked >= tc.haltAfter) {

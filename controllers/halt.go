@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -19,48 +19,48 @@ import (
 // token, disallowed intents, sharding required...), instead of letting them crash-loop
 // and spend Discord's session starts, and lifts the stop when the spec or the token Secret
 // changes: the two things that can fix it.
-func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctrl.Result, error) {
 	bot := s.bot
 	if h := bot.Status.Halted; h != nil {
 		if h.Generation != bot.Generation || (s.secretVersion != "" && h.SecretResourceVersion != s.secretVersion) {
 			logf.FromContext(ctx).Info("spec or token Secret changed; starting the halted bot again", "reason", h.Reason)
-			r.event(bot, nil, corev1.EventTypeNormal, "Resumed", "Start",
+			r.event(bot, nil, corev1.EventTypeNormal, shardkeeperv1.ReasonResumed, "Start",
 				"the spec or the token Secret changed since the bot stopped (%s); starting it again", h.Reason)
 			bot.Status.Halted = nil
 		}
-		return nil
+		return ctrl.Result{}, nil
 	}
 	if bot.Spec.Suspend || s.tokenProblem != "" {
-		return nil
+		return ctrl.Result{}, nil
 	}
-	var pod, reason, message string
-	found, shardingRequired := false, false
+	var halt *fatalPodReport
+	shardingRequired := false
 	for _, f := range fatalReports(s) {
-		if f.reason == shardkeeperv1.ReasonShardingRequired {
+		if f.report.Reason == shardkeeperv1.ReasonShardingRequired {
 			shardingRequired = true
 			if msg, reshard := r.shardingRequired(s, f); reshard {
 				continue
 			} else if msg != "" {
-				f.message = msg
+				f.report.Message = msg
 			}
 		}
-		pod, reason, message, found = f.pod, f.reason, f.message, true
+		halt = &f
 		break
 	}
 	if !shardingRequired {
 		r.gateway.clearShardingRequired(client.ObjectKeyFromObject(bot))
 	}
-	if !found {
-		return nil
+	if halt == nil {
+		return ctrl.Result{}, nil
 	}
 	bot.Status.Halted = &shardkeeperv1.BotHalt{
-		Reason: reason, Message: message, Pod: pod, Generation: bot.Generation,
+		Reason: halt.report.Reason, Message: halt.report.Message, Pod: halt.pod, Generation: bot.Generation,
 		SecretResourceVersion: s.secretVersion, Since: metav1.NewTime(s.now),
 	}
-	logf.FromContext(ctx).Info("halting the bot: a pod reported a reason restarts cannot fix", "pod", pod, "reason", reason, "detail", message)
-	r.event(bot, nil, corev1.EventTypeWarning, reason, "Halt",
-		"pod %s: %s; stopping the bot's pods until its spec or token Secret changes", pod, message)
-	return nil
+	logf.FromContext(ctx).Info("halting the bot: a pod reported a reason restarts cannot fix", "pod", halt.pod, "reason", halt.report.Reason, "detail", halt.report.Message)
+	r.event(bot, nil, corev1.EventTypeWarning, halt.report.Reason, "Halt",
+		"pod %s: %s; stopping the bot's pods until its spec or token Secret changes", halt.pod, halt.report.Message)
+	return ctrl.Result{}, nil
 }
 
 // shardingRequired handles a pod told 4011 (too few shards for the bot's guilds). With
@@ -75,9 +75,9 @@ func (r *DiscordBotReconciler) shardingRequired(s *scope, f fatalPodReport) (mes
 	g := bot.Status.Gateway
 	if bot.Spec.Shards.Type != intstr.String {
 		if g != nil && g.RecommendedShards > ran {
-			return fmt.Sprintf("%s; Discord recommends %d shards: set spec.shards to %d or to \"auto\"", f.message, g.RecommendedShards, g.RecommendedShards), false
+			return fmt.Sprintf("%s; Discord recommends %d shards: set spec.shards to %d or to \"auto\"", f.report.Message, g.RecommendedShards, g.RecommendedShards), false
 		}
-		return fmt.Sprintf("%s; set spec.shards higher or to \"auto\"", f.message), false
+		return fmt.Sprintf("%s; set spec.shards higher or to \"auto\"", f.report.Message), false
 	}
 	if g != nil && g.RecommendedShards > ran {
 		return "", true // the layout already follows the new recommendation
@@ -87,13 +87,14 @@ func (r *DiscordBotReconciler) shardingRequired(s *scope, f fatalPodReport) (mes
 		s.shardingRequired = true // ask Discord again before anything else
 		return "", true
 	}
-	return fmt.Sprintf("%s, but Discord still recommends %d shards when asked after it", f.message, ran), false
+	return fmt.Sprintf("%s, but Discord still recommends %d shards when asked after it", f.report.Message, ran), false
 }
 
 // fatalPodReport is one pod's report of a reason restarts cannot fix.
 type fatalPodReport struct {
-	pod, reason, message string
-	observed             observedPod
+	pod      string
+	report   shardkeeperv1.StopReport
+	observed observedPod
 }
 
 // fatalReports lists the pods (in name order) that reported a fatal reason, on their
@@ -110,14 +111,14 @@ func fatalReports(s *scope) []fatalPodReport {
 	slices.SortFunc(names, compareNatural)
 	var out []fatalPodReport
 	for _, name := range names {
-		if fatal := s.leaseFatal[name]; fatal != "" {
-			reason, message, _ := strings.Cut(fatal, ": ")
-			out = append(out, fatalPodReport{pod: name, reason: reason, message: message, observed: byName[name]})
+		p := byName[name]
+		if p.leaseReport != nil {
+			out = append(out, fatalPodReport{pod: name, report: *p.leaseReport, observed: p})
 			continue
 		}
-		for _, cs := range byName[name].pod.Status.ContainerStatuses {
-			if reason, message, ok := fatalBotReason(cs); ok {
-				out = append(out, fatalPodReport{pod: name, reason: reason, message: message, observed: byName[name]})
+		for _, cs := range p.pod.Status.ContainerStatuses {
+			if report, ok := fatalBotReason(cs); ok {
+				out = append(out, fatalPodReport{pod: name, report: report, observed: p})
 				break
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -420,9 +421,9 @@ type restartDecision struct {
 
 // Why a needed restart waits.
 const (
-	holdHalted  = "Halted"
+	holdHalted  = shardkeeperv1.ReasonHalted
 	holdStorm   = shardkeeperv1.ConditionRemediationRestricted
-	holdBackoff = "RestartBackoff"
+	holdBackoff = shardkeeperv1.ReasonRestartBackoff
 )
 
 // decideRestart answers "restart this pod now, and why?". It is pure: the chain is fatal
@@ -449,16 +450,6 @@ func decideRestart(in restartInput) restartDecision {
 // fault (an API server or Discord outage makes every Lease stale together).
 func tooManyUnhealthy(unhealthy, total, maxPercent int) bool {
 	return total > 1 && unhealthy > 1 && unhealthy*100 > total*maxPercent
-}
-
-// restartDeleteOptions are how a pod is deleted for a restart: only the pod that was judged
-// (its UID), and with a short grace when its Lease went stale (a hung process).
-func restartDeleteOptions(reason string, uid types.UID) []client.DeleteOption {
-	opts := []client.DeleteOption{client.Preconditions{UID: &uid}}
-	if reason == shardkeeperv1.ReasonLeaseStale || reason == shardkeeperv1.ReasonLeaseNeverWritten {
-		opts = append(opts, client.GracePeriodSeconds(staleGracePeriod))
-	}
-	return opts
 }
 
 // leaseShardStates reads what the bot wrote about its shards on its Lease.
@@ -515,11 +506,12 @@ func (r *DiscordBotReconciler) leaseHealth(bot *shardkeeperv1.DiscordBot) bool {
 
 // observeLeases reads the bot pods' Leases (listed with the pods): renewals for the tracker, and
 // what the bots say about their shards (latency, fatal reasons) for the status.
-func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error {
+func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) (ctrl.Result, error) {
 	if !r.leaseHealth(s.bot) {
-		return nil
+		return ctrl.Result{}, nil
 	}
-	for _, p := range s.pods {
+	for i := range s.pods {
+		p := &s.pods[i]
 		if p.terminating {
 			continue
 		}
@@ -528,25 +520,38 @@ func (r *DiscordBotReconciler) observeLeases(_ context.Context, s *scope) error 
 			continue
 		}
 		r.leases.observe(lease)
-		// The Lease outlives a replaced pod (the bot owns it): only what this very pod
-		// wrote counts as its report.
-		_, said := leaseWriter(lease)
-		ownPod := said && leaseOf(lease, p.pod)
-		for _, st := range leaseShardStates(lease) {
-			s.maxLatency = max(s.maxLatency, st.LatencyMillis)
-			if ownPod && st.FatalReason != "" && s.leaseFatal[p.pod.Name] == "" {
-				s.leaseFatal[p.pod.Name] = st.FatalReason + ": " + st.FatalMessage
-			}
+		states := leaseShardStates(lease)
+		for _, st := range states {
+			s.health.maxLatencyMillis = max(s.health.maxLatencyMillis, st.LatencyMillis)
+		}
+		p.leaseReport = leaseStopReport(lease, states, p.pod)
+	}
+	return ctrl.Result{}, nil
+}
+
+// leaseStopReport is the first reason a shard stopped for good that the pod wrote on its
+// Lease, nil when it wrote none. The Lease outlives a replaced pod (the bot owns it): only
+// what this very pod wrote counts as its report. A pod may write anything there: only a
+// fatal reason is taken, as from its termination message, for it halts the bot and
+// becomes the Ready condition's reason.
+func leaseStopReport(lease *coordinationv1.Lease, states []shardkeeperv1.LeaseShardState, pod *corev1.Pod) *shardkeeperv1.StopReport {
+	if _, said := leaseWriter(lease); !said || !leaseOf(lease, pod) {
+		return nil
+	}
+	for _, st := range states {
+		if report := (shardkeeperv1.StopReport{Reason: st.FatalReason, Message: st.FatalMessage}); report.Fatal() {
+			return &report
 		}
 	}
 	return nil
 }
 
 // judgeHealth restarts pods whose heartbeat Lease went stale, within the restart budgets,
-// and records what it saw for the status.
-func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error {
+// and records what it saw for the status. It looks again when the next Lease would go
+// stale, or a held restart may go.
+func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if s.bot.Spec.Suspend || s.bot.Status.Halted != nil || !r.leaseHealth(s.bot) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	log := logf.FromContext(ctx)
 	duration := time.Duration(s.bot.Spec.Health.LeaseDurationSeconds) * time.Second
@@ -568,6 +573,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		in podHealthInput
 	}
 	var stale []stalePod
+	var recheck time.Duration
 	// lapsed counts pods whose renewals stopped within the last few lease durations: an
 	// outage stops many at once, a pod broken for an hour is no news.
 	live, suspects, lapsed := 0, 0, 0
@@ -584,7 +590,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		}
 		var restarts int32
 		for _, cs := range p.pod.Status.ContainerStatuses {
-			if _, _, fatal := fatalBotReason(cs); !fatal {
+			if _, fatal := fatalBotReason(cs); !fatal {
 				restarts += cs.RestartCount
 			}
 		}
@@ -602,9 +608,9 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 		v := judgePod(in)
 		if v.stale {
 			stale = append(stale, stalePod{p, in})
-			s.staleShards += int32(len(shardIDsOf(p, s.topo)))
+			s.health.staleShards += int32(len(shardIDsOf(p, s.topo)))
 		} else if v.recheck > 0 {
-			s.recheck = minPositive(s.recheck, v.recheck)
+			recheck = minPositive(recheck, v.recheck)
 		}
 		if v.suspect {
 			suspects++
@@ -617,8 +623,8 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 	// by every bot's pods together.
 	fleetStorm, fleetUnhealthy, fleetLive := r.leases.fleetStorm(botKey, live, lapsed, maxPercent, s.now)
 	if len(stale) == 0 {
-		s.remediation = ""
-		return nil
+		s.health.remediation = ""
+		return ctrl.Result{RequeueAfter: recheck}, nil
 	}
 	storm := tooManyUnhealthy(len(stale)+suspects, live, maxPercent)
 	// The fleet guard is about Leases lapsing together; a container the kubelet keeps
@@ -626,20 +632,24 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 	leaseStorm := false
 	switch {
 	case storm:
-		s.remediation = fmt.Sprintf("%d of %d pods have stale or lapsing heartbeat Leases (more than %d%%): holding back restarts, as in an API server or Discord outage",
+		s.health.remediation = fmt.Sprintf("%d of %d pods have stale or lapsing heartbeat Leases (more than %d%%): holding back restarts, as in an API server or Discord outage",
 			len(stale)+suspects, live, maxPercent)
 	case live <= 2 && fleetStorm:
 		leaseStorm = true
-		s.remediation = fmt.Sprintf("%d of the %d pods of all bots, in most namespaces, stopped renewing their heartbeat Leases lately (more than %d%%): holding back restarts, as in an API server or Discord outage",
+		s.health.remediation = fmt.Sprintf("%d of the %d pods of all bots, in most namespaces, stopped renewing their heartbeat Leases lately (more than %d%%): holding back restarts, as in an API server or Discord outage",
 			fleetUnhealthy, fleetLive, maxPercent)
 	default:
-		s.remediation = ""
+		s.health.remediation = ""
 	}
 
 	for _, sp := range stale {
 		podKey := client.ObjectKeyFromObject(sp.p.pod)
+		var fatalReason string
+		if sp.p.leaseReport != nil {
+			fatalReason = sp.p.leaseReport.Reason
+		}
 		d := decideRestart(restartInput{
-			health: sp.in, fatalReason: s.leaseFatal[podKey.Name],
+			health: sp.in, fatalReason: fatalReason,
 			restarts: r.leases.restartHistory(podKey, s.now),
 			storm:    storm || (leaseStorm && sp.in.containerRestarts < containerRestartLimit),
 		})
@@ -647,7 +657,7 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			if d.hold == holdBackoff {
 				r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, holdBackoff, "Restart", "pod %s: %s", podKey.Name, d.message)
 			}
-			s.recheck = minPositive(s.recheck, d.recheck)
+			recheck = minPositive(recheck, d.recheck)
 			continue
 		}
 		// The session start breaker: hold a restart whose new pod would have to identify.
@@ -668,31 +678,29 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) error 
 			switch {
 			case err != nil && !apierrors.IsNotFound(err):
 				log.Info("not restarting a pod whose Lease looks stale: reading the live Lease failed", "pod", podKey.Name, "error", err.Error())
-				s.recheck = minPositive(s.recheck, duration/4)
+				recheck = minPositive(recheck, duration/4)
 				continue
 			case err == nil && r.leases.observe(&live):
-				s.recheck = minPositive(s.recheck, duration)
+				recheck = minPositive(recheck, duration)
 				continue
 			}
 		}
-		uid := sp.p.pod.UID
-		if err := r.Delete(ctx, sp.p.pod, restartDeleteOptions(d.reason, uid)...); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("restarting pod %s: %w", podKey.Name, err)
+		deleted, err := r.deletePod(ctx, s, podDeletion{pod: sp.p.pod, reason: d.reason, message: d.message, restart: true, action: actionRestart})
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		r.leases.recordRestart(podKey, s.now)
-		metricPodActions.WithLabelValues("delete", d.reason).Inc()
-		log.Info("restarted an unhealthy pod", "pod", podKey.Name, "reason", d.reason, "detail", d.message)
-		r.event(s.bot, sp.p.pod, corev1.EventTypeWarning, d.reason, "Restart", "restarted pod %s: %s", podKey.Name, d.message)
-		s.newRestarts++
-		s.lastRestartReason = d.reason
-		// The rollout must not act on this pod again in this pass.
+		if deleted {
+			r.leases.recordRestart(podKey, s.now)
+			s.health.lastRestartReason = d.reason
+		}
+		// The rollout must not act on this pod again in this pass: it is going, or gone.
 		for i := range s.pods {
-			if s.pods[i].pod.UID == uid {
+			if s.pods[i].pod.UID == sp.p.pod.UID {
 				s.pods[i].terminating = true
 			}
 		}
 	}
-	return nil
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
 // leaseEvents records renewals on the operator's clock as they arrive, and wakes the bot's

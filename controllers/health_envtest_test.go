@@ -179,6 +179,17 @@ func TestAFatalReasonOnTheLeaseHaltsTheBot(t *testing.T) {
 	writeBotLease(g, ns, "intents", pod.Name, "an-earlier-pod", states)
 	g.Consistently(func(g Gomega) { g.Expect(getBot(g, ns, "intents").Status.Halted).To(BeNil()) }, 2*time.Second, tick).Should(Succeed())
 
+	// A pod writes what it likes on its Lease: a reason that is no fatal reason is not
+	// trusted, as in a termination message. (It halted the bot, deleting its pods, with a
+	// Ready reason the API server refused: the status was never saved.)
+	writeBotLease(g, ns, "intents", pod.Name, string(pod.UID),
+		`[{"id":0,"state":"Failed","guilds":0,"fatalReason":"not a reason","fatalMessage":"whatever the pod says"}]`)
+	g.Consistently(func(g Gomega) {
+		g.Expect(getBot(g, ns, "intents").Status.Halted).To(BeNil())
+		g.Expect(botPods(g, ns, "intents")).To(HaveKeyWithValue(pod.Name, HaveField("UID", pod.UID)))
+	}, 2*time.Second, tick).Should(Succeed())
+	g.Expect(eventReasons(g, ns, "intents")).NotTo(ContainElement(shardkeeperv1.ReasonReconcileError))
+
 	// This pod's own report halts the bot.
 	writeBotLease(g, ns, "intents", pod.Name, string(pod.UID), states)
 	g.Eventually(func(g Gomega) {

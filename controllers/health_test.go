@@ -1,17 +1,26 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
@@ -210,7 +219,7 @@ func TestStalePodsAreDeletedWithAShortGrace(t *testing.T) {
 	}
 	for reason, want := range tests {
 		del := &client.DeleteOptions{}
-		del.ApplyOptions(restartDeleteOptions(reason, "uid-1"))
+		del.ApplyOptions(podDeleteOptions(reason, "uid-1"))
 		if del.Preconditions == nil || *del.Preconditions.UID != "uid-1" {
 			t.Errorf("%s: no UID precondition: %+v", reason, del)
 		}
@@ -353,5 +362,101 @@ func TestPodStarted(t *testing.T) {
 		if got := podStarted(pod); got != tc.want {
 			t.Errorf("%s: started %v, want %v", name, got, tc.want)
 		}
+	}
+}
+
+func TestLeaseStopReport(t *testing.T) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bot-0", UID: "uid-now"}}
+	lease := func(writer string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "bot-0",
+			Annotations: map[string]string{shardkeeperv1.AnnotationPodUID: writer}}}
+	}
+	intents := shardkeeperv1.LeaseShardState{ID: 1, State: "Failed", FatalReason: shardkeeperv1.ReasonIntentsDisallowed, FatalMessage: "enable the intent"}
+	tests := map[string]struct {
+		lease  *coordinationv1.Lease
+		states []shardkeeperv1.LeaseShardState
+		want   *shardkeeperv1.StopReport
+	}{
+		"the pod's own report": {lease: lease("uid-now"), states: []shardkeeperv1.LeaseShardState{{ID: 0, State: "Ready"}, intents},
+			want: &shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonIntentsDisallowed, Message: "enable the intent"}},
+		"an earlier pod's report":      {lease: lease("uid-before"), states: []shardkeeperv1.LeaseShardState{intents}},
+		"a Lease that names no writer": {lease: &coordinationv1.Lease{}, states: []shardkeeperv1.LeaseShardState{intents}},
+		"no shard stopped":             {lease: lease("uid-now"), states: []shardkeeperv1.LeaseShardState{{ID: 0, State: "Ready"}}},
+		"a reason that is not fatal": {lease: lease("uid-now"), states: []shardkeeperv1.LeaseShardState{
+			{ID: 0, FatalReason: shardkeeperv1.ReasonPodReplaced}, {ID: 1, FatalReason: "not a reason"}}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := leaseStopReport(tt.lease, tt.states, pod); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// A pod that is gone when its restart comes, or was replaced by a newer pod of its name,
+// was not restarted by the operator: no event, no restart in the status, none of its
+// restart budget spent. (All three were recorded as if the operator had restarted it.)
+func TestARestartOfAPodAlreadyGoneIsNoRestart(t *testing.T) {
+	podGone := apierrors.NewNotFound(schema.GroupResource{Resource: "pods"}, "bot-0")
+	podReplaced := apierrors.NewConflict(schema.GroupResource{Resource: "pods"}, "bot-0", errors.New("Precondition failed: UID in precondition: uid-0, UID in object meta: uid-1"))
+	tests := map[string]struct {
+		deleteErr    error
+		wantRestarts int64
+	}{
+		"deleted":  {wantRestarts: 1},
+		"gone":     {deleteErr: podGone},
+		"replaced": {deleteErr: podReplaced},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := clocktesting.NewFakePassiveClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+			bot := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "bot"},
+				Spec: shardkeeperv1.DiscordBotSpec{Health: shardkeeperv1.HealthSpec{Mode: shardkeeperv1.HealthModeLease, LeaseDurationSeconds: 20}}}
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "bot-0", UID: "uid-0",
+					Labels: map[string]string{shardkeeperv1.LabelShardGroup: "0", shardkeeperv1.LabelTopology: "1x1"}},
+				Status: corev1.PodStatus{Phase: corev1.PodRunning},
+			}
+			c := fake.NewClientBuilder().WithObjects(pod.DeepCopy()).WithInterceptorFuncs(interceptor.Funcs{
+				Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+					if tt.deleteErr != nil {
+						return tt.deleteErr
+					}
+					return c.Delete(ctx, obj, opts...)
+				},
+			}).Build()
+			recorder := events.NewFakeRecorder(10)
+			r := &DiscordBotReconciler{Client: c, APIReader: c, Recorder: recorder, leases: newLeaseTracker(clock)}
+			r.leases.firstSeen(client.ObjectKeyFromObject(bot), pod.UID)
+
+			// The pod never wrote its Lease within its startup grace.
+			s := &scope{bot: bot, now: clock.Now().Add(DefaultStartupGrace + time.Second), pods: []observedPod{observePod(pod)},
+				leases: map[string]*coordinationv1.Lease{}}
+			if _, err := r.judgeHealth(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			restarted := tt.wantRestarts > 0
+			if s.newRestarts != tt.wantRestarts {
+				t.Errorf("%d restarts counted, want %d", s.newRestarts, tt.wantRestarts)
+			}
+			if got := len(r.leases.restartHistory(client.ObjectKeyFromObject(pod), s.now)); got != int(tt.wantRestarts) {
+				t.Errorf("%d restarts of the budget spent, want %d", got, tt.wantRestarts)
+			}
+			if (s.health.lastRestartReason == shardkeeperv1.ReasonLeaseNeverWritten) != restarted {
+				t.Errorf("last restart reason %q", s.health.lastRestartReason)
+			}
+			if got := len(recorder.Events); (got == 1) != restarted || got > 1 {
+				t.Errorf("%d events", got)
+			} else if restarted {
+				if ev := <-recorder.Events; !strings.HasPrefix(ev, "Warning LeaseNeverWritten restarted pod bot-0: ") {
+					t.Errorf("event %q", ev)
+				}
+			}
+			if !s.pods[0].terminating {
+				t.Error("the rollout may act on the pod again in this pass")
+			}
+		})
 	}
 }

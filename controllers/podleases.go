@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -26,9 +27,6 @@ import (
 //
 // What a bot reads from its Lease decides where its token goes (the resume URL), so a Lease
 // the operator did not make for this bot is never used as it is: it is taken over and reset.
-
-// reasonLeaseTakenOver is the event reason of a Lease taken over and reset.
-const reasonLeaseTakenOver = "LeaseTakenOver"
 
 // ensurePodLease makes the Lease a new pod will renew, or takes over one the operator did
 // not make for this bot. Its layout labels let a later pass find the layout's generation
@@ -103,7 +101,7 @@ func (r *DiscordBotReconciler) takeOverLease(ctx context.Context, bot *shardkeep
 	*live = *reset
 	logf.FromContext(ctx).Info("took over a Lease the operator did not make for this bot, and cleared what bots read from it",
 		"lease", live.Name, "previousController", previousOwner)
-	r.event(bot, live, corev1.EventTypeWarning, reasonLeaseTakenOver, "TakeOver",
+	r.event(bot, live, corev1.EventTypeWarning, shardkeeperv1.ReasonLeaseTakenOver, "TakeOver",
 		"Lease %s existed but was not made by the operator for this bot; took it over and cleared its resume state, shard states, pod UID and holder", live.Name)
 	return nil
 }
@@ -186,9 +184,9 @@ func (r *DiscordBotReconciler) liveReader() client.Reader {
 // reconcilePodLeases takes over the bot's pod Leases it did not make, makes the Lease of
 // a running pod that has none (a bot may not create it), and deletes those no pod will use
 // again.
-func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if s.layoutProblem != "" {
-		return nil // the layout is unknown: which Leases are wanted is unknown too
+		return ctrl.Result{}, nil // the layout is unknown: which Leases are wanted is unknown too
 	}
 	wanted := map[string]bool{}
 	for _, name := range podLeaseNames(s) {
@@ -208,7 +206,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 				continue // an earlier bot of this name: its garbage collection takes it
 			}
 			if err := r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
+				return ctrl.Result{}, fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
 			}
 			logf.FromContext(ctx).V(1).Info("deleted the Lease of a shard group that is gone", "lease", lease.Name)
 			continue
@@ -220,7 +218,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		if pod == nil {
 			// Nothing uses it yet: delete it, and the pod that will gets a fresh one.
 			if err := r.Delete(ctx, lease, client.Preconditions{UID: &lease.UID}); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
+				return ctrl.Result{}, fmt.Errorf("deleting Lease %s: %w", lease.Name, err)
 			}
 			logf.FromContext(ctx).Info("deleted a Lease the operator did not make for this bot; the pod that uses it gets a fresh one", "lease", lease.Name)
 			delete(s.leases, lease.Name)
@@ -232,7 +230,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		want.Labels[shardkeeperv1.LabelGeneration] = strconv.Itoa(int(pod.generation))
 		live := lease.DeepCopy()
 		if err := r.takeOverLease(ctx, s.bot, live, want); err != nil && !apierrors.IsNotFound(err) {
-			return err
+			return ctrl.Result{}, err
 		}
 		s.leases[lease.Name] = live
 	}
@@ -243,7 +241,7 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		lease := s.leases[leaseName(p.pod.Name)]
 		if lease == nil {
 			if err := r.ensurePodLease(ctx, s.bot, p.topology, p.generation, p.pod.Name); err != nil {
-				return err
+				return ctrl.Result{}, err
 			}
 		}
 		// A pod made before the operator recorded the pods it creates (or whose record
@@ -251,11 +249,11 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		// pod may be newer than this cache.
 		if lease == nil || lease.Annotations[shardkeeperv1.AnnotationCreatedPodUID] == "" {
 			if err := r.recordCreatedPod(ctx, s.bot, p.pod); err != nil {
-				return err
+				return ctrl.Result{}, err
 			}
 		}
 	}
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // podNamed is the bot's pod of that name, nil when there is none.

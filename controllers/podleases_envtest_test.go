@@ -85,7 +85,7 @@ func TestABotsPodsCannotPlantAnotherBotsLease(t *testing.T) {
 	// The pod was created only after its Lease was reset: nothing planted is left to load.
 	expectReset(g, bravo, "bravo-0")
 	g.Eventually(func(g Gomega) { expectReset(g, bravo, "bravo-identify0") }, wait, tick).Should(Succeed())
-	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "bravo") }, wait, tick).Should(ContainElement(reasonLeaseTakenOver))
+	g.Eventually(func(g Gomega) []string { return eventReasons(g, ns, "bravo") }, wait, tick).Should(ContainElement(shardkeeperv1.ReasonLeaseTakenOver))
 
 	// 3. A running pod's Lease that lost its owner and carries planted state (as a Lease a
 	// bot created itself before this fix would): taken over and reset as well.

@@ -20,6 +20,9 @@ type observedPod struct {
 	ready       bool
 	terminating bool
 	failed      bool // phase Failed or Succeeded: restartPolicy Always will not bring it back
+	// leaseReport is the reason a shard of the pod stopped for good, as the pod wrote it on
+	// its heartbeat Lease (observeLeases, in Lease health mode); nil when it wrote none.
+	leaseReport *shardkeeperv1.StopReport
 }
 
 func observePod(pod *corev1.Pod) observedPod {
@@ -71,17 +74,6 @@ type podAction struct {
 	restart bool // a replacement after a failure, counted in status.restarts
 }
 
-// Event reasons for pod actions.
-const (
-	eventPodCreated         = "PodCreated"
-	eventPodReplaced        = "PodReplaced"
-	eventShardGroupsChanged = "ShardGroupsChanged"
-	eventPodFailed          = "PodFailed"
-	eventSuspended          = "Suspended"
-	eventHalted             = "Halted"
-	eventOrphanPod          = "OrphanPodDeleted"
-)
-
 // rolloutInput is everything the rollout decision depends on.
 type rolloutInput struct {
 	topo       topology
@@ -100,9 +92,9 @@ type stopReason struct{ event, message string }
 func stopOf(bot *shardkeeperv1.DiscordBot) *stopReason {
 	switch {
 	case bot.Spec.Suspend:
-		return &stopReason{event: eventSuspended, message: "spec.suspend is true"}
+		return &stopReason{event: shardkeeperv1.ReasonSuspended, message: "spec.suspend is true"}
 	case bot.Status.Halted != nil:
-		return &stopReason{event: eventHalted, message: fmt.Sprintf("%s: %s; restarts cannot fix this, the bot starts again when its spec or token Secret changes",
+		return &stopReason{event: shardkeeperv1.ReasonHalted, message: fmt.Sprintf("%s: %s; restarts cannot fix this, the bot starts again when its spec or token Secret changes",
 			bot.Status.Halted.Reason, bot.Status.Halted.Message)}
 	}
 	return nil
@@ -158,9 +150,9 @@ func planRollout(in rolloutInput) rolloutPlan {
 				byGroup[p.group] = p // its name is taken until it is gone
 			}
 		case p.group < 0 || p.group >= groups:
-			plan.actions = append(plan.actions, deleteAction(p, eventOrphanPod, "pod belongs to no shard group"))
+			plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonOrphanPodDeleted, "pod belongs to no shard group"))
 		case p.failed:
-			a := deleteAction(p, eventPodFailed, fmt.Sprintf("pod %s, recreating it", p.pod.Status.Phase))
+			a := deleteAction(p, shardkeeperv1.ReasonPodFailed, fmt.Sprintf("pod %s, recreating it", p.pod.Status.Phase))
 			a.restart = true
 			plan.actions = append(plan.actions, a)
 			byGroup[p.group] = p
@@ -173,7 +165,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 	for g := range groups {
 		if _, ok := byGroup[g]; !ok {
 			missing++
-			plan.actions = append(plan.actions, podAction{kind: createPod, group: g, reason: eventPodCreated,
+			plan.actions = append(plan.actions, podAction{kind: createPod, group: g, reason: shardkeeperv1.ReasonPodCreated,
 				message: fmt.Sprintf("shards %s", in.topo.describeShards(g))})
 		}
 	}
@@ -195,7 +187,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 			outdatedReady = append(outdatedReady, p)
 			continue
 		}
-		plan.actions = append(plan.actions, deleteAction(p, eventPodReplaced,
+		plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonPodReplaced,
 			fmt.Sprintf("replacing not-ready pod of revision %s with revision %s", orUnknown(p.revision), in.revision)))
 	}
 
@@ -212,7 +204,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 			}
 			for g := range prev.topo.groups() {
 				if !present[g] {
-					plan.actions = append(plan.actions, podAction{kind: createPod, group: g, layout: &prev, reason: eventPodCreated,
+					plan.actions = append(plan.actions, podAction{kind: createPod, group: g, layout: &prev, reason: shardkeeperv1.ReasonPodCreated,
 						message: fmt.Sprintf("shards %s of the old layout %s, serving until layout %s is ready", prev.topo.describeShards(g), prev.topo.label(), in.topo.label())})
 				}
 			}
@@ -220,10 +212,10 @@ func planRollout(in rolloutInput) rolloutPlan {
 		for _, p := range old {
 			switch {
 			case settled:
-				plan.actions = append(plan.actions, deleteAction(p, eventShardGroupsChanged,
+				plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonShardGroupsChanged,
 					fmt.Sprintf("every shard of the new layout %s is ready; stopping the old layout %s", in.topo.label(), orUnknown(p.topology))))
 			case p.failed:
-				plan.actions = append(plan.actions, deleteAction(p, eventPodFailed,
+				plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonPodFailed,
 					fmt.Sprintf("pod of the old layout %s: %s", orUnknown(p.topology), p.pod.Status.Phase)))
 			}
 		}
@@ -239,7 +231,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 
 	if settled && len(outdatedReady) > 0 {
 		p := outdatedReady[0]
-		plan.actions = append(plan.actions, deleteAction(p, eventPodReplaced,
+		plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonPodReplaced,
 			fmt.Sprintf("rolling from revision %s to %s, one pod at a time", orUnknown(p.revision), in.revision)))
 	}
 

@@ -86,7 +86,7 @@ func TestPlanRollout(t *testing.T) {
 		},
 		{
 			name: "suspended: every live pod is deleted",
-			in: rolloutInput{topo: three, revision: "r1", stop: &stopReason{event: eventSuspended, message: "spec.suspend is true"}, tokenAvailable: true, pods: []observedPod{
+			in: rolloutInput{topo: three, revision: "r1", stop: &stopReason{event: shardkeeperv1.ReasonSuspended, message: "spec.suspend is true"}, tokenAvailable: true, pods: []observedPod{
 				fakePod(0, "3x1", "r1", "ready"), fakePod(1, "3x1", "r1", "terminating"), fakePod(2, "3x1", "r1"),
 			}},
 			want: []string{"delete bot-0 (Suspended)", "delete bot-2 (Suspended)"},

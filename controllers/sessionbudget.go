@@ -7,6 +7,7 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -94,13 +95,13 @@ func (t topology) shardList(group int32) []int32 {
 
 // checkSessionBudget sets up this pass's breaker from status.gateway and what the
 // operator started since Discord last said.
-func (r *DiscordBotReconciler) checkSessionBudget(_ context.Context, s *scope) error {
+func (r *DiscordBotReconciler) checkSessionBudget(_ context.Context, s *scope) (ctrl.Result, error) {
 	var checkedAt time.Time
 	if g := s.bot.Status.Gateway; g != nil {
 		checkedAt = g.CheckedAt.Time
 	}
 	s.budget = newSessionBudget(s.bot, r.gateway.spent(client.ObjectKeyFromObject(s.bot), checkedAt, s.now))
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // sessionBudgetMessage says why the breaker is on, for the condition.

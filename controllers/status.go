@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +19,8 @@ import (
 // A big bot's shards identify one bucket per 5 s, so this is generous.
 const startupGrace = 5 * time.Minute
 
-// waitingReasonsThatFail are container waiting reasons that will not fix themselves.
+// waitingReasonsThatFail are the kubelet's container waiting reasons that will not fix
+// themselves; status.problems quotes them as the kubelet says them.
 var waitingReasonsThatFail = []string{
 	"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
 	"CreateContainerConfigError", "CreateContainerError", "RunContainerError",
@@ -33,13 +33,13 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 		return "", "", true, 0
 	}
 	if p.failed {
-		return "PodFailed", fmt.Sprintf("pod %s: %s", p.pod.Status.Phase, p.pod.Status.Message), false, 0
+		return shardkeeperv1.ReasonPodFailed, fmt.Sprintf("pod %s: %s", p.pod.Status.Phase, p.pod.Status.Message), false, 0
 	}
 	for _, cs := range p.pod.Status.ContainerStatuses {
 		// The bot says why it stopped for good (invalid token, disallowed intents...):
 		// that reason beats the kubelet's CrashLoopBackOff.
-		if reason, message, ok := fatalBotReason(cs); ok {
-			return reason, message, false, 0
+		if report, ok := fatalBotReason(cs); ok {
+			return report.Reason, report.Message, false, 0
 		}
 		if w := cs.State.Waiting; w != nil && slices.Contains(waitingReasonsThatFail, w.Reason) {
 			return w.Reason, fmt.Sprintf("container %s: %s", cs.Name, w.Message), false, 0
@@ -47,29 +47,28 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 	}
 	for _, c := range p.pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			return "Unschedulable", c.Message, false, 0
+			return shardkeeperv1.ReasonUnschedulable, c.Message, false, 0
 		}
 	}
 	age := now.Sub(p.pod.CreationTimestamp.Time)
 	if age < startupGrace {
 		return "", "", true, startupGrace - age
 	}
-	return "NotReady", fmt.Sprintf("not ready %s after creation", age.Round(time.Second)), false, 0
+	return shardkeeperv1.ReasonNotReady, fmt.Sprintf("not ready %s after creation", age.Round(time.Second)), false, 0
 }
 
-// fatalBotReason reads a fatal reason from the bot container's termination message,
-// "<Reason>: <message>", as botruntime writes it when no shard can run.
-func fatalBotReason(cs corev1.ContainerStatus) (reason, message string, ok bool) {
+// fatalBotReason reads a fatal reason from the bot container's termination message, as
+// the bot writes it when no shard can run.
+func fatalBotReason(cs corev1.ContainerStatus) (shardkeeperv1.StopReport, bool) {
 	for _, t := range []*corev1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {
 		if t == nil || t.ExitCode == 0 {
 			continue
 		}
-		reason, message, found := strings.Cut(strings.TrimSpace(t.Message), ": ")
-		if found && shardkeeperv1.IsFatalBotReason(reason) {
-			return reason, message, true
+		if report, ok := shardkeeperv1.ParseTerminationMessage(t.Message); ok && report.Fatal() {
+			return report, true
 		}
 	}
-	return "", "", false
+	return shardkeeperv1.StopReport{}, false
 }
 
 // botObservation is everything the status is computed from.
@@ -101,7 +100,6 @@ type healthObservation struct {
 	maxLatencyMillis  int64
 	remediation       string
 	lastRestartReason string
-	leaseFatal        map[string]string // pod name -> "Reason: message"
 }
 
 // computeStatus fills the status from an observation and returns when to look again for
@@ -148,10 +146,9 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 			}
 		}
 		reason, message, ok, after := podProblem(p, obs.now)
-		if fatal := obs.health.leaseFatal[p.pod.Name]; fatal != "" {
+		if report := p.leaseReport; report != nil {
 			// A shard stopped for good and said why on its Lease.
-			reason, message, _ = strings.Cut(fatal, ": ")
-			ok = false
+			reason, message, ok = report.Reason, report.Message, false
 		}
 		if ok {
 			if after > 0 {

@@ -191,7 +191,7 @@ func TestFatalBotReason(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			if _, _, fatal := fatalBotReason(tt.status); fatal != tt.wantFatal {
+			if _, fatal := fatalBotReason(tt.status); fatal != tt.wantFatal {
 				t.Errorf("fatal %v, want %v", fatal, tt.wantFatal)
 			}
 		})

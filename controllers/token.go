@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -75,7 +76,7 @@ func (c *tokenChecks) forget(bot types.NamespacedName) {
 }
 
 // checkToken records in the scope why the bot's token cannot be used, if it cannot.
-func (r *DiscordBotReconciler) checkToken(ctx context.Context, s *scope) error {
+func (r *DiscordBotReconciler) checkToken(ctx context.Context, s *scope) (ctrl.Result, error) {
 	ref := s.bot.Spec.TokenSecretRef
 	key := tokenKey(s.bot)
 	name := types.NamespacedName{Namespace: s.bot.Namespace, Name: ref.Name}
@@ -85,16 +86,16 @@ func (r *DiscordBotReconciler) checkToken(ctx context.Context, s *scope) error {
 	switch {
 	case apierrors.IsNotFound(err):
 		s.tokenProblem = missing
-		return nil
+		return ctrl.Result{}, nil
 	case err != nil:
-		return fmt.Errorf("reading token Secret %s: %w", ref.Name, err)
+		return ctrl.Result{}, fmt.Errorf("reading token Secret %s: %w", ref.Name, err)
 	}
 	s.secretVersion = meta.ResourceVersion
 
 	botName := client.ObjectKeyFromObject(s.bot)
 	if last, ok := r.tokens.get(botName); ok && last.secret == ref.Name && last.key == key && last.resourceVersion == meta.ResourceVersion {
 		s.tokenProblem = last.problem
-		return nil
+		return ctrl.Result{}, nil
 	}
 	reader := r.APIReader
 	if reader == nil {
@@ -105,9 +106,9 @@ func (r *DiscordBotReconciler) checkToken(ctx context.Context, s *scope) error {
 	switch {
 	case apierrors.IsNotFound(err): // deleted since the cache saw it; its delete event follows
 		s.tokenProblem = missing
-		return nil
+		return ctrl.Result{}, nil
 	case err != nil:
-		return fmt.Errorf("reading token Secret %s: %w", ref.Name, err)
+		return ctrl.Result{}, fmt.Errorf("reading token Secret %s: %w", ref.Name, err)
 	}
 	check := tokenCheck{secret: ref.Name, key: key, resourceVersion: meta.ResourceVersion}
 	if _, ok := secret.Data[key]; !ok {
@@ -117,7 +118,7 @@ func (r *DiscordBotReconciler) checkToken(ctx context.Context, s *scope) error {
 	}
 	r.tokens.put(botName, check)
 	s.tokenProblem = check.problem
-	return nil
+	return ctrl.Result{}, nil
 }
 
 // botsForSecret maps a Secret event to the bots whose token it holds.

@@ -385,59 +385,6 @@ type ShardGroupProblem struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Condition types and reasons. Reasons are CamelCase words users can search for.
-const (
-	ConditionReady       = "Ready"
-	ConditionProgressing = "Progressing"
-	ConditionDegraded    = "Degraded"
-
-	ReasonAllShardsReady     = "AllShardsReady"
-	ReasonOldLayoutServing   = "OldLayoutServing"
-	ReasonShardsNotReady     = "ShardsNotReady"
-	ReasonTokenSecretMissing = "TokenSecretMissing"
-	ReasonSuspended          = "Suspended"
-	ReasonCreatingPods       = "CreatingPods"
-	ReasonRollingUpdate      = "RollingUpdate"
-	ReasonReshardingPods     = "RecreatingShardGroups"
-	ReasonRolloutComplete    = "RolloutComplete"
-	ReasonPodsStarting       = "PodsStarting"
-	ReasonPodsFailing        = "PodsFailing"
-	ReasonAsExpected         = "AsExpected"
-
-	// ConditionRemediationRestricted is True while the operator holds back restarts because
-	// too many pods look unhealthy at once (an API server or Discord outage).
-	ConditionRemediationRestricted = "RemediationRestricted"
-	ReasonTooManyUnhealthy         = "TooManyUnhealthy"
-	ReasonRestartsAllowed          = "RestartsAllowed"
-	ReasonLeaseStale               = "LeaseStale"
-	ReasonLeaseNeverWritten        = "LeaseNeverWritten"
-	ReasonContainerRestarting      = "ContainerRestarting"
-
-	// ConditionResharding is True while a new shard layout runs beside the old one.
-	ConditionResharding     = "Resharding"
-	ReasonStartingNewShards = "StartingNewShards"
-	ReasonStoppingOldShards = "StoppingOldShards"
-	ReasonLayoutSettled     = "LayoutSettled"
-
-	// ConditionSessionStartLimitLow is True while Discord's remaining session starts are at
-	// or below spec.sessionStartReserve and restarts that would identify are held.
-	ConditionSessionStartLimitLow = "SessionStartLimitLow"
-	ReasonSessionStartsLow        = "SessionStartsLow"
-	ReasonSessionStartsAvailable  = "SessionStartsAvailable"
-
-	// Gateway information (GET /gateway/bot).
-	ReasonGatewayInfoUnavailable = "GatewayInfoUnavailable"
-	ReasonAskingDiscord          = "AskingDiscord"
-	// ReasonGatewayAnswerRejected: GET /gateway/bot answered numbers out of any plausible
-	// range; the operator acts on none of them.
-	ReasonGatewayAnswerRejected = "GatewayAnswerRejected"
-
-	// ReasonUntrustedEndpoint: spec.gateway names a host the operator does not send bot
-	// tokens to (its --trusted-hosts and --plain-http-hosts); no pod is created for it and
-	// Discord is not asked.
-	ReasonUntrustedEndpoint = "UntrustedEndpoint"
-)
-
 // DiscordBot runs a Discord bot as sharded gateway sessions in pods the operator manages.
 // The bot's token comes from a Secret; the operator runs one pod per group of shards,
 // replaces pods whose heartbeat Lease goes stale (without restart storms), asks Discord for

@@ -104,33 +104,6 @@ const (
 	ManagedByValue  = "shardkeeper"
 )
 
-// Reasons a bot pod stops for good, written by botruntime to the container's termination
-// message as "<Reason>: <message>" and shown by the operator in status.
-const (
-	ReasonTokenInvalid      = "TokenInvalid"
-	ReasonInvalidShard      = "InvalidShard"
-	ReasonShardingRequired  = "ShardingRequired"
-	ReasonInvalidAPIVersion = "InvalidAPIVersion"
-	ReasonIntentsInvalid    = "IntentsInvalid"
-	ReasonIntentsDisallowed = "IntentsDisallowed"
-	ReasonBadConfiguration  = "BadConfiguration"
-)
-
-// ReasonPodReplaced is why a bot process stops when another pod of the same name took over
-// its heartbeat Lease (it was force-deleted and replaced). It is not a fatal reason: the
-// replacement runs the shards, so nothing is halted.
-const ReasonPodReplaced = "PodReplaced"
-
-// IsFatalBotReason tells whether a reason is one of the above.
-func IsFatalBotReason(reason string) bool {
-	switch reason {
-	case ReasonTokenInvalid, ReasonInvalidShard, ReasonShardingRequired, ReasonInvalidAPIVersion,
-		ReasonIntentsInvalid, ReasonIntentsDisallowed, ReasonBadConfiguration:
-		return true
-	}
-	return false
-}
-
 // maxReplacedPodUIDs bounds AnnotationReplacedPodUIDs: more replaced pods of one name
 // still running at once is not a failure anyone survives anyway.
 const maxReplacedPodUIDs = 8

@@ -39,7 +39,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
+		writeTermination(cfg.TerminationLogPath, shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonBadConfiguration, Message: err.Error()})
 		return botruntime.ExitBadConfig
 	}
 	opts := []botruntime.Option{botruntime.WithLogger(log)}
@@ -48,7 +48,7 @@ func run(args []string) int {
 		kube, err := inClusterClient()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
+			writeTermination(cfg.TerminationLogPath, shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonBadConfiguration, Message: err.Error()})
 			return botruntime.ExitBadConfig
 		}
 		opts = append(opts, botruntime.WithKubernetes(kube))
@@ -56,7 +56,7 @@ func run(args []string) int {
 	rt, err := botruntime.New(cfg, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonBadConfiguration+": "+err.Error())
+		writeTermination(cfg.TerminationLogPath, shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonBadConfiguration, Message: err.Error()})
 		return botruntime.ExitBadConfig
 	}
 	bot := &pingBot{rt: rt, log: log.WithName("bot"), confirmWait: confirmTimeout}
@@ -73,13 +73,13 @@ func run(args []string) int {
 	switch {
 	case errors.As(err, &fatal):
 		log.Error(err, "exiting: no shard can run")
-		writeTermination(cfg.TerminationLogPath, fatal.Reason.Reason+": "+fatal.Reason.Message)
+		writeTermination(cfg.TerminationLogPath, shardkeeperv1.StopReport{Reason: fatal.Reason.Reason, Message: fatal.Reason.Message})
 		return fatal.ExitCode()
 	case errors.As(err, &replaced):
 		// Not a fatal reason for the operator: the replacement runs the shards. A kubelet
 		// that restarts this container gets the same answer at once, before any connection.
 		log.Error(err, "exiting: this pod was replaced")
-		writeTermination(cfg.TerminationLogPath, shardkeeperv1.ReasonPodReplaced+": "+err.Error())
+		writeTermination(cfg.TerminationLogPath, shardkeeperv1.StopReport{Reason: shardkeeperv1.ReasonPodReplaced, Message: err.Error()})
 		return replaced.ExitCode()
 	case err != nil:
 		log.Error(err, "exiting")
@@ -107,10 +107,11 @@ func inClusterClient() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// writeTermination leaves the reason where Kubernetes shows it in the container status.
-func writeTermination(path, reason string) {
+// writeTermination leaves the reason where Kubernetes shows it in the container status,
+// and the operator reads it.
+func writeTermination(path string, report shardkeeperv1.StopReport) {
 	if path == "" {
 		return
 	}
-	_ = os.WriteFile(path, []byte(reason), 0o644)
+	_ = os.WriteFile(path, []byte(report.TerminationMessage()), 0o644)
 }
