@@ -11,8 +11,8 @@
 // gateway URL ("ws://127.0.0.1:PORT"; clients append "?v=10&encoding=json"),
 // Server.APIURL the REST base ("http://127.0.0.1:PORT/api/v10").
 //
-// The gateway follows Discord's documented protocol (API v10, JSON encoding, no
-// compression): Hello on connect; Identify creates a session and is answered with
+// The gateway follows Discord's documented protocol (API v10, JSON encoding): Hello on
+// connect; Identify creates a session and is answered with
 // READY and then one GUILD_CREATE for every configured guild that routes to the
 // identifying shard (shard_id = (guild_id >> 22) % num_shards); heartbeats are
 // answered with op 11; Resume replays every stored dispatch newer than the client's
@@ -22,6 +22,16 @@
 // 4005 already authenticated, 4007 bad resume seq, 4009 heartbeat timeout when
 // Options.EnforceHeartbeats is set, 4010 invalid shard, 4011 sharding required, 4012
 // bad API version, 4013 invalid intents, 4014 disallowed intents).
+//
+// Transport compression is honoured per connection, as the compress query parameter
+// asks: compress=zlib-stream sends every message as a BINARY frame out of one zlib
+// stream per connection, each ending with a sync flush (00 00 ff ff); compress=zstd-stream
+// sends every message as a BINARY frame out of one zstd frame per connection, flushed
+// so that each message decodes at once. Without compress, frames are TEXT JSON. Any
+// other value (compress=true included: that is identify's payload compression, which the
+// fake ignores) gets a plain Hello and a 4002 close. Stats records the compression of
+// every connection (ShardStats.Compressions, Stats.ConnectionsByCompression) and the
+// bytes written after compression (BytesSent).
 //
 // Sequence numbers are per session and start at 1 with READY. Every dispatch is
 // stored in its session, so a client that resumes after Server.Cut (or any other
@@ -53,9 +63,10 @@
 //
 // # What it does not do
 //
-//   - No transport or payload compression, no ETF encoding: a client asking for
-//     compress=zlib-stream/zstd-stream or encoding=etf is closed with 4002 (with a
-//     reason saying so) right after Hello.
+//   - No payload compression (identify's "compress": true is ignored: frames stay
+//     plain), no ETF encoding: a client asking for encoding=etf is closed with 4002
+//     (with a reason saying so) right after Hello. Clients' own frames must be TEXT
+//     JSON.
 //   - No TLS; URLs are ws:// and http:// on loopback.
 //   - Intents are validated at identify (4013/4014) but not used to filter events:
 //     every dispatched event is delivered whatever the session's intents, and message

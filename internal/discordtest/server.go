@@ -186,6 +186,10 @@ type Stats struct {
 	ResumeFailures int
 	// Connections is the number of websocket connections accepted so far.
 	Connections int
+	// ConnectionsByCompression counts the accepted connections by the transport
+	// compression they asked for (a connection refused for an unknown compress value
+	// counts as CompressionNone: it got a plain Hello and a plain close).
+	ConnectionsByCompression map[Compression]int
 	// OpenConnections is the number of websocket connections currently open.
 	OpenConnections int
 	// PerShard holds per-shard counters, keyed by shard ID. A shard appears once a
@@ -198,6 +202,13 @@ type Stats struct {
 	BucketViolations int
 	// SessionStartRemaining is the current session_start_limit.remaining.
 	SessionStartRemaining int
+	// ServerCloseCodes counts the close frames the server sent, by code, on every
+	// connection (those that never authenticated included, e.g. 4002 for an unknown
+	// compress value or 4004 for a bad token).
+	ServerCloseCodes map[int]int
+	// BytesSent is the number of websocket message bytes the server wrote, after
+	// transport compression (frame headers and close frames not included).
+	BytesSent int64
 	// RESTRequests counts REST requests by route, e.g. "GET /gateway/bot",
 	// "POST /channels/{channel.id}/messages" (including rejected ones).
 	RESTRequests map[string]int
@@ -217,8 +228,20 @@ type IdentifyRecord struct {
 
 // ShardStats are the counters of one shard ID, across all its connections.
 type ShardStats struct {
-	Identifies int
-	Resumes    int
+	// Connections is the number of websocket connections that authenticated (identify
+	// or resume) as this shard.
+	Connections int
+	// Compression is the transport compression of the shard's latest connection.
+	Compression Compression
+	// Compressions has one entry per connection of this shard, in order: the transport
+	// compression it used.
+	Compressions []Compression
+	Identifies   int
+	Resumes      int
+	// ResumeFailures counts resumes of this shard's sessions answered with op 9 d=false
+	// or closed with 4007. A resume naming a session the server never had has no shard
+	// and is only in Stats.ResumeFailures.
+	ResumeFailures int
 	// Heartbeats is the number of op 1 heartbeats received (including those received
 	// on the connection before it identified/resumed).
 	Heartbeats int
@@ -237,6 +260,12 @@ type ShardStats struct {
 	// ClientCloseCodes has one entry per ended connection of this shard: the close code
 	// the client sent, or 0.
 	ClientCloseCodes []int
+	// ServerCloseCodes has one entry per close frame the server sent on a connection of
+	// this shard (after it authenticated): its code.
+	ServerCloseCodes []int
+	// BytesSent is the number of websocket message bytes written on this shard's
+	// connections once they authenticated, after transport compression.
+	BytesSent int64
 	// SessionID is the ID of the shard's most recent session (from identify or resume).
 	SessionID string
 	// LastSeq is the last sequence number of that session.
@@ -246,6 +275,8 @@ type ShardStats struct {
 func (st ShardStats) clone() ShardStats {
 	st.HeartbeatTimes = append([]time.Time(nil), st.HeartbeatTimes...)
 	st.ClientCloseCodes = append([]int(nil), st.ClientCloseCodes...)
+	st.ServerCloseCodes = append([]int(nil), st.ServerCloseCodes...)
+	st.Compressions = append([]Compression(nil), st.Compressions...)
 	return st
 }
 
@@ -279,6 +310,10 @@ type Server struct {
 	sessionResetAt   time.Time // when sessionRemaining goes back to SessionStartTotal
 	restRequests     map[string]int
 
+	connectionsByCompression map[Compression]int
+	serverCloseCodes         map[int]int
+	bytesSent                int64
+
 	commands     map[uint64][]json.RawMessage // guild ID (0 = global) -> commands
 	replies      []Reply
 	interactions map[uint64]*interactionRecord
@@ -308,6 +343,9 @@ func NewServer(opts Options) *Server {
 		restRequests: map[string]int{},
 		commands:     map[uint64][]json.RawMessage{},
 		interactions: map[uint64]*interactionRecord{},
+
+		connectionsByCompression: map[Compression]int{},
+		serverCloseCodes:         map[int]int{},
 	}
 	s.sessionRemaining = s.opts.SessionStartRemaining
 	s.sessionResetAt = time.Now().Add(s.opts.SessionStartResetAfter)
@@ -627,6 +665,16 @@ func (s *Server) statsLocked() Stats {
 		BucketViolations:      s.bucketViolations,
 		SessionStartRemaining: s.sessionRemainingLocked(),
 		RESTRequests:          make(map[string]int, len(s.restRequests)),
+
+		ConnectionsByCompression: make(map[Compression]int, len(s.connectionsByCompression)),
+		ServerCloseCodes:         make(map[int]int, len(s.serverCloseCodes)),
+		BytesSent:                s.bytesSent,
+	}
+	for k, v := range s.connectionsByCompression {
+		st.ConnectionsByCompression[k] = v
+	}
+	for k, v := range s.serverCloseCodes {
+		st.ServerCloseCodes[k] = v
 	}
 	for id, sh := range s.shards {
 		ss := sh.stats.clone()
