@@ -52,10 +52,14 @@
 // the client sent, the identify log with bucket violations, ...), WaitConnected,
 // WaitStats, Replies and WaitReply. Every method is safe for concurrent use.
 //
-// The REST side serves GET /gateway, GET /gateway/bot, GET /users/@me, GET
-// /applications/@me, global and guild application commands (GET/PUT/POST), the
-// interaction callback, the interaction webhook (original response edit, follow-ups)
-// and POST /channels/{id}/messages, recording every reply a bot sends.
+// The REST side serves what discord.py and discord.js call from login to a reply:
+// GET /gateway, GET /gateway/bot, GET /users/@me, GET /applications/@me and GET
+// /oauth2/applications/@me (discord.py's login), global and guild application commands
+// (GET/PUT/POST), the interaction callback, the interaction webhook (original response
+// edit, follow-ups), POST /channels/{id}/typing and POST /channels/{id}/messages,
+// recording every reply a bot sends. A message the bot creates comes back as Discord
+// returns it: its nonce echoed, its message_reference filled in, and the guild_id of the
+// channel (a channel belongs to the guild SendMessage last used it with).
 //
 // All payloads the fake sends are checked in its tests to unmarshal with disgo's
 // (github.com/disgoorg/disgo) gateway and discord types, and disgo's own gateway and

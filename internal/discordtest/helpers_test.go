@@ -259,6 +259,13 @@ func waitStats(t *testing.T, srv *Server, what string, cond func(Stats) bool) St
 // do makes a REST request and returns status and body.
 func do(t *testing.T, method, url, auth string, body string) (int, []byte) {
 	t.Helper()
+	status, _, b := doFull(t, method, url, auth, body)
+	return status, b
+}
+
+// doFull makes a REST request and returns status, headers and body.
+func doFull(t *testing.T, method, url, auth string, body string) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -284,5 +291,5 @@ func do(t *testing.T, method, url, auth string, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }

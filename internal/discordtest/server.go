@@ -314,9 +314,10 @@ type Server struct {
 	serverCloseCodes         map[int]int
 	bytesSent                int64
 
-	commands     map[uint64][]json.RawMessage // guild ID (0 = global) -> commands
-	replies      []Reply
-	interactions map[uint64]*interactionRecord
+	commands      map[uint64][]json.RawMessage // guild ID (0 = global) -> commands
+	channelGuilds map[uint64]uint64            // channel ID -> guild ID, from SendMessage
+	replies       []Reply
+	interactions  map[uint64]*interactionRecord
 
 	// Guild coverage (coverage.go); coverageDirty is set when a session gains or loses
 	// its connection.
@@ -334,15 +335,16 @@ type shardState struct {
 // NewServer starts a fake Discord server listening on 127.0.0.1 with a random port.
 func NewServer(opts Options) *Server {
 	s := &Server{
-		opts:         opts.withDefaults(),
-		changed:      make(chan struct{}),
-		conns:        map[*wsConn]struct{}{},
-		sessions:     map[string]*session{},
-		shards:       map[int]*shardState{},
-		lastIdentify: map[int]time.Time{},
-		restRequests: map[string]int{},
-		commands:     map[uint64][]json.RawMessage{},
-		interactions: map[uint64]*interactionRecord{},
+		opts:          opts.withDefaults(),
+		changed:       make(chan struct{}),
+		conns:         map[*wsConn]struct{}{},
+		sessions:      map[string]*session{},
+		shards:        map[int]*shardState{},
+		lastIdentify:  map[int]time.Time{},
+		restRequests:  map[string]int{},
+		commands:      map[uint64][]json.RawMessage{},
+		interactions:  map[uint64]*interactionRecord{},
+		channelGuilds: map[uint64]uint64{},
 
 		connectionsByCompression: map[Compression]int{},
 		serverCloseCodes:         map[int]int{},
