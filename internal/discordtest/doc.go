@@ -61,6 +61,17 @@
 // returns it: its nonce echoed, its message_reference filled in, and the guild_id of the
 // channel (a channel belongs to the guild SendMessage last used it with).
 //
+// REST rate limits work as Discord's (developers/topics/rate-limits): every response
+// carries X-RateLimit-Limit, -Remaining, -Reset (epoch seconds, milliseconds in the
+// fraction), -Reset-After and -Bucket for the request's route, whose bucket counts per
+// top-level resource (channel, guild, webhook; other IDs in the path do not split it);
+// every request but those to interaction endpoints also counts against the global limit
+// (Options.GlobalRateLimit, 50 per second by default). A request over a limit gets 429
+// with {"message", "retry_after" (seconds, fractional), "global"}, Retry-After (whole
+// seconds) and X-RateLimit-Scope, plus X-RateLimit-Global: true for the global limit;
+// Stats counts them (RESTRateLimited, RESTGlobalRateLimited). Responses carry Via, as
+// Discord's do: discord.py takes a 429 without it for a Cloudflare ban.
+//
 // All payloads the fake sends are checked in its tests to unmarshal with disgo's
 // (github.com/disgoorg/disgo) gateway and discord types, and disgo's own gateway and
 // REST clients are run against it.
@@ -85,9 +96,15 @@
 //     session (after it was first covered), for tests of resharding and failover.
 //   - The server never sends op 1 (heartbeat request) to the client, and heartbeats are
 //     only policed when Options.EnforceHeartbeats is set.
-//   - No REST rate limiting (no X-RateLimit headers, never 429), no caching, no state
-//     beyond what is listed above: channels, members, roles are not modelled; a
-//     guild's only channel is a text channel "general" whose ID equals the guild ID.
+//   - REST rate limits are Discord's in form, not in number: Discord's per-route
+//     limits are undocumented and dynamic, so the fake's buckets are 5 per 5s for
+//     POST /channels/{id}/messages and 10 per second for any other route unless
+//     Options.RouteRateLimits says otherwise. Sub-limits (shared-resource 429s with
+//     X-RateLimit-Scope: shared), the invalid-request (Cloudflare) ban and per-IP limits
+//     of unauthenticated requests are not modelled.
+//   - No caching, no state beyond what is listed above: channels, members, roles are
+//     not modelled; a guild's only channel is a text channel "general" whose ID equals
+//     the guild ID.
 //   - Gateway commands other than Heartbeat, Identify and Resume (presence update,
 //     voice state update, request guild members, ...) are accepted once authenticated
 //     and otherwise ignored.

@@ -167,10 +167,14 @@ func matchPattern(pattern, path string) ([]string, bool) {
 }
 
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
+	// Discord's answers come through Google's front end; discord.py takes a 429 without
+	// Via for a Cloudflare ban and gives up instead of waiting retry_after.
+	w.Header().Set("Via", "1.1 google")
 	path, ok := strings.CutPrefix(r.URL.Path, "/api/v10/")
 	if !ok {
-		s.countREST(r.Method + " " + r.URL.Path)
-		writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
+		if s.admitREST(w, r.Method+" "+templatePath(r.URL.Path), r.URL.Path) {
+			writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
+		}
 		return
 	}
 	path = "/" + path
@@ -190,7 +194,9 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if route == nil {
-		s.countREST(r.Method + " " + path)
+		if !s.admitREST(w, r.Method+" "+templatePath(path), path) {
+			return
+		}
 		if pathMatched {
 			writeJSON(w, http.StatusMethodNotAllowed, apiError{Message: "405: Method Not Allowed"})
 			return
@@ -198,7 +204,9 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
 		return
 	}
-	s.countREST(route.method + " " + route.pattern)
+	if !s.admitREST(w, route.method+" "+route.pattern, path) {
+		return
+	}
 
 	if route.botAuth && r.Header.Get("Authorization") != "Bot "+s.opts.Token {
 		writeJSON(w, http.StatusUnauthorized, apiError{Message: "401: Unauthorized"})
@@ -212,11 +220,16 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	route.handle(w, r, params, body)
 }
 
-func (s *Server) countREST(key string) {
-	s.mu.Lock()
-	s.restRequests[key]++
-	s.notifyLocked()
-	s.mu.Unlock()
+// templatePath stands {id} for the numeric segments of a path no route matched, so that
+// its requests share one counter and one rate limit bucket.
+func templatePath(path string) string {
+	seg := strings.Split(path, "/")
+	for i, p := range seg {
+		if p != "" && strings.Trim(p, "0123456789") == "" {
+			seg[i] = "{id}"
+		}
+	}
+	return strings.Join(seg, "/")
 }
 
 // readBody returns the request's JSON body (for multipart/form-data the payload_json

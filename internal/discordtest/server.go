@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -113,6 +114,15 @@ type Options struct {
 	// ListenAddr is where the server listens, e.g. ":8080" in a pod. Default: a random
 	// port on 127.0.0.1.
 	ListenAddr string
+	// GlobalRateLimit is how many REST requests per second the bot may make across all
+	// routes (interaction endpoints excepted) before getting a global 429, as on Discord.
+	// Default DefaultGlobalRateLimit (50); a negative value turns the limit off.
+	GlobalRateLimit int
+	// RouteRateLimits sets the bucket of routes, keyed as in Stats.RESTRequests
+	// ("POST /channels/{channel.id}/messages"); each bucket counts per top-level resource
+	// (channel, guild, webhook). Routes not listed keep the defaults: 5 per 5s for
+	// POST /channels/{channel.id}/messages, 10 per second for any other.
+	RouteRateLimits map[string]RateLimit
 	// PublicHost is the host:port clients reach the server at (a Service's name in a
 	// cluster), for the URLs it hands out: GET /gateway and resume_gateway_url. Default:
 	// the listener's address.
@@ -170,7 +180,11 @@ func (o Options) withDefaults() Options {
 	if o.ResumeWindow <= 0 {
 		o.ResumeWindow = DefaultResumeWindow
 	}
+	if o.GlobalRateLimit == 0 {
+		o.GlobalRateLimit = DefaultGlobalRateLimit
+	}
 	o.Guilds = append([]uint64(nil), o.Guilds...)
+	o.RouteRateLimits = maps.Clone(o.RouteRateLimits)
 	return o
 }
 
@@ -210,8 +224,13 @@ type Stats struct {
 	// transport compression (frame headers and close frames not included).
 	BytesSent int64
 	// RESTRequests counts REST requests by route, e.g. "GET /gateway/bot",
-	// "POST /channels/{channel.id}/messages" (including rejected ones).
+	// "POST /channels/{channel.id}/messages" (including rejected ones); numeric
+	// segments of paths no route matched read {id}.
 	RESTRequests map[string]int
+	// RESTRateLimited counts the requests answered 429 by their route's bucket, by route.
+	RESTRateLimited map[string]int
+	// RESTGlobalRateLimited counts the requests answered 429 by the global limit.
+	RESTGlobalRateLimited int
 }
 
 // IdentifyRecord describes one accepted identify.
@@ -310,6 +329,12 @@ type Server struct {
 	sessionResetAt   time.Time // when sessionRemaining goes back to SessionStartTotal
 	restRequests     map[string]int
 
+	// REST rate limits (ratelimit.go): windows by bucket hash and major parameter.
+	rateBuckets           map[string]*rateWindow
+	globalWindow          rateWindow
+	restRateLimited       map[string]int
+	restGlobalRateLimited int
+
 	connectionsByCompression map[Compression]int
 	serverCloseCodes         map[int]int
 	bytesSent                int64
@@ -348,6 +373,8 @@ func NewServer(opts Options) *Server {
 
 		connectionsByCompression: map[Compression]int{},
 		serverCloseCodes:         map[int]int{},
+		rateBuckets:              map[string]*rateWindow{},
+		restRateLimited:          map[string]int{},
 	}
 	s.sessionRemaining = s.opts.SessionStartRemaining
 	s.sessionResetAt = time.Now().Add(s.opts.SessionStartResetAfter)
@@ -375,7 +402,11 @@ func NewServer(opts Options) *Server {
 // Options returns the effective options (defaults applied).
 func (s *Server) Options() Options {
 	o := s.opts
+	if o.GlobalRateLimit == 0 {
+		o.GlobalRateLimit = DefaultGlobalRateLimit
+	}
 	o.Guilds = append([]uint64(nil), o.Guilds...)
+	o.RouteRateLimits = maps.Clone(o.RouteRateLimits)
 	return o
 }
 
@@ -671,6 +702,8 @@ func (s *Server) statsLocked() Stats {
 		ConnectionsByCompression: make(map[Compression]int, len(s.connectionsByCompression)),
 		ServerCloseCodes:         make(map[int]int, len(s.serverCloseCodes)),
 		BytesSent:                s.bytesSent,
+		RESTRateLimited:          maps.Clone(s.restRateLimited),
+		RESTGlobalRateLimited:    s.restGlobalRateLimited,
 	}
 	for k, v := range s.connectionsByCompression {
 		st.ConnectionsByCompression[k] = v
