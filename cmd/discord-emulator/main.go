@@ -4,11 +4,18 @@
 //
 //	discord-emulator --listen :8080 --public-host discord-emulator.shardkeeper-system:8080 --control-listen :8090
 //
+// The gateway honours transport compression (compress=zlib-stream or zstd-stream) as
+// Discord does, and REST answers carry Discord's rate limit headers, with a global limit
+// (--global-rate-limit) and per-route buckets. With --enforce-heartbeats a connection whose
+// client sends no heartbeat for 2 heartbeat intervals + 1s is closed with 4009, its
+// session ended.
+//
 // Control API:
 //
 //	POST /control/messages  {"guild": 1, "channel": 2, "content": "!ping"}  a user sends a message
 //	GET  /control/replies   what bots sent (messages, interaction answers), oldest first
-//	GET  /control/stats     connections, identifies, resumes, per-shard state
+//	GET  /control/stats     connections, identifies, resumes, close codes, compression, REST
+//	                        rate limits, and the same per shard (docs/discord-emulator.md)
 //	GET  /healthz
 //
 // Nothing here is Discord itself: see internal/discordtest for what the fake models.
@@ -41,6 +48,8 @@ type config struct {
 	listen, publicHost, controlListen, token  string
 	guilds, recommendedShards, maxConcurrency int
 	heartbeat                                 time.Duration
+	enforceHeartbeats                         bool
+	globalRateLimit                           int
 }
 
 func parse(args []string) (config, error) {
@@ -54,6 +63,10 @@ func parse(args []string) (config, error) {
 	fs.IntVar(&c.recommendedShards, "recommended-shards", 1, "shard count GET /gateway/bot recommends")
 	fs.IntVar(&c.maxConcurrency, "max-concurrency", 1, "identify buckets (max_concurrency)")
 	fs.DurationVar(&c.heartbeat, "heartbeat-interval", 41250*time.Millisecond, "gateway heartbeat interval sent in Hello")
+	fs.BoolVar(&c.enforceHeartbeats, "enforce-heartbeats", false,
+		"close a connection with 4009 (ending its session) when its client sends no heartbeat for 2 heartbeat intervals + 1s, as Discord drops a client that stopped heartbeating")
+	fs.IntVar(&c.globalRateLimit, "global-rate-limit", discordtest.DefaultGlobalRateLimit,
+		"REST requests per second the bot may make (interaction endpoints excepted) before a global 429, as on Discord; 0 turns the global limit off")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -62,6 +75,8 @@ func parse(args []string) (config, error) {
 		return c, fmt.Errorf("--guilds %d must be between 0 and 10000", c.guilds)
 	case c.recommendedShards < 1 || c.maxConcurrency < 1:
 		return c, errors.New("--recommended-shards and --max-concurrency must be at least 1")
+	case c.globalRateLimit < 0:
+		return c, fmt.Errorf("--global-rate-limit %d must be 0 (off) or more", c.globalRateLimit)
 	case strings.TrimSpace(c.token) == "":
 		return c, errors.New("--token must not be empty")
 	}
@@ -73,19 +88,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	var guilds []uint64
-	for k := 1; k <= c.guilds; k++ {
-		guilds = append(guilds, uint64(k)<<22|1)
-	}
-	srv := discordtest.NewServer(discordtest.Options{
-		Token: c.token, Guilds: guilds, RecommendedShards: c.recommendedShards, MaxConcurrency: c.maxConcurrency,
-		HeartbeatInterval: c.heartbeat, ListenAddr: c.listen, PublicHost: c.publicHost,
-	})
+	srv := discordtest.NewServer(c.options())
 	defer srv.Close()
 	control := &http.Server{Addr: c.controlListen, Handler: controlAPI(srv), ReadHeaderTimeout: 10 * time.Second}
 	errs := make(chan error, 1)
 	go func() { errs <- control.ListenAndServe() }()
-	fmt.Printf("discord-emulator: gateway %s, API %s, control on %s, %d guilds\n", srv.URL(), srv.APIURL(), c.controlListen, len(guilds))
+	fmt.Printf("discord-emulator: gateway %s, API %s, control on %s, %d guilds\n", srv.URL(), srv.APIURL(), c.controlListen, c.guilds)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -97,6 +105,23 @@ func run(args []string) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return control.Shutdown(shutdown)
+}
+
+// options are the fake's options for the flags.
+func (c config) options() discordtest.Options {
+	var guilds []uint64
+	for k := 1; k <= c.guilds; k++ {
+		guilds = append(guilds, uint64(k)<<22|1)
+	}
+	globalRateLimit := c.globalRateLimit
+	if globalRateLimit == 0 {
+		globalRateLimit = -1 // the fake's "off"; its 0 means the default
+	}
+	return discordtest.Options{
+		Token: c.token, Guilds: guilds, RecommendedShards: c.recommendedShards, MaxConcurrency: c.maxConcurrency,
+		HeartbeatInterval: c.heartbeat, EnforceHeartbeats: c.enforceHeartbeats, GlobalRateLimit: globalRateLimit,
+		ListenAddr: c.listen, PublicHost: c.publicHost,
+	}
 }
 
 // controlAPI lets a person or a test play a Discord user.
@@ -135,12 +160,7 @@ func controlAPI(srv *discordtest.Server) http.Handler {
 		writeJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /control/stats", func(w http.ResponseWriter, _ *http.Request) {
-		st := srv.Stats()
-		writeJSON(w, http.StatusOK, map[string]any{
-			"connections": st.Connections, "openConnections": st.OpenConnections, "identifies": st.Identifies,
-			"resumes": st.Resumes, "bucketViolations": st.BucketViolations, "sessionStartRemaining": st.SessionStartRemaining,
-			"coverageGaps": len(srv.CoverageGaps()),
-		})
+		writeJSON(w, http.StatusOK, newControlStats(srv))
 	})
 	return mux
 }
@@ -149,4 +169,88 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// controlStats is GET /control/stats (documented in docs/discord-emulator.md). The
+// top-level counters before Shards are what internal/localcluster reads: keep them.
+type controlStats struct {
+	Connections           int `json:"connections"`
+	OpenConnections       int `json:"openConnections"`
+	Identifies            int `json:"identifies"`
+	Resumes               int `json:"resumes"`
+	BucketViolations      int `json:"bucketViolations"`
+	SessionStartRemaining int `json:"sessionStartRemaining"`
+	CoverageGaps          int `json:"coverageGaps"`
+
+	ResumeFailures           int                             `json:"resumeFailures"`
+	ConnectionsByCompression map[discordtest.Compression]int `json:"connectionsByCompression"`
+	ServerCloseCodes         map[int]int                     `json:"serverCloseCodes"`
+	BytesSent                int64                           `json:"bytesSent"`
+	REST                     restStats                       `json:"rest"`
+	Shards                   map[int]shardStats              `json:"shards"`
+}
+
+type restStats struct {
+	Requests          map[string]int `json:"requests"`
+	RateLimited       map[string]int `json:"rateLimited"`
+	GlobalRateLimited int            `json:"globalRateLimited"`
+}
+
+// shardStats is one shard ID across all its connections.
+type shardStats struct {
+	Connected       bool                      `json:"connected"`
+	Connections     int                       `json:"connections"`
+	Compression     discordtest.Compression   `json:"compression"`
+	Compressions    []discordtest.Compression `json:"compressions"`
+	Identifies      int                       `json:"identifies"`
+	Resumes         int                       `json:"resumes"`
+	ResumeFailures  int                       `json:"resumeFailures"`
+	CloseCodes      closeCodes                `json:"closeCodes"`
+	EventsDelivered int                       `json:"eventsDelivered"`
+	Replayed        int                       `json:"replayed"`
+	Heartbeats      int                       `json:"heartbeats"`
+	BytesSent       int64                     `json:"bytesSent"`
+	SessionID       string                    `json:"sessionId"`
+	LastSeq         int                       `json:"lastSeq"`
+}
+
+// closeCodes count how the shard's connections ended, by close code: the codes its
+// client sent (0: none, the connection was cut) and the codes the server sent.
+type closeCodes struct {
+	Client map[int]int `json:"client"`
+	Server map[int]int `json:"server"`
+}
+
+func newControlStats(srv *discordtest.Server) controlStats {
+	st := srv.Stats()
+	out := controlStats{
+		Connections: st.Connections, OpenConnections: st.OpenConnections, Identifies: st.Identifies,
+		Resumes: st.Resumes, BucketViolations: st.BucketViolations, SessionStartRemaining: st.SessionStartRemaining,
+		CoverageGaps:             len(srv.CoverageGaps()),
+		ResumeFailures:           st.ResumeFailures,
+		ConnectionsByCompression: st.ConnectionsByCompression,
+		ServerCloseCodes:         st.ServerCloseCodes,
+		BytesSent:                st.BytesSent,
+		REST:                     restStats{Requests: st.RESTRequests, RateLimited: st.RESTRateLimited, GlobalRateLimited: st.RESTGlobalRateLimited},
+		Shards:                   map[int]shardStats{},
+	}
+	for id, sh := range st.PerShard {
+		out.Shards[id] = shardStats{
+			Connected:   srv.Connected(id),
+			Connections: sh.Connections, Compression: sh.Compression, Compressions: sh.Compressions,
+			Identifies: sh.Identifies, Resumes: sh.Resumes, ResumeFailures: sh.ResumeFailures,
+			CloseCodes:      closeCodes{Client: countCodes(sh.ClientCloseCodes), Server: countCodes(sh.ServerCloseCodes)},
+			EventsDelivered: sh.EventsSent, Replayed: sh.Replayed, Heartbeats: sh.Heartbeats,
+			BytesSent: sh.BytesSent, SessionID: sh.SessionID, LastSeq: sh.LastSeq,
+		}
+	}
+	return out
+}
+
+func countCodes(codes []int) map[int]int {
+	out := map[int]int{}
+	for _, c := range codes {
+		out[c]++
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,12 +18,14 @@ import (
 
 func TestParseRejectsBadFlags(t *testing.T) {
 	tests := map[string][]string{
-		"negative guilds": {"--guilds", "-1"},
-		"zero shards":     {"--recommended-shards", "0"},
-		"zero buckets":    {"--max-concurrency", "0"},
-		"empty token":     {"--token", " "},
-		"not a duration":  {"--heartbeat-interval", "soon"},
-		"unknown flag":    {"--shards", "2"},
+		"negative guilds":            {"--guilds", "-1"},
+		"zero shards":                {"--recommended-shards", "0"},
+		"zero buckets":               {"--max-concurrency", "0"},
+		"empty token":                {"--token", " "},
+		"not a duration":             {"--heartbeat-interval", "soon"},
+		"unknown flag":               {"--shards", "2"},
+		"negative global rate limit": {"--global-rate-limit", "-1"},
+		"not a bool":                 {"--enforce-heartbeats=maybe"},
 	}
 	for name, args := range tests {
 		if _, err := parse(args); err == nil {
@@ -110,3 +113,126 @@ func TestAUserMessageReachesTheBotAndItsReplyIsListed(t *testing.T) {
 }
 
 func jsonNumber(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestFlagsReachTheFake(t *testing.T) {
+	c, err := parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.options(); o.EnforceHeartbeats || o.GlobalRateLimit != discordtest.DefaultGlobalRateLimit || len(o.Guilds) != 4 {
+		t.Fatalf("defaults: enforce heartbeats %v, global rate limit %d, %d guilds", o.EnforceHeartbeats, o.GlobalRateLimit, len(o.Guilds))
+	}
+	c, err = parse([]string{"--enforce-heartbeats", "--global-rate-limit", "0", "--heartbeat-interval", "2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.options(); !o.EnforceHeartbeats || o.GlobalRateLimit >= 0 || o.HeartbeatInterval != 2*time.Second {
+		t.Fatalf("--enforce-heartbeats --global-rate-limit 0: enforce %v, global rate limit %d (want off: negative)", o.EnforceHeartbeats, o.GlobalRateLimit)
+	}
+}
+
+// startEmulator runs the fake and the control API as main does, with flags.
+func startEmulator(t *testing.T, flags ...string) (*discordtest.Server, string) {
+	t.Helper()
+	c, err := parse(append([]string{"--listen", "127.0.0.1:0"}, flags...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := discordtest.NewServer(c.options())
+	t.Cleanup(srv.Close)
+	control := httptest.NewServer(controlAPI(srv))
+	t.Cleanup(control.Close)
+	return srv, control.URL
+}
+
+func getStats(t *testing.T, controlURL string) (controlStats, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(controlURL + "/control/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var st controlStats
+	var raw map[string]any
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("stats %s: %v", body, err)
+	}
+	_ = json.Unmarshal(body, &raw)
+	return st, raw
+}
+
+// TestEnforcedHeartbeatsAndStats: with --enforce-heartbeats a client that stops
+// heartbeating is closed with 4009, and /control/stats tells the story per shard.
+func TestEnforcedHeartbeatsAndStats(t *testing.T) {
+	srv, control := startEmulator(t, "--enforce-heartbeats", "--heartbeat-interval", "100ms", "--guilds", "1")
+
+	// A bot on zstd-stream identifies and then never heartbeats (its frames are not
+	// decoded here: only the close matters).
+	ws, _, err := websocket.DefaultDialer.Dial(srv.URL()+"?v=10&encoding=json&compress=zstd-stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
+		"token": discordtest.DefaultToken, "intents": 1, "shard": []int{0, 1},
+		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var closeErr *websocket.CloseError
+	for {
+		mt, _, err := ws.ReadMessage()
+		if err != nil {
+			if !errors.As(err, &closeErr) {
+				t.Fatalf("connection ended with %v, want a close frame", err)
+			}
+			break
+		}
+		if mt != websocket.BinaryMessage {
+			t.Fatalf("frame type %d on a zstd-stream connection", mt)
+		}
+	}
+	if closeErr.Code != discordtest.CloseSessionTimedOut || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("closed with %d after %v, want 4009 after 2 heartbeat intervals + 1s", closeErr.Code, time.Since(start))
+	}
+
+	st, raw := getStats(t, control)
+	shard, ok := st.Shards[0]
+	if !ok {
+		t.Fatalf("no shard 0 in %+v", st)
+	}
+	if shard.Connections != 1 || shard.Identifies != 1 || shard.Connected || shard.Compression != discordtest.CompressionZstdStream ||
+		len(shard.Compressions) != 1 || shard.EventsDelivered != 1 || shard.CloseCodes.Server[4009] != 1 || shard.BytesSent == 0 {
+		t.Fatalf("shard 0 stats %+v", shard)
+	}
+	if st.ServerCloseCodes[4009] != 1 || st.ConnectionsByCompression[discordtest.CompressionZstdStream] != 1 || st.Identifies != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// The JSON keys are the documented ones.
+	server := raw["shards"].(map[string]any)["0"].(map[string]any)["closeCodes"].(map[string]any)["server"].(map[string]any)
+	if server["4009"] != 1.0 {
+		t.Fatalf("shards.0.closeCodes.server = %v", server)
+	}
+}
+
+func TestGlobalRateLimitFlag(t *testing.T) {
+	srv, control := startEmulator(t, "--global-rate-limit", "2")
+	var statuses []int
+	for range 3 {
+		resp, err := http.Get(srv.APIURL() + "/gateway")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+	}
+	if statuses[0] != 200 || statuses[1] != 200 || statuses[2] != http.StatusTooManyRequests {
+		t.Fatalf("3 requests at --global-rate-limit 2: %v", statuses)
+	}
+	if st, _ := getStats(t, control); st.REST.GlobalRateLimited != 1 || st.REST.Requests["GET /gateway"] != 3 {
+		t.Fatalf("rest stats %+v", st.REST)
+	}
+}

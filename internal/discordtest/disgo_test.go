@@ -33,6 +33,8 @@ const (
 	disgoChildEnv   = "DISCORDTEST_DISGO_CHILD"
 	disgoURLEnv     = "DISCORDTEST_DISGO_URL"
 	disgoIntentsEnv = "DISCORDTEST_DISGO_INTENTS"
+	// disgoCompressionEnv is the transport compression disgo asks for ("" for none).
+	disgoCompressionEnv = "DISCORDTEST_DISGO_COMPRESSION"
 )
 
 func TestMain(m *testing.M) {
@@ -80,7 +82,7 @@ func runDisgoChild() int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	gw := gateway.New(DefaultToken, handler,
 		gateway.WithURL(os.Getenv(disgoURLEnv)),
-		gateway.WithCompression(gateway.CompressionNone),
+		gateway.WithCompression(gateway.CompressionType(os.Getenv(disgoCompressionEnv))),
 		gateway.WithShardID(0),
 		gateway.WithShardCount(1),
 		gateway.WithIntents(gateway.Intents(intents)),
@@ -133,7 +135,7 @@ type disgoProc struct {
 	exited  chan struct{}
 }
 
-func startDisgo(t *testing.T, srv *Server, intents gateway.Intents) *disgoProc {
+func startDisgo(t *testing.T, srv *Server, intents gateway.Intents, compression gateway.CompressionType) *disgoProc {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -145,6 +147,7 @@ func startDisgo(t *testing.T, srv *Server, intents gateway.Intents) *disgoProc {
 		disgoChildEnv+"=1",
 		disgoURLEnv+"="+srv.URL(),
 		disgoIntentsEnv+"="+strconv.FormatInt(int64(intents), 10),
+		disgoCompressionEnv+"="+string(compression),
 		"GORACE=halt_on_error=0 exitcode=0", // disgo's own races must not fail the child
 	)
 	p.cmd.Stderr = p.stderr
@@ -252,11 +255,30 @@ func (p *disgoProc) stop() {
 // (it declares a connection dead when the ACK of a heartbeat has not arrived by the
 // next one), so each step waits for "one more resume/identify than before" rather
 // than for absolute counts, and the heartbeat interval is not tiny.
+//
+// It runs once per transport compression disgo can ask for: disgo's own zlib-stream and
+// zstd-stream decoders must read everything the fake sends, on every new connection.
 func TestDisgoGatewayClient(t *testing.T) {
+	tests := []struct {
+		compression gateway.CompressionType
+		want        Compression
+	}{
+		{gateway.CompressionNone, CompressionNone},
+		{gateway.CompressionZlibStream, CompressionZlibStream},
+		{gateway.CompressionZstdStream, CompressionZstdStream},
+	}
+	for _, tt := range tests {
+		t.Run(tt.compression.String(), func(t *testing.T) {
+			testDisgoGatewayClient(t, tt.compression, tt.want)
+		})
+	}
+}
+
+func testDisgoGatewayClient(t *testing.T, compression gateway.CompressionType, want Compression) {
 	g := guildID(3)
 	srv := newTestServer(t, Options{HeartbeatInterval: 500 * time.Millisecond, Guilds: []uint64{g}})
 	intents := gateway.IntentGuilds | gateway.IntentGuildMessages | gateway.IntentMessageContent
-	p := startDisgo(t, srv, intents)
+	p := startDisgo(t, srv, intents, compression)
 	ctx := testCtx(t)
 
 	if open := p.next("open", ""); open.Err != "" || open.Status != gateway.StatusReady.String() {
@@ -346,13 +368,21 @@ func TestDisgoGatewayClient(t *testing.T) {
 	if last := st.PerShard[0].LastCloseCode; last != 1000 && last != 0 {
 		t.Fatalf("LastCloseCode %d, want 1000 (disgo's Close)", last)
 	}
+	for i, mode := range st.PerShard[0].Compressions {
+		if mode != want {
+			t.Fatalf("connection %d of disgo used compression %q, want %q", i, mode, want)
+		}
+	}
+	if st.ConnectionsByCompression[want] != st.Connections {
+		t.Fatalf("connections by compression %v, want all %d %s", st.ConnectionsByCompression, st.Connections, want)
+	}
 }
 
 // TestDisgoGatewayClientFatalClose checks that disgo's Open fails (without retrying)
 // on a non-reconnectable close code from the fake.
 func TestDisgoGatewayClientFatalClose(t *testing.T) {
 	srv := newTestServer(t, Options{HeartbeatInterval: 100 * time.Millisecond, AllowedIntents: NoPrivilegedIntents})
-	p := startDisgo(t, srv, gateway.IntentGuilds|gateway.IntentMessageContent)
+	p := startDisgo(t, srv, gateway.IntentGuilds|gateway.IntentMessageContent, gateway.CompressionNone)
 	open := p.next("open", "")
 	if !strings.Contains(open.Err, "4014") {
 		t.Fatalf("disgo Open: %+v, want a 4014 error", open)

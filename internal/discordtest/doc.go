@@ -11,8 +11,8 @@
 // gateway URL ("ws://127.0.0.1:PORT"; clients append "?v=10&encoding=json"),
 // Server.APIURL the REST base ("http://127.0.0.1:PORT/api/v10").
 //
-// The gateway follows Discord's documented protocol (API v10, JSON encoding, no
-// compression): Hello on connect; Identify creates a session and is answered with
+// The gateway follows Discord's documented protocol (API v10, JSON encoding): Hello on
+// connect; Identify creates a session and is answered with
 // READY and then one GUILD_CREATE for every configured guild that routes to the
 // identifying shard (shard_id = (guild_id >> 22) % num_shards); heartbeats are
 // answered with op 11; Resume replays every stored dispatch newer than the client's
@@ -22,6 +22,16 @@
 // 4005 already authenticated, 4007 bad resume seq, 4009 heartbeat timeout when
 // Options.EnforceHeartbeats is set, 4010 invalid shard, 4011 sharding required, 4012
 // bad API version, 4013 invalid intents, 4014 disallowed intents).
+//
+// Transport compression is honoured per connection, as the compress query parameter
+// asks: compress=zlib-stream sends every message as a BINARY frame out of one zlib
+// stream per connection, each ending with a sync flush (00 00 ff ff); compress=zstd-stream
+// sends every message as a BINARY frame out of one zstd frame per connection, flushed
+// so that each message decodes at once. Without compress, frames are TEXT JSON. Any
+// other value (compress=true included: that is identify's payload compression, which the
+// fake ignores) gets a plain Hello and a 4002 close. Stats records the compression of
+// every connection (ShardStats.Compressions, Stats.ConnectionsByCompression) and the
+// bytes written after compression (BytesSent).
 //
 // Sequence numbers are per session and start at 1 with READY. Every dispatch is
 // stored in its session, so a client that resumes after Server.Cut (or any other
@@ -42,10 +52,25 @@
 // the client sent, the identify log with bucket violations, ...), WaitConnected,
 // WaitStats, Replies and WaitReply. Every method is safe for concurrent use.
 //
-// The REST side serves GET /gateway, GET /gateway/bot, GET /users/@me, GET
-// /applications/@me, global and guild application commands (GET/PUT/POST), the
-// interaction callback, the interaction webhook (original response edit, follow-ups)
-// and POST /channels/{id}/messages, recording every reply a bot sends.
+// The REST side serves what discord.py and discord.js call from login to a reply:
+// GET /gateway, GET /gateway/bot, GET /users/@me, GET /applications/@me and GET
+// /oauth2/applications/@me (discord.py's login), global and guild application commands
+// (GET/PUT/POST), the interaction callback, the interaction webhook (original response
+// edit, follow-ups), POST /channels/{id}/typing and POST /channels/{id}/messages,
+// recording every reply a bot sends. A message the bot creates comes back as Discord
+// returns it: its nonce echoed, its message_reference filled in, and the guild_id of the
+// channel (a channel belongs to the guild SendMessage last used it with).
+//
+// REST rate limits work as Discord's (developers/topics/rate-limits): every response
+// carries X-RateLimit-Limit, -Remaining, -Reset (epoch seconds, milliseconds in the
+// fraction), -Reset-After and -Bucket for the request's route, whose bucket counts per
+// top-level resource (channel, guild, webhook; other IDs in the path do not split it);
+// every request but those to interaction endpoints also counts against the global limit
+// (Options.GlobalRateLimit, 50 per second by default). A request over a limit gets 429
+// with {"message", "retry_after" (seconds, fractional), "global"}, Retry-After (whole
+// seconds) and X-RateLimit-Scope, plus X-RateLimit-Global: true for the global limit;
+// Stats counts them (RESTRateLimited, RESTGlobalRateLimited). Responses carry Via, as
+// Discord's do: discord.py takes a 429 without it for a Cloudflare ban.
 //
 // All payloads the fake sends are checked in its tests to unmarshal with disgo's
 // (github.com/disgoorg/disgo) gateway and discord types, and disgo's own gateway and
@@ -53,9 +78,10 @@
 //
 // # What it does not do
 //
-//   - No transport or payload compression, no ETF encoding: a client asking for
-//     compress=zlib-stream/zstd-stream or encoding=etf is closed with 4002 (with a
-//     reason saying so) right after Hello.
+//   - No payload compression (identify's "compress": true is ignored: frames stay
+//     plain), no ETF encoding: a client asking for encoding=etf is closed with 4002
+//     (with a reason saying so) right after Hello. Clients' own frames must be TEXT
+//     JSON.
 //   - No TLS; URLs are ws:// and http:// on loopback.
 //   - Intents are validated at identify (4013/4014) but not used to filter events:
 //     every dispatched event is delivered whatever the session's intents, and message
@@ -70,9 +96,15 @@
 //     session (after it was first covered), for tests of resharding and failover.
 //   - The server never sends op 1 (heartbeat request) to the client, and heartbeats are
 //     only policed when Options.EnforceHeartbeats is set.
-//   - No REST rate limiting (no X-RateLimit headers, never 429), no caching, no state
-//     beyond what is listed above: channels, members, roles are not modelled; a
-//     guild's only channel is a text channel "general" whose ID equals the guild ID.
+//   - REST rate limits are Discord's in form, not in number: Discord's per-route
+//     limits are undocumented and dynamic, so the fake's buckets are 5 per 5s for
+//     POST /channels/{id}/messages and 10 per second for any other route unless
+//     Options.RouteRateLimits says otherwise. Sub-limits (shared-resource 429s with
+//     X-RateLimit-Scope: shared), the invalid-request (Cloudflare) ban and per-IP limits
+//     of unauthenticated requests are not modelled.
+//   - No caching, no state beyond what is listed above: channels, members, roles are
+//     not modelled; a guild's only channel is a text channel "general" whose ID equals
+//     the guild ID.
 //   - Gateway commands other than Heartbeat, Identify and Resume (presence update,
 //     voice state update, request guild members, ...) are accepted once authenticated
 //     and otherwise ignored.

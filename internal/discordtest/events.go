@@ -24,7 +24,8 @@ type interactionRecord struct {
 // SendMessage dispatches a MESSAGE_CREATE for guildID (routed like Dispatch): a
 // default message (type 0) with a new ID, content, the given channel and guild, the
 // current time, and the (non-bot) test user TestUserID as author, with a partial
-// member object as Discord sends for guild messages.
+// member object as Discord sends for guild messages. The channel is remembered as the
+// guild's: the bot's messages to it come back with that guild_id.
 func (s *Server) SendMessage(guildID, channelID uint64, content string) {
 	s.SendMessageWithID(guildID, channelID, content)
 }
@@ -32,7 +33,10 @@ func (s *Server) SendMessage(guildID, channelID uint64, content string) {
 // SendMessageWithID is SendMessage that also returns the new message's ID.
 func (s *Server) SendMessageWithID(guildID, channelID uint64, content string) (messageID uint64) {
 	now := time.Now()
-	messageID = s.NewID()
+	s.mu.Lock()
+	messageID = s.nextIDLocked()
+	s.channelGuilds[channelID] = guildID
+	s.mu.Unlock()
 	msg := newMessage(messageID, guildID, channelID, testUser(), content, now)
 	member := newMember(nil, now.Add(-24*time.Hour))
 	msg.Member = &member

@@ -89,8 +89,13 @@ type outFrame struct {
 type wsConn struct {
 	srv *Server
 	ws  *websocket.Conn
+	// compression is the connection's transport compression, fixed at connect; the
+	// compressor (nil for CompressionNone) belongs to the writer goroutine.
+	compression Compression
+	compressor  streamCompressor
 
 	shard       int      // shard ID once authenticated (kept after detaching, for stats); -1 before
+	counted     bool     // counted in its shard's ShardStats.Connections
 	sess        *session // attached session; nil while not authenticated
 	acks        bool     // reply op 11 to heartbeats
 	closing     bool     // the server is ending this connection: ignore further input
@@ -122,33 +127,46 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade already replied with an HTTP error
 	}
 
+	q := r.URL.Query()
+	compression, compressionOK := parseCompression(q.Get("compress"))
+	if !compressionOK {
+		compression = CompressionNone // Hello and the close frame go out as plain TEXT
+	}
 	c := &wsConn{
-		srv:   s,
-		ws:    ws,
-		shard: -1,
-		acks:  true,
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		srv:         s,
+		ws:          ws,
+		compression: compression,
+		compressor:  newStreamCompressor(compression),
+		shard:       -1,
+		acks:        true,
+		wake:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		if c.compressor != nil {
+			c.compressor.release()
+		}
 		_ = ws.Close()
 		return
 	}
 	s.conns[c] = struct{}{}
 	s.connections++
+	s.connectionsByCompression[compression]++
 	c.lastBeat = time.Now()
 	c.enqueueLocked(outFrame{data: helloFrame(s.opts.HeartbeatInterval)})
-	q := r.URL.Query()
 	switch {
 	case q.Get("v") != "10":
 		s.closeConnLocked(c, CloseInvalidAPIVersion, "Invalid API version.")
 	case q.Get("encoding") != "" && q.Get("encoding") != "json":
 		s.closeConnLocked(c, CloseDecodeError, "discordtest: only encoding=json is supported")
-	case q.Get("compress") != "":
-		s.closeConnLocked(c, CloseDecodeError, "discordtest: transport compression is not supported")
+	case !compressionOK:
+		// Discord's docs accept only zlib-stream and zstd-stream and do not say what
+		// happens otherwise; Spacebar, the open reimplementation of Discord's server,
+		// closes with 4002 (src/gateway/events/Connection.ts), and so does the fake.
+		s.closeConnLocked(c, CloseDecodeError, "Invalid compress: want zlib-stream or zstd-stream.")
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -223,6 +241,9 @@ func (c *wsConn) readLoop() {
 func (c *wsConn) writeLoop() {
 	s := c.srv
 	defer s.wg.Done()
+	if c.compressor != nil {
+		defer c.compressor.release()
+	}
 	for {
 		select {
 		case <-c.wake:
@@ -249,21 +270,34 @@ func (c *wsConn) writeLoop() {
 				_ = c.ws.Close()
 				return
 			}
+			messageType, payload := websocket.TextMessage, f.data
+			if c.compressor != nil {
+				compressed, err := c.compressor.compress(f.data)
+				if err != nil {
+					_ = c.ws.Close()
+					return
+				}
+				messageType, payload = websocket.BinaryMessage, compressed
+			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+			if err := c.ws.WriteMessage(messageType, payload); err != nil {
 				_ = c.ws.Close()
 				return
 			}
+			s.mu.Lock()
+			s.bytesSent += int64(len(payload))
+			if c.shard >= 0 {
+				s.shardLocked(c.shard).stats.BytesSent += int64(len(payload))
+			}
 			if f.event {
-				s.mu.Lock()
 				st := s.shardLocked(f.shard)
 				st.stats.EventsSent++
 				if f.replay {
 					st.stats.Replayed++
 				}
 				s.notifyLocked()
-				s.mu.Unlock()
 			}
+			s.mu.Unlock()
 		}
 	}
 }
@@ -336,6 +370,7 @@ func (s *Server) closeConnLocked(c *wsConn, code int, reason string) {
 		return
 	}
 	c.enqueueLocked(outFrame{close: true, code: code, reason: reason})
+	s.countServerCloseLocked(c, code)
 	c.closing = true
 	c.serverClose = true
 	s.detachLocked(c)
@@ -410,8 +445,24 @@ func (s *Server) attachLocked(c *wsConn, sess *session) {
 		c.earlyBeats, c.earlyACKs = nil, 0
 	}
 	c.shard = sess.shard
+	if !c.counted {
+		c.counted = true
+		st.stats.Connections++
+		st.stats.Compression = c.compression
+		st.stats.Compressions = append(st.stats.Compressions, c.compression)
+	}
 	st.conn = c
 	st.stats.SessionID = sess.id
+}
+
+// countServerCloseLocked records a close frame the server sends on c. Server.mu must be
+// held.
+func (s *Server) countServerCloseLocked(c *wsConn, code int) {
+	s.serverCloseCodes[code]++
+	if c.shard >= 0 {
+		st := s.shardLocked(c.shard)
+		st.stats.ServerCloseCodes = append(st.stats.ServerCloseCodes, code)
+	}
 }
 
 // dispatchLocked gives an event the session's next seq, stores it for replay if store
@@ -577,6 +628,9 @@ func (s *Server) handleResumeLocked(c *wsConn, d json.RawMessage) {
 	sess := s.sessions[r.SessionID]
 	if sess == nil || s.expireLocked(sess, time.Now()) {
 		s.resumeFailures++
+		if sess != nil {
+			s.shardLocked(sess.shard).stats.ResumeFailures++
+		}
 		c.enqueueLocked(outFrame{data: invalidSessionFrame(false)})
 		return
 	}
@@ -586,6 +640,7 @@ func (s *Server) handleResumeLocked(c *wsConn, d json.RawMessage) {
 	}
 	if seq < 0 || seq > sess.seq {
 		s.resumeFailures++
+		s.shardLocked(sess.shard).stats.ResumeFailures++
 		s.discardLocked(sess)
 		s.closeConnLocked(c, CloseInvalidSeq, "Invalid seq.")
 		return

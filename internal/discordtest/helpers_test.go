@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -36,10 +37,14 @@ func newTestServer(t *testing.T, opts Options) *Server {
 // whose upper bits are k, so that it routes to shard k % n.
 func guildID(k uint64) uint64 { return k<<22 | 4242 }
 
-// rawClient is a minimal hand-driven gateway client.
+// rawClient is a minimal hand-driven gateway client. With transport compression in
+// its URL it inflates every message through one context, as a Discord client does.
 type rawClient struct {
-	t  *testing.T
-	ws *websocket.Conn
+	t       *testing.T
+	ws      *websocket.Conn
+	inflate *streamDecoder // nil without compress=
+	// wireSize is the size of the last message as it came over the wire.
+	wireSize int
 }
 
 // frameIn is one received frame: raw and parsed by disgo.
@@ -60,6 +65,11 @@ func dial(t *testing.T, srv *Server, query string) *rawClient {
 	}
 	_ = resp.Body.Close()
 	c := &rawClient{t: t, ws: ws}
+	if u, err := url.Parse(query); err == nil {
+		if mode, ok := parseCompression(u.Query().Get("compress")); ok && mode != CompressionNone {
+			c.inflate = newStreamDecoder(t, mode)
+		}
+	}
 	t.Cleanup(func() { _ = ws.Close() })
 	return c
 }
@@ -98,7 +108,11 @@ func (c *rawClient) tryNext() (frameIn, error) {
 	if err != nil {
 		return frameIn{}, err
 	}
-	if mt != websocket.TextMessage {
+	c.wireSize = len(data)
+	switch {
+	case c.inflate != nil:
+		data = c.inflate.decode(mt, data)
+	case mt != websocket.TextMessage:
 		c.t.Fatalf("frame type %d, want text", mt)
 	}
 	var f frameIn
@@ -245,6 +259,13 @@ func waitStats(t *testing.T, srv *Server, what string, cond func(Stats) bool) St
 // do makes a REST request and returns status and body.
 func do(t *testing.T, method, url, auth string, body string) (int, []byte) {
 	t.Helper()
+	status, _, b := doFull(t, method, url, auth, body)
+	return status, b
+}
+
+// doFull makes a REST request and returns status, headers and body.
+func doFull(t *testing.T, method, url, auth string, body string) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -270,5 +291,5 @@ func do(t *testing.T, method, url, auth string, body string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }

@@ -306,6 +306,7 @@ type messageObject struct {
 	Author           userObject     `json:"author"`
 	Member           *memberObject  `json:"member,omitempty"`
 	Content          string         `json:"content"`
+	Nonce            any            `json:"nonce,omitempty"`
 	Timestamp        string         `json:"timestamp"`
 	EditedTimestamp  *string        `json:"edited_timestamp"`
 	TTS              bool           `json:"tts"`

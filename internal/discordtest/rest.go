@@ -126,6 +126,8 @@ func (s *Server) restRoutes() []restRoute {
 		{"GET", "/gateway/bot", true, s.handleGetGatewayBot},
 		{"GET", "/users/@me", true, s.handleGetMe},
 		{"GET", "/applications/@me", true, s.handleGetApplication},
+		// discord.py's login asks the older OAuth2 route (http.py application_info).
+		{"GET", "/oauth2/applications/@me", true, s.handleGetApplication},
 		{"GET", "/applications/{application.id}/commands", true, s.handleGetCommands},
 		{"PUT", "/applications/{application.id}/commands", true, s.handlePutCommands},
 		{"POST", "/applications/{application.id}/commands", true, s.handlePostCommand},
@@ -137,6 +139,7 @@ func (s *Server) restRoutes() []restRoute {
 		{"PATCH", "/webhooks/{application.id}/{interaction.token}/messages/{message.id}", false, s.handleFollowupEdit},
 		{"DELETE", "/webhooks/{application.id}/{interaction.token}/messages/{message.id}", false, s.handleFollowupDelete},
 		{"POST", "/channels/{channel.id}/messages", true, s.handleChannelMessage},
+		{"POST", "/channels/{channel.id}/typing", true, s.handleTyping},
 	}
 }
 
@@ -164,10 +167,14 @@ func matchPattern(pattern, path string) ([]string, bool) {
 }
 
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
+	// Discord's answers come through Google's front end; discord.py takes a 429 without
+	// Via for a Cloudflare ban and gives up instead of waiting retry_after.
+	w.Header().Set("Via", "1.1 google")
 	path, ok := strings.CutPrefix(r.URL.Path, "/api/v10/")
 	if !ok {
-		s.countREST(r.Method + " " + r.URL.Path)
-		writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
+		if s.admitREST(w, r.Method+" "+templatePath(r.URL.Path), r.URL.Path) {
+			writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
+		}
 		return
 	}
 	path = "/" + path
@@ -187,7 +194,9 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if route == nil {
-		s.countREST(r.Method + " " + path)
+		if !s.admitREST(w, r.Method+" "+templatePath(path), path) {
+			return
+		}
 		if pathMatched {
 			writeJSON(w, http.StatusMethodNotAllowed, apiError{Message: "405: Method Not Allowed"})
 			return
@@ -195,7 +204,9 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "404: Not Found"})
 		return
 	}
-	s.countREST(route.method + " " + route.pattern)
+	if !s.admitREST(w, route.method+" "+route.pattern, path) {
+		return
+	}
 
 	if route.botAuth && r.Header.Get("Authorization") != "Bot "+s.opts.Token {
 		writeJSON(w, http.StatusUnauthorized, apiError{Message: "401: Unauthorized"})
@@ -209,11 +220,16 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 	route.handle(w, r, params, body)
 }
 
-func (s *Server) countREST(key string) {
-	s.mu.Lock()
-	s.restRequests[key]++
-	s.notifyLocked()
-	s.mu.Unlock()
+// templatePath stands {id} for the numeric segments of a path no route matched, so that
+// its requests share one counter and one rate limit bucket.
+func templatePath(path string) string {
+	seg := strings.Split(path, "/")
+	for i, p := range seg {
+		if p != "" && strings.Trim(p, "0123456789") == "" {
+			seg[i] = "{id}"
+		}
+	}
+	return strings.Join(seg, "/")
 }
 
 // readBody returns the request's JSON body (for multipart/form-data the payload_json
@@ -309,26 +325,36 @@ func (s *Server) handleGetMe(w http.ResponseWriter, _ *http.Request, _ []string,
 	writeJSON(w, http.StatusOK, s.botReadyUser())
 }
 
+// handleGetApplication answers GET /applications/@me and /oauth2/applications/@me with
+// the application object. discord.py's AppInfo reads id, name, description, icon,
+// rpc_origins, bot_public, bot_require_code_grant, owner (a user with avatar) and
+// verify_key without defaults: they must all be there.
 func (s *Server) handleGetApplication(w http.ResponseWriter, _ *http.Request, _ []string, _ json.RawMessage) {
 	bot := s.botUser()
 	owner := userObject{ID: jsonID(GuildOwnerID), Username: "owner", Discriminator: "0"}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"id":                       jsonID(s.opts.ApplicationID),
-		"name":                     s.opts.BotUsername,
-		"icon":                     nil,
-		"description":              "",
-		"summary":                  "",
-		"bot_public":               true,
-		"bot_require_code_grant":   false,
-		"bot":                      bot,
-		"owner":                    owner,
-		"verify_key":               strings.Repeat("0", 64),
-		"team":                     nil,
-		"flags":                    0,
-		"tags":                     []string{},
-		"rpc_origins":              []string{},
-		"approximate_guild_count":  len(s.opts.Guilds),
-		"integration_types_config": map[string]any{"0": map[string]any{}},
+		"id":                                jsonID(s.opts.ApplicationID),
+		"name":                              s.opts.BotUsername,
+		"icon":                              nil,
+		"description":                       "",
+		"summary":                           "",
+		"type":                              nil,
+		"hook":                              true,
+		"bot_public":                        true,
+		"bot_require_code_grant":            false,
+		"bot":                               bot,
+		"owner":                             owner,
+		"verify_key":                        strings.Repeat("0", 64),
+		"team":                              nil,
+		"flags":                             0,
+		"tags":                              []string{},
+		"rpc_origins":                       []string{},
+		"redirect_uris":                     []string{},
+		"interactions_endpoint_url":         nil,
+		"role_connections_verification_url": nil,
+		"is_monetized":                      false,
+		"approximate_guild_count":           len(s.opts.Guilds),
+		"integration_types_config":          map[string]any{"0": map[string]any{}},
 	})
 }
 
@@ -494,10 +520,17 @@ func (s *Server) handlePostCommand(w http.ResponseWriter, _ *http.Request, param
 // messageBody is what the server reads from a message create/edit body to echo it.
 type messageBody struct {
 	Content          string            `json:"content"`
+	Nonce            json.RawMessage   `json:"nonce"`
+	TTS              bool              `json:"tts"`
 	Embeds           []json.RawMessage `json:"embeds"`
 	Components       []json.RawMessage `json:"components"`
 	Flags            int               `json:"flags"`
-	MessageReference map[string]any    `json:"message_reference"`
+	MessageReference *struct {
+		Type      int     `json:"type"`
+		MessageID *jsonID `json:"message_id"`
+		ChannelID *jsonID `json:"channel_id"`
+		GuildID   *jsonID `json:"guild_id"`
+	} `json:"message_reference"`
 }
 
 // echoMessageLocked builds the message object returned for a message the bot
@@ -509,13 +542,34 @@ func (s *Server) echoMessageLocked(id, guildID, channelID uint64, body json.RawM
 	}
 	msg := newMessage(id, guildID, channelID, s.botUser(), mb.Content, time.Now())
 	msg.Flags = mb.Flags
+	msg.TTS = mb.TTS
+	if len(mb.Nonce) > 0 && string(mb.Nonce) != "null" {
+		msg.Nonce = mb.Nonce
+	}
 	for _, e := range mb.Embeds {
 		msg.Embeds = append(msg.Embeds, e)
 	}
 	for _, c := range mb.Components {
 		msg.Components = append(msg.Components, c)
 	}
-	msg.MessageReference = mb.MessageReference
+	if ref := mb.MessageReference; ref != nil {
+		// Discord answers with the reference filled in: a reply sent with only
+		// message_id (discord.js) comes back with its channel and guild.
+		out := map[string]any{"type": ref.Type, "channel_id": jsonID(channelID)}
+		if ref.ChannelID != nil {
+			out["channel_id"] = *ref.ChannelID
+		}
+		if ref.MessageID != nil {
+			out["message_id"] = *ref.MessageID
+		}
+		switch {
+		case ref.GuildID != nil:
+			out["guild_id"] = *ref.GuildID
+		case guildID != 0:
+			out["guild_id"] = jsonID(guildID)
+		}
+		msg.MessageReference = out
+	}
 	if webhook {
 		msg.WebhookID = sfPtr(s.opts.ApplicationID)
 		msg.ApplicationID = sfPtr(s.opts.ApplicationID)
@@ -642,6 +696,16 @@ func (s *Server) handleFollowupDelete(w http.ResponseWriter, r *http.Request, pa
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// handleTyping answers POST /channels/{id}/typing (discord.py's typing(), discord.js's
+// sendTyping()) with 204, as Discord does.
+func (s *Server) handleTyping(w http.ResponseWriter, _ *http.Request, params []string, _ json.RawMessage) {
+	if _, err := strconv.ParseUint(params[0], 10, 64); err != nil {
+		writeJSON(w, http.StatusNotFound, apiError{Message: "Unknown Channel", Code: 10003})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) handleChannelMessage(w http.ResponseWriter, r *http.Request, params []string, body json.RawMessage) {
 	channelID, err := strconv.ParseUint(params[0], 10, 64)
 	if err != nil {
@@ -654,8 +718,9 @@ func (s *Server) handleChannelMessage(w http.ResponseWriter, r *http.Request, pa
 	}
 	s.mu.Lock()
 	s.recordReplyLocked(ReplyChannelMessage, r, body)
-	// A guild's "general" channel has the guild's ID.
-	guildID := uint64(0)
+	// A guild's "general" channel has the guild's ID; other channels belong to the
+	// guild a user's message in them came from.
+	guildID := s.channelGuilds[channelID]
 	for _, g := range s.opts.Guilds {
 		if g == channelID {
 			guildID = g

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -113,6 +114,15 @@ type Options struct {
 	// ListenAddr is where the server listens, e.g. ":8080" in a pod. Default: a random
 	// port on 127.0.0.1.
 	ListenAddr string
+	// GlobalRateLimit is how many REST requests per second the bot may make across all
+	// routes (interaction endpoints excepted) before getting a global 429, as on Discord.
+	// Default DefaultGlobalRateLimit (50); a negative value turns the limit off.
+	GlobalRateLimit int
+	// RouteRateLimits sets the bucket of routes, keyed as in Stats.RESTRequests
+	// ("POST /channels/{channel.id}/messages"); each bucket counts per top-level resource
+	// (channel, guild, webhook). Routes not listed keep the defaults: 5 per 5s for
+	// POST /channels/{channel.id}/messages, 10 per second for any other.
+	RouteRateLimits map[string]RateLimit
 	// PublicHost is the host:port clients reach the server at (a Service's name in a
 	// cluster), for the URLs it hands out: GET /gateway and resume_gateway_url. Default:
 	// the listener's address.
@@ -170,7 +180,11 @@ func (o Options) withDefaults() Options {
 	if o.ResumeWindow <= 0 {
 		o.ResumeWindow = DefaultResumeWindow
 	}
+	if o.GlobalRateLimit == 0 {
+		o.GlobalRateLimit = DefaultGlobalRateLimit
+	}
 	o.Guilds = append([]uint64(nil), o.Guilds...)
+	o.RouteRateLimits = maps.Clone(o.RouteRateLimits)
 	return o
 }
 
@@ -186,6 +200,10 @@ type Stats struct {
 	ResumeFailures int
 	// Connections is the number of websocket connections accepted so far.
 	Connections int
+	// ConnectionsByCompression counts the accepted connections by the transport
+	// compression they asked for (a connection refused for an unknown compress value
+	// counts as CompressionNone: it got a plain Hello and a plain close).
+	ConnectionsByCompression map[Compression]int
 	// OpenConnections is the number of websocket connections currently open.
 	OpenConnections int
 	// PerShard holds per-shard counters, keyed by shard ID. A shard appears once a
@@ -198,9 +216,21 @@ type Stats struct {
 	BucketViolations int
 	// SessionStartRemaining is the current session_start_limit.remaining.
 	SessionStartRemaining int
+	// ServerCloseCodes counts the close frames the server sent, by code, on every
+	// connection (those that never authenticated included, e.g. 4002 for an unknown
+	// compress value or 4004 for a bad token).
+	ServerCloseCodes map[int]int
+	// BytesSent is the number of websocket message bytes the server wrote, after
+	// transport compression (frame headers and close frames not included).
+	BytesSent int64
 	// RESTRequests counts REST requests by route, e.g. "GET /gateway/bot",
-	// "POST /channels/{channel.id}/messages" (including rejected ones).
+	// "POST /channels/{channel.id}/messages" (including rejected ones); numeric
+	// segments of paths no route matched read {id}.
 	RESTRequests map[string]int
+	// RESTRateLimited counts the requests answered 429 by their route's bucket, by route.
+	RESTRateLimited map[string]int
+	// RESTGlobalRateLimited counts the requests answered 429 by the global limit.
+	RESTGlobalRateLimited int
 }
 
 // IdentifyRecord describes one accepted identify.
@@ -217,8 +247,20 @@ type IdentifyRecord struct {
 
 // ShardStats are the counters of one shard ID, across all its connections.
 type ShardStats struct {
-	Identifies int
-	Resumes    int
+	// Connections is the number of websocket connections that authenticated (identify
+	// or resume) as this shard.
+	Connections int
+	// Compression is the transport compression of the shard's latest connection.
+	Compression Compression
+	// Compressions has one entry per connection of this shard, in order: the transport
+	// compression it used.
+	Compressions []Compression
+	Identifies   int
+	Resumes      int
+	// ResumeFailures counts resumes of this shard's sessions answered with op 9 d=false
+	// or closed with 4007. A resume naming a session the server never had has no shard
+	// and is only in Stats.ResumeFailures.
+	ResumeFailures int
 	// Heartbeats is the number of op 1 heartbeats received (including those received
 	// on the connection before it identified/resumed).
 	Heartbeats int
@@ -237,6 +279,12 @@ type ShardStats struct {
 	// ClientCloseCodes has one entry per ended connection of this shard: the close code
 	// the client sent, or 0.
 	ClientCloseCodes []int
+	// ServerCloseCodes has one entry per close frame the server sent on a connection of
+	// this shard (after it authenticated): its code.
+	ServerCloseCodes []int
+	// BytesSent is the number of websocket message bytes written on this shard's
+	// connections once they authenticated, after transport compression.
+	BytesSent int64
 	// SessionID is the ID of the shard's most recent session (from identify or resume).
 	SessionID string
 	// LastSeq is the last sequence number of that session.
@@ -246,6 +294,8 @@ type ShardStats struct {
 func (st ShardStats) clone() ShardStats {
 	st.HeartbeatTimes = append([]time.Time(nil), st.HeartbeatTimes...)
 	st.ClientCloseCodes = append([]int(nil), st.ClientCloseCodes...)
+	st.ServerCloseCodes = append([]int(nil), st.ServerCloseCodes...)
+	st.Compressions = append([]Compression(nil), st.Compressions...)
 	return st
 }
 
@@ -279,9 +329,20 @@ type Server struct {
 	sessionResetAt   time.Time // when sessionRemaining goes back to SessionStartTotal
 	restRequests     map[string]int
 
-	commands     map[uint64][]json.RawMessage // guild ID (0 = global) -> commands
-	replies      []Reply
-	interactions map[uint64]*interactionRecord
+	// REST rate limits (ratelimit.go): windows by bucket hash and major parameter.
+	rateBuckets           map[string]*rateWindow
+	globalWindow          rateWindow
+	restRateLimited       map[string]int
+	restGlobalRateLimited int
+
+	connectionsByCompression map[Compression]int
+	serverCloseCodes         map[int]int
+	bytesSent                int64
+
+	commands      map[uint64][]json.RawMessage // guild ID (0 = global) -> commands
+	channelGuilds map[uint64]uint64            // channel ID -> guild ID, from SendMessage
+	replies       []Reply
+	interactions  map[uint64]*interactionRecord
 
 	// Guild coverage (coverage.go); coverageDirty is set when a session gains or loses
 	// its connection.
@@ -299,15 +360,21 @@ type shardState struct {
 // NewServer starts a fake Discord server listening on 127.0.0.1 with a random port.
 func NewServer(opts Options) *Server {
 	s := &Server{
-		opts:         opts.withDefaults(),
-		changed:      make(chan struct{}),
-		conns:        map[*wsConn]struct{}{},
-		sessions:     map[string]*session{},
-		shards:       map[int]*shardState{},
-		lastIdentify: map[int]time.Time{},
-		restRequests: map[string]int{},
-		commands:     map[uint64][]json.RawMessage{},
-		interactions: map[uint64]*interactionRecord{},
+		opts:          opts.withDefaults(),
+		changed:       make(chan struct{}),
+		conns:         map[*wsConn]struct{}{},
+		sessions:      map[string]*session{},
+		shards:        map[int]*shardState{},
+		lastIdentify:  map[int]time.Time{},
+		restRequests:  map[string]int{},
+		commands:      map[uint64][]json.RawMessage{},
+		interactions:  map[uint64]*interactionRecord{},
+		channelGuilds: map[uint64]uint64{},
+
+		connectionsByCompression: map[Compression]int{},
+		serverCloseCodes:         map[int]int{},
+		rateBuckets:              map[string]*rateWindow{},
+		restRateLimited:          map[string]int{},
 	}
 	s.sessionRemaining = s.opts.SessionStartRemaining
 	s.sessionResetAt = time.Now().Add(s.opts.SessionStartResetAfter)
@@ -335,7 +402,11 @@ func NewServer(opts Options) *Server {
 // Options returns the effective options (defaults applied).
 func (s *Server) Options() Options {
 	o := s.opts
+	if o.GlobalRateLimit == 0 {
+		o.GlobalRateLimit = DefaultGlobalRateLimit
+	}
 	o.Guilds = append([]uint64(nil), o.Guilds...)
+	o.RouteRateLimits = maps.Clone(o.RouteRateLimits)
 	return o
 }
 
@@ -627,6 +698,18 @@ func (s *Server) statsLocked() Stats {
 		BucketViolations:      s.bucketViolations,
 		SessionStartRemaining: s.sessionRemainingLocked(),
 		RESTRequests:          make(map[string]int, len(s.restRequests)),
+
+		ConnectionsByCompression: make(map[Compression]int, len(s.connectionsByCompression)),
+		ServerCloseCodes:         make(map[int]int, len(s.serverCloseCodes)),
+		BytesSent:                s.bytesSent,
+		RESTRateLimited:          maps.Clone(s.restRateLimited),
+		RESTGlobalRateLimited:    s.restGlobalRateLimited,
+	}
+	for k, v := range s.connectionsByCompression {
+		st.ConnectionsByCompression[k] = v
+	}
+	for k, v := range s.serverCloseCodes {
+		st.ServerCloseCodes[k] = v
 	}
 	for id, sh := range s.shards {
 		ss := sh.stats.clone()
