@@ -328,6 +328,7 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) (ctrl.Resu
 		stop:           stopOf(s.bot),
 		tokenAvailable: s.tokenProblem == "" && s.endpointProblem == "",
 		pods:           s.pods,
+		halted:         s.haltedGroups(),
 	})
 	var errs []error
 	key := client.ObjectKeyFromObject(s.bot)

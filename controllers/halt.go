@@ -30,6 +30,7 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctr
 		}
 		return ctrl.Result{}, nil
 	}
+	r.liftPodHalts(ctx, s)
 	if bot.Spec.Suspend || s.tokenProblem != "" {
 		return ctrl.Result{}, nil
 	}
@@ -42,6 +43,12 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctr
 				continue
 			} else if msg != "" {
 				f.report.Message = msg
+			}
+			// Too many guilds on one shard: only that shard group is halted while the
+			// others serve their guilds. Only a bot of one group stops whole.
+			if layoutOf(f.observed, s.topo).groups() > 1 && f.observed.group >= 0 {
+				r.haltPod(ctx, s, f)
+				continue
 			}
 		}
 		halt = &f
@@ -61,6 +68,70 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctr
 	r.event(bot, nil, corev1.EventTypeWarning, halt.report.Reason, "Halt",
 		"pod %s: %s; stopping the bot's pods until its spec or token Secret changes", halt.pod, halt.report.Message)
 	return ctrl.Result{}, nil
+}
+
+// haltPod halts one shard group (status.haltedPods), once.
+func (r *DiscordBotReconciler) haltPod(ctx context.Context, s *scope, f fatalPodReport) {
+	bot := s.bot
+	for _, h := range bot.Status.HaltedPods {
+		if h.Pod == f.pod {
+			return
+		}
+	}
+	bot.Status.HaltedPods = append(bot.Status.HaltedPods, shardkeeperv1.BotHalt{
+		Reason: f.report.Reason, Message: f.report.Message, Pod: f.pod, Generation: bot.Generation,
+		SecretResourceVersion: s.secretVersion, Since: metav1.NewTime(s.now),
+	})
+	slices.SortFunc(bot.Status.HaltedPods, func(a, b shardkeeperv1.BotHalt) int { return compareNatural(a.Pod, b.Pod) })
+	topo := layoutOf(f.observed, s.topo)
+	shards := topo.describeShards(f.observed.group)
+	logf.FromContext(ctx).Info("halting a shard group: its pod reported a reason restarts cannot fix", "pod", f.pod, "shards", shards,
+		"reason", f.report.Reason, "detail", f.report.Message)
+	r.event(bot, nil, corev1.EventTypeWarning, f.report.Reason, "Halt",
+		"pod %s (shards %s): %s; stopping this shard group until the spec or token Secret changes, the other %d keep running",
+		f.pod, shards, f.report.Message, topo.groups()-1)
+}
+
+// liftPodHalts lifts the shard group halts when the spec or the token Secret changed.
+func (r *DiscordBotReconciler) liftPodHalts(ctx context.Context, s *scope) {
+	bot := s.bot
+	bot.Status.HaltedPods = slices.DeleteFunc(bot.Status.HaltedPods, func(h shardkeeperv1.BotHalt) bool {
+		if h.Generation == bot.Generation && (s.secretVersion == "" || h.SecretResourceVersion == s.secretVersion) {
+			return false
+		}
+		logf.FromContext(ctx).Info("spec or token Secret changed; starting the halted shard group again", "pod", h.Pod, "reason", h.Reason)
+		r.event(bot, nil, corev1.EventTypeNormal, shardkeeperv1.ReasonResumed, "Start",
+			"the spec or the token Secret changed since pod %s's shard group stopped (%s); starting it again", h.Pod, h.Reason)
+		return true
+	})
+	if len(bot.Status.HaltedPods) == 0 {
+		bot.Status.HaltedPods = nil
+	}
+}
+
+// haltedGroups are the current layout's shard groups halted on their own. Halts of pods
+// the layout no longer has (an automatic reshard since) are forgotten: the new layout
+// starts every group afresh.
+func (s *scope) haltedGroups() map[int32]bool {
+	if len(s.bot.Status.HaltedPods) == 0 {
+		return nil
+	}
+	group := map[string]int32{}
+	for g := range s.topo.groups() {
+		group[s.builder.podName(g)] = g
+	}
+	out := map[int32]bool{}
+	s.bot.Status.HaltedPods = slices.DeleteFunc(s.bot.Status.HaltedPods, func(h shardkeeperv1.BotHalt) bool {
+		g, ok := group[h.Pod]
+		if ok {
+			out[g] = true
+		}
+		return !ok
+	})
+	if len(s.bot.Status.HaltedPods) == 0 {
+		s.bot.Status.HaltedPods = nil
+	}
+	return out
 }
 
 // shardingRequired handles a pod told 4011 (too few shards for the bot's guilds). With

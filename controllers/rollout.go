@@ -18,6 +18,7 @@ type observedPod struct {
 	revision    string
 	topology    string
 	ready       bool
+	running     bool // the bot container runs (a halted group's pod may still serve its other shards)
 	terminating bool
 	failed      bool // phase Failed or Succeeded: restartPolicy Always will not bring it back
 	// leaseReport is the reason a shard of the pod stopped for good, as the pod wrote it on
@@ -43,6 +44,11 @@ func observePod(pod *corev1.Pod) observedPod {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			o.ready = c.Status == corev1.ConditionTrue
+		}
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == botContainerName {
+			o.running = cs.State.Running != nil
 		}
 	}
 	return o
@@ -83,6 +89,9 @@ type rolloutInput struct {
 	stop           *stopReason
 	tokenAvailable bool
 	pods           []observedPod
+	// halted are the current layout's shard groups stopped on their own
+	// (status.haltedPods): never created again, their pod deleted once it stops running.
+	halted map[int32]bool
 }
 
 // stopReason is why a bot runs no pods, for the deletion events.
@@ -119,7 +128,9 @@ type rolloutPlan struct {
 //   - missing groups are created;
 //   - outdated pods are replaced one at a time, and only while every other pod is ready and
 //     no reshard is going on. Outdated pods that are not ready are unavailable anyway and
-//     are replaced at once.
+//     are replaced at once;
+//   - a halted shard group is left out: not created, not replaced, its pod deleted only
+//     when its bot container no longer runs (one still serving its other shards stays).
 func planRollout(in rolloutInput) rolloutPlan {
 	var plan rolloutPlan
 	if in.stop != nil {
@@ -151,6 +162,12 @@ func planRollout(in rolloutInput) rolloutPlan {
 			}
 		case p.group < 0 || p.group >= groups:
 			plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonOrphanPodDeleted, "pod belongs to no shard group"))
+		case in.halted[p.group]:
+			if p.failed || !p.running {
+				plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonHalted,
+					"its shard group is halted (status.haltedPods); it is not started again until the spec or the token Secret changes"))
+			}
+			byGroup[p.group] = p
 		case p.failed:
 			a := deleteAction(p, shardkeeperv1.ReasonPodFailed, fmt.Sprintf("pod %s, recreating it", p.pod.Status.Phase))
 			a.restart = true
@@ -163,7 +180,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 
 	missing := 0
 	for g := range groups {
-		if _, ok := byGroup[g]; !ok {
+		if _, ok := byGroup[g]; !ok && !in.halted[g] {
 			missing++
 			plan.actions = append(plan.actions, podAction{kind: createPod, group: g, reason: shardkeeperv1.ReasonPodCreated,
 				message: fmt.Sprintf("shards %s", in.topo.describeShards(g))})
@@ -174,6 +191,9 @@ func planRollout(in rolloutInput) rolloutPlan {
 	outdated, readyGroups, settled := 0, int32(0), missing == 0
 	for _, g := range sortedGroups(byGroup) {
 		p := byGroup[g]
+		if in.halted[g] {
+			continue // not expected to be ready, and not replaced
+		}
 		if p.terminating || p.failed || !p.ready {
 			settled = false
 		} else {

@@ -29,6 +29,8 @@ func fakePod(group int32, topo, rev string, state ...string) observedPod {
 		case "failed":
 			p.failed = true
 			p.pod.Status.Phase = corev1.PodFailed
+		case "running":
+			p.running = true
 		}
 	}
 	return p
@@ -71,6 +73,21 @@ func TestPlanRollout(t *testing.T) {
 			in:           rolloutInput{topo: three, revision: "r1", tokenAvailable: true},
 			want:         []string{"create 0", "create 1", "create 2"},
 			wantProgress: shardkeeperv1.ReasonCreatingPods,
+		},
+		{
+			name: "halted groups: not created, an exited pod deleted, a running one kept, the rest rolls",
+			in: rolloutInput{topo: three, revision: "r2", tokenAvailable: true, halted: map[int32]bool{1: true, 2: true}, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "ready", "running"), fakePod(2, "3x1", "r1", "running"),
+			}},
+			want:         []string{"delete bot-0 (PodReplaced)"},
+			wantProgress: shardkeeperv1.ReasonRollingUpdate,
+		},
+		{
+			name: "a halted group's pod that stopped running is deleted and not recreated",
+			in: rolloutInput{topo: three, revision: "r1", tokenAvailable: true, halted: map[int32]bool{1: true}, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "ready", "running"), fakePod(1, "3x1", "r1"), fakePod(2, "3x1", "r1", "ready", "running"),
+			}},
+			want: []string{"delete bot-1 (Halted)"},
 		},
 		{
 			name: "settled: nothing to do",

@@ -168,6 +168,28 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 			})
 		}
 	}
+	// A halted shard group whose pod is gone is still a problem: its shards are down.
+	present := map[string]bool{}
+	for _, p := range st.Problems {
+		present[p.Pod] = true
+	}
+	for _, h := range st.HaltedPods {
+		if present[h.Pod] {
+			continue
+		}
+		st.ProblemCount++
+		if len(st.Problems) < shardkeeperv1.MaxReportedProblems {
+			shards := "?"
+			for g := range obs.topo.groups() {
+				if podName(bot.Name, obs.generation, g) == h.Pod {
+					shards = obs.topo.describeShards(g)
+				}
+			}
+			st.Problems = append(st.Problems, shardkeeperv1.ShardGroupProblem{
+				Pod: h.Pod, Shards: shards, Reason: h.Reason, Message: truncate("halted: "+h.Message, 256),
+			})
+		}
+	}
 	slices.SortFunc(st.Problems, func(a, b shardkeeperv1.ShardGroupProblem) int {
 		return compareNatural(a.Pod, b.Pod)
 	})
@@ -256,6 +278,14 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 		reason := cmp.Or(obs.layoutReason, shardkeeperv1.ReasonGatewayInfoUnavailable)
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, reason, obs.layoutProblem)
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, reason, "waiting for Discord's recommended shard count")
+	case len(st.HaltedPods) > 0:
+		h := st.HaltedPods[0]
+		msg := fmt.Sprintf("%d of %d shards are ready; the shard group of pod %s is stopped: %s", st.ReadyShards, st.Shards, h.Pod, h.Message)
+		if n := len(st.HaltedPods); n > 1 {
+			msg += fmt.Sprintf(" (and %d more shard groups)", n-1)
+		}
+		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, h.Reason, msg+". The other shard groups keep running; fix it and change the spec or the token Secret to start it again")
+		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, h.Reason, "halted shard groups: restarts cannot fix "+h.Reason)
 	default:
 		if st.ReadyShards == st.Shards && st.UpdatedPods == obs.topo.groups() {
 			set(shardkeeperv1.ConditionReady, metav1.ConditionTrue, shardkeeperv1.ReasonAllShardsReady,
@@ -313,6 +343,9 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 
 	if halt != nil && !obs.suspended {
 		set(shardkeeperv1.ConditionDegraded, metav1.ConditionTrue, halt.Reason, halt.Message)
+	} else if len(st.HaltedPods) > 0 && !obs.suspended {
+		h := st.HaltedPods[0]
+		set(shardkeeperv1.ConditionDegraded, metav1.ConditionTrue, h.Reason, fmt.Sprintf("pod %s: %s", h.Pod, h.Message))
 	} else if st.ProblemCount > 0 && !obs.suspended {
 		first := st.Problems[0]
 		msg := fmt.Sprintf("pod %s (shards %s): %s", first.Pod, first.Shards, first.Reason)

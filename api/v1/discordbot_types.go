@@ -292,6 +292,18 @@ type DiscordBotStatus struct {
 	// +optional
 	Halted *BotHalt `json:"halted,omitempty"`
 
+	// HaltedPods are shard groups stopped for a reason that concerns them alone while the
+	// rest of the bot runs: ShardingRequired (close 4011) is about the guilds of one shard,
+	// and halting the whole bot for it would leave every other shard's guilds unserved too.
+	// A halted group's pod is not restarted or replaced (nor created again once its process
+	// exits; one still running its other shards keeps running), until the spec or the token
+	// Secret changes.
+	// +optional
+	// +listType=map
+	// +listMapKey=pod
+	// +kubebuilder:validation:MaxItems=1000
+	HaltedPods []BotHalt `json:"haltedPods,omitempty"`
+
 	// Problems lists shard groups that are not healthy, at most MaxReportedProblems of them.
 	// +optional
 	// +listType=atomic

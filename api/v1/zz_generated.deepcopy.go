@@ -186,6 +186,13 @@ func (in *DiscordBotStatus) DeepCopyInto(out *DiscordBotStatus) {
 		*out = new(BotHalt)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.HaltedPods != nil {
+		in, out := &in.HaltedPods, &out.HaltedPods
+		*out = make([]BotHalt, len(*in))
+		for i := range *in {
+			(*in)[i].DeepCopyInto(&(*out)[i])
+		}
+	}
 	if in.Problems != nil {
 		in, out := &in.Problems, &out.Problems
 		*out = make([]ShardGroupProblem, len(*in))
