@@ -110,6 +110,11 @@ type scope struct {
 	// Discord's gateway information (gateway.go) and the shard layout it leads to.
 	gatewayErr       error  // why the last GET /gateway/bot with this token failed, nil when it worked
 	shardingRequired bool   // a pod was told 4011 and shards is auto: ask Discord again
+	// groupHaltReports are 4011 reports that halt only their shard group
+	// (reconcileHalt finds them, reconcileGroupHalts records them).
+	groupHaltReports []fatalPodReport
+	// stoppedGroups are halted shard groups whose pod must not run (reconcileGroupHalts).
+	stoppedGroups map[groupKey]bool
 	layoutProblem    string // why no shard layout can be worked out yet
 	layoutReason     string // the condition reason for it, "" for GatewayInfoUnavailable
 	// budget is the session start breaker (sessionbudget.go).
@@ -192,6 +197,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.reconcileHalt,
 		r.checkGateway,
 		r.resolveLayout,
+		r.reconcileGroupHalts,
 		r.checkSessionBudget,
 		r.reconcileAccess,
 		r.reconcilePodLeases,
@@ -328,7 +334,7 @@ func (r *DiscordBotReconciler) rollOut(ctx context.Context, s *scope) (ctrl.Resu
 		stop:           stopOf(s.bot),
 		tokenAvailable: s.tokenProblem == "" && s.endpointProblem == "",
 		pods:           s.pods,
-		halted:         s.haltedGroups(),
+		stopped:        s.stoppedGroups,
 	})
 	var errs []error
 	key := client.ObjectKeyFromObject(s.bot)

@@ -30,7 +30,6 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctr
 		}
 		return ctrl.Result{}, nil
 	}
-	r.liftPodHalts(ctx, s)
 	if bot.Spec.Suspend || s.tokenProblem != "" {
 		return ctrl.Result{}, nil
 	}
@@ -45,9 +44,10 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctr
 				f.report.Message = msg
 			}
 			// Too many guilds on one shard: only that shard group is halted while the
-			// others serve their guilds. Only a bot of one group stops whole.
+			// others serve their guilds (reconcileGroupHalts, once the layout is known).
+			// Only a bot of one group stops whole.
 			if layoutOf(f.observed, s.topo).groups() > 1 && f.observed.group >= 0 {
-				r.haltPod(ctx, s, f)
+				s.groupHaltReports = append(s.groupHaltReports, f)
 				continue
 			}
 		}
@@ -61,7 +61,7 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctr
 		return ctrl.Result{}, nil
 	}
 	bot.Status.Halted = &shardkeeperv1.BotHalt{
-		Reason: halt.report.Reason, Message: halt.report.Message, Pod: halt.pod, Generation: bot.Generation,
+		Reason: halt.report.Reason, Message: truncate(halt.report.Message, maxHaltMessage), Pod: halt.pod, Generation: bot.Generation,
 		SecretResourceVersion: s.secretVersion, Since: metav1.NewTime(s.now),
 	}
 	logf.FromContext(ctx).Info("halting the bot: a pod reported a reason restarts cannot fix", "pod", halt.pod, "reason", halt.report.Reason, "detail", halt.report.Message)
@@ -70,68 +70,120 @@ func (r *DiscordBotReconciler) reconcileHalt(ctx context.Context, s *scope) (ctr
 	return ctrl.Result{}, nil
 }
 
-// haltPod halts one shard group (status.haltedPods), once.
-func (r *DiscordBotReconciler) haltPod(ctx context.Context, s *scope, f fatalPodReport) {
+// maxHaltMessage bounds what a pod's report puts in status.halted and haltedPods: a bot
+// writes what it likes on its Lease, and a status too big to save fails every pass.
+const maxHaltMessage = 1024
+
+// reconcileGroupHalts keeps status.haltedPods, the shard groups halted on their own
+// (ShardingRequired in a bot of several groups), once the layout is known:
+//   - a change of the spec or the token Secret lifts the current layout's halts; those of
+//     an older layout stay while it runs (a reshard must not start a group again that can
+//     only fail), and go with it;
+//   - a new report halts its group, with one event;
+//   - a halted group's pod whose process exited because every shard of it stopped for
+//     good is marked stopped: it is deleted and not created again. A pod still running
+//     its other shards keeps running, and one lost for another reason (eviction, OOM) is
+//     created again: its other shards are worth the one session start its failing shard
+//     costs.
+func (r *DiscordBotReconciler) reconcileGroupHalts(ctx context.Context, s *scope) (ctrl.Result, error) {
+	bot := s.bot
+	s.stoppedGroups = nil
+	if bot.Status.Halted != nil || bot.Spec.Suspend || s.layoutProblem != "" {
+		return ctrl.Result{}, nil
+	}
+	generations := map[int32]bool{s.builder.generation: true} // layouts with pods
+	for _, p := range s.pods {
+		if !p.terminating {
+			generations[p.generation] = true
+		}
+	}
+	changed := func(h shardkeeperv1.BotHalt) bool {
+		return h.Generation != bot.Generation || (s.secretVersion != "" && h.SecretResourceVersion != s.secretVersion)
+	}
+	bot.Status.HaltedPods = slices.DeleteFunc(bot.Status.HaltedPods, func(h shardkeeperv1.BotHalt) bool {
+		generation, group, ok := parsePodName(bot.Name, h.Pod)
+		switch {
+		case !ok || !generations[generation]:
+			return true // its layout is gone
+		case generation == s.builder.generation && group >= s.topo.groups():
+			return true
+		case generation == s.builder.generation && changed(h):
+			logf.FromContext(ctx).Info("spec or token Secret changed; starting the halted shard group again", "pod", h.Pod, "reason", h.Reason)
+			r.event(bot, nil, corev1.EventTypeNormal, shardkeeperv1.ReasonResumed, "Start",
+				"the spec or the token Secret changed since pod %s's shard group stopped (%s); starting it again", h.Pod, h.Reason)
+			return true
+		}
+		return false
+	})
+	for _, f := range s.groupHaltReports {
+		r.haltGroup(ctx, s, f)
+	}
+	byName := map[string]observedPod{}
+	for _, p := range s.pods {
+		byName[p.pod.Name] = p
+	}
+	for i := range bot.Status.HaltedPods {
+		h := &bot.Status.HaltedPods[i]
+		if p, ok := byName[h.Pod]; ok && !h.PodStopped && !p.terminating && !p.running && exitedForGood(p) {
+			h.PodStopped = true
+		}
+		if h.PodStopped {
+			generation, group, _ := parsePodName(bot.Name, h.Pod)
+			if s.stoppedGroups == nil {
+				s.stoppedGroups = map[groupKey]bool{}
+			}
+			s.stoppedGroups[groupKey{generation, group}] = true
+		}
+	}
+	if len(bot.Status.HaltedPods) == 0 {
+		bot.Status.HaltedPods = nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// exitedForGood says whether the pod's bot process exited because every shard of it
+// stopped for a reason restarts cannot fix (botruntime's termination message).
+func exitedForGood(p observedPod) bool {
+	for _, cs := range p.pod.Status.ContainerStatuses {
+		if _, ok := fatalBotReason(cs); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// haltGroup halts one shard group (status.haltedPods), once.
+func (r *DiscordBotReconciler) haltGroup(ctx context.Context, s *scope, f fatalPodReport) {
 	bot := s.bot
 	for _, h := range bot.Status.HaltedPods {
 		if h.Pod == f.pod {
 			return
 		}
 	}
+	topo := layoutOf(f.observed, s.topo)
+	message := f.report.Message
+	if !s.ofCurrentLayout(f.observed) {
+		message = "a pod of the layout being replaced: " + message
+	}
 	bot.Status.HaltedPods = append(bot.Status.HaltedPods, shardkeeperv1.BotHalt{
-		Reason: f.report.Reason, Message: f.report.Message, Pod: f.pod, Generation: bot.Generation,
+		Reason: f.report.Reason, Message: truncate(message, maxHaltMessage), Pod: f.pod, Generation: bot.Generation,
 		SecretResourceVersion: s.secretVersion, Since: metav1.NewTime(s.now),
 	})
 	slices.SortFunc(bot.Status.HaltedPods, func(a, b shardkeeperv1.BotHalt) int { return compareNatural(a.Pod, b.Pod) })
-	topo := layoutOf(f.observed, s.topo)
 	shards := topo.describeShards(f.observed.group)
 	logf.FromContext(ctx).Info("halting a shard group: its pod reported a reason restarts cannot fix", "pod", f.pod, "shards", shards,
 		"reason", f.report.Reason, "detail", f.report.Message)
 	r.event(bot, nil, corev1.EventTypeWarning, f.report.Reason, "Halt",
-		"pod %s (shards %s): %s; stopping this shard group until the spec or token Secret changes, the other %d keep running",
-		f.pod, shards, f.report.Message, topo.groups()-1)
+		"pod %s (shards %s): %s; this shard group is halted until the spec or token Secret changes, the other %d keep running",
+		f.pod, shards, truncate(message, maxHaltMessage), topo.groups()-1)
 }
 
-// liftPodHalts lifts the shard group halts when the spec or the token Secret changed.
-func (r *DiscordBotReconciler) liftPodHalts(ctx context.Context, s *scope) {
-	bot := s.bot
-	bot.Status.HaltedPods = slices.DeleteFunc(bot.Status.HaltedPods, func(h shardkeeperv1.BotHalt) bool {
-		if h.Generation == bot.Generation && (s.secretVersion == "" || h.SecretResourceVersion == s.secretVersion) {
-			return false
-		}
-		logf.FromContext(ctx).Info("spec or token Secret changed; starting the halted shard group again", "pod", h.Pod, "reason", h.Reason)
-		r.event(bot, nil, corev1.EventTypeNormal, shardkeeperv1.ReasonResumed, "Start",
-			"the spec or the token Secret changed since pod %s's shard group stopped (%s); starting it again", h.Pod, h.Reason)
-		return true
-	})
-	if len(bot.Status.HaltedPods) == 0 {
-		bot.Status.HaltedPods = nil
-	}
-}
+// groupKey names a shard group of a layout: layouts are told apart by their generation.
+type groupKey struct{ generation, group int32 }
 
-// haltedGroups are the current layout's shard groups halted on their own. Halts of pods
-// the layout no longer has (an automatic reshard since) are forgotten: the new layout
-// starts every group afresh.
-func (s *scope) haltedGroups() map[int32]bool {
-	if len(s.bot.Status.HaltedPods) == 0 {
-		return nil
-	}
-	group := map[string]int32{}
-	for g := range s.topo.groups() {
-		group[s.builder.podName(g)] = g
-	}
-	out := map[int32]bool{}
-	s.bot.Status.HaltedPods = slices.DeleteFunc(s.bot.Status.HaltedPods, func(h shardkeeperv1.BotHalt) bool {
-		g, ok := group[h.Pod]
-		if ok {
-			out[g] = true
-		}
-		return !ok
-	})
-	if len(s.bot.Status.HaltedPods) == 0 {
-		s.bot.Status.HaltedPods = nil
-	}
-	return out
+// ofCurrentLayout says whether a pod belongs to the layout the bot runs now.
+func (s *scope) ofCurrentLayout(p observedPod) bool {
+	return p.topology == s.topo.label() && p.generation == s.builder.generation && p.group >= 0 && p.group < s.topo.groups()
 }
 
 // shardingRequired handles a pod told 4011 (too few shards for the bot's guilds). With

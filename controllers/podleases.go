@@ -138,7 +138,9 @@ func (r *DiscordBotReconciler) fenceEarlierPods(ctx context.Context, bot *shardk
 // fenceEarlierPods to list when it makes the next one.
 func (r *DiscordBotReconciler) recordCreatedPod(ctx context.Context, bot *shardkeeperv1.DiscordBot, pod *corev1.Pod) error {
 	err := r.updateLiveLease(ctx, bot, leaseName(pod.Name), func(ann map[string]string) bool {
-		if ann[shardkeeperv1.AnnotationCreatedPodUID] == string(pod.UID) {
+		if ann[shardkeeperv1.AnnotationCreatedPodUID] != "" {
+			// fenceEarlierPods cleared it before the pod was made: one there now is this
+			// pod's, or a newer one's than the caller's (cached) view.
 			return false
 		}
 		ann[shardkeeperv1.AnnotationCreatedPodUID] = string(pod.UID)
@@ -249,7 +251,8 @@ func (r *DiscordBotReconciler) reconcilePodLeases(ctx context.Context, s *scope)
 		// pod may be newer than this cache.
 		if lease == nil || lease.Annotations[shardkeeperv1.AnnotationCreatedPodUID] == "" {
 			if err := r.recordCreatedPod(ctx, s.bot, p.pod); err != nil {
-				return ctrl.Result{}, err
+				// A record for fencing, not worth the rest of the pass.
+				s.laterErrs = append(s.laterErrs, err)
 			}
 		}
 	}

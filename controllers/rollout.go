@@ -89,9 +89,9 @@ type rolloutInput struct {
 	stop           *stopReason
 	tokenAvailable bool
 	pods           []observedPod
-	// halted are the current layout's shard groups stopped on their own
-	// (status.haltedPods): never created again, their pod deleted once it stops running.
-	halted map[int32]bool
+	// stopped are halted shard groups, of any layout, that must not run (status.haltedPods
+	// with podStopped): not created, their pod deleted.
+	stopped map[groupKey]bool
 }
 
 // stopReason is why a bot runs no pods, for the deletion events.
@@ -129,8 +129,8 @@ type rolloutPlan struct {
 //   - outdated pods are replaced one at a time, and only while every other pod is ready and
 //     no reshard is going on. Outdated pods that are not ready are unavailable anyway and
 //     are replaced at once;
-//   - a halted shard group is left out: not created, not replaced, its pod deleted only
-//     when its bot container no longer runs (one still serving its other shards stays).
+//   - a stopped shard group (halted, its process exited for it) is left out: not created,
+//     not waited for, its pod deleted; in the current layout and in an old one.
 func planRollout(in rolloutInput) rolloutPlan {
 	var plan rolloutPlan
 	if in.stop != nil {
@@ -162,11 +162,8 @@ func planRollout(in rolloutInput) rolloutPlan {
 			}
 		case p.group < 0 || p.group >= groups:
 			plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonOrphanPodDeleted, "pod belongs to no shard group"))
-		case in.halted[p.group]:
-			if p.failed || !p.running {
-				plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonHalted,
-					"its shard group is halted (status.haltedPods); it is not started again until the spec or the token Secret changes"))
-			}
+		case in.stopped[groupKey{p.generation, p.group}]:
+			plan.actions = append(plan.actions, stoppedGroupAction(p))
 			byGroup[p.group] = p
 		case p.failed:
 			a := deleteAction(p, shardkeeperv1.ReasonPodFailed, fmt.Sprintf("pod %s, recreating it", p.pod.Status.Phase))
@@ -180,7 +177,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 
 	missing := 0
 	for g := range groups {
-		if _, ok := byGroup[g]; !ok && !in.halted[g] {
+		if _, ok := byGroup[g]; !ok && !in.stopped[groupKey{in.generation, g}] {
 			missing++
 			plan.actions = append(plan.actions, podAction{kind: createPod, group: g, reason: shardkeeperv1.ReasonPodCreated,
 				message: fmt.Sprintf("shards %s", in.topo.describeShards(g))})
@@ -191,7 +188,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 	outdated, readyGroups, settled := 0, int32(0), missing == 0
 	for _, g := range sortedGroups(byGroup) {
 		p := byGroup[g]
-		if in.halted[g] {
+		if in.stopped[groupKey{in.generation, g}] {
 			continue // not expected to be ready, and not replaced
 		}
 		if p.terminating || p.failed || !p.ready {
@@ -223,7 +220,7 @@ func planRollout(in rolloutInput) rolloutPlan {
 				}
 			}
 			for g := range prev.topo.groups() {
-				if !present[g] {
+				if !present[g] && !in.stopped[groupKey{prev.generation, g}] {
 					plan.actions = append(plan.actions, podAction{kind: createPod, group: g, layout: &prev, reason: shardkeeperv1.ReasonPodCreated,
 						message: fmt.Sprintf("shards %s of the old layout %s, serving until layout %s is ready", prev.topo.describeShards(g), prev.topo.label(), in.topo.label())})
 				}
@@ -231,6 +228,8 @@ func planRollout(in rolloutInput) rolloutPlan {
 		}
 		for _, p := range old {
 			switch {
+			case in.stopped[groupKey{p.generation, p.group}]:
+				plan.actions = append(plan.actions, stoppedGroupAction(p))
 			case settled:
 				plan.actions = append(plan.actions, deleteAction(p, shardkeeperv1.ReasonShardGroupsChanged,
 					fmt.Sprintf("every shard of the new layout %s is ready; stopping the old layout %s", in.topo.label(), orUnknown(p.topology))))
@@ -279,6 +278,12 @@ func newestOldLayout(old []observedPod) (layoutRef, bool) {
 		best, found = layoutRef{topo: topo, generation: p.generation}, true
 	}
 	return best, found
+}
+
+// stoppedGroupAction deletes the pod of a stopped shard group.
+func stoppedGroupAction(p observedPod) podAction {
+	return deleteAction(p, shardkeeperv1.ReasonHalted,
+		"every shard of it stopped for good and its shard group is halted (status.haltedPods); it is not started again until the spec or the token Secret changes")
 }
 
 func deleteAction(p observedPod, reason, message string) podAction {

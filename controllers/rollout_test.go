@@ -75,19 +75,21 @@ func TestPlanRollout(t *testing.T) {
 			wantProgress: shardkeeperv1.ReasonCreatingPods,
 		},
 		{
-			name: "halted groups: not created, an exited pod deleted, a running one kept, the rest rolls",
-			in: rolloutInput{topo: three, revision: "r2", tokenAvailable: true, halted: map[int32]bool{1: true, 2: true}, pods: []observedPod{
-				fakePod(0, "3x1", "r1", "ready", "running"), fakePod(2, "3x1", "r1", "running"),
+			name: "stopped groups: not created, their pod deleted, not waited for; the rest rolls",
+			in: rolloutInput{topo: three, revision: "r2", tokenAvailable: true, stopped: map[groupKey]bool{{0, 1}: true, {0, 2}: true}, pods: []observedPod{
+				fakePod(0, "3x1", "r1", "ready", "running"), fakePod(2, "3x1", "r1"),
 			}},
-			want:         []string{"delete bot-0 (PodReplaced)"},
+			want:         []string{"delete bot-2 (Halted)", "delete bot-0 (PodReplaced)"},
 			wantProgress: shardkeeperv1.ReasonRollingUpdate,
 		},
 		{
-			name: "a halted group's pod that stopped running is deleted and not recreated",
-			in: rolloutInput{topo: three, revision: "r1", tokenAvailable: true, halted: map[int32]bool{1: true}, pods: []observedPod{
-				fakePod(0, "3x1", "r1", "ready", "running"), fakePod(1, "3x1", "r1"), fakePod(2, "3x1", "r1", "ready", "running"),
-			}},
-			want: []string{"delete bot-1 (Halted)"},
+			name: "a reshard does not start an old layout's stopped group again",
+			in: rolloutInput{topo: topology{shards: 4, shardsPerPod: 1}, generation: 1, revision: "r1", tokenAvailable: true,
+				stopped: map[groupKey]bool{{0, 1}: true}, pods: []observedPod{
+					fakePod(0, "3x1", "r1", "ready", "running"), fakePod(2, "3x1", "r1", "ready", "running"),
+				}},
+			want:         []string{"create 0", "create 1", "create 2", "create 3"},
+			wantProgress: shardkeeperv1.ReasonReshardingPods,
 		},
 		{
 			name: "settled: nothing to do",

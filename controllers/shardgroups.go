@@ -114,6 +114,27 @@ func topologyFromLabel(label string) (topology, bool) {
 // for the first layout, "<bot>-3-g2" after two reshards, so a new layout's pods can run
 // beside the old one's. The suffix is read only one way: no other bot's pod, and no
 // identify bucket Lease, can have the name.
+// parsePodName reads a pod name podName gave: the layout generation and the group.
+func parsePodName(botName, pod string) (generation, group int32, ok bool) {
+	rest, found := strings.CutPrefix(pod, botName+"-")
+	if !found {
+		return 0, 0, false
+	}
+	groupPart, genPart, hasGen := strings.Cut(rest, "-g")
+	g, err := strconv.ParseInt(groupPart, 10, 32)
+	if err != nil || g < 0 || strconv.FormatInt(g, 10) != groupPart {
+		return 0, 0, false
+	}
+	if hasGen {
+		n, err := strconv.ParseInt(genPart, 10, 32)
+		if err != nil || n <= 0 || strconv.FormatInt(n, 10) != genPart {
+			return 0, 0, false
+		}
+		generation = int32(n)
+	}
+	return generation, int32(g), true
+}
+
 func podName(botName string, generation, group int32) string {
 	if generation == 0 {
 		return fmt.Sprintf("%s-%d", botName, group)

@@ -142,3 +142,29 @@ func TestRevisionChangesWithPodInputsOnly(t *testing.T) {
 		t.Errorf("a bot with spec.gateway.apiURL gets API env %v, want only its own", apis)
 	}
 }
+
+func TestParsePodName(t *testing.T) {
+	for _, tt := range []struct {
+		pod               string
+		generation, group int32
+		ok                bool
+	}{
+		{"bot-0", 0, 0, true},
+		{"bot-12", 0, 12, true},
+		{"bot-3-g2", 2, 3, true},
+		{"bot-other-0", 0, 0, false},
+		{"bot-01", 0, 0, false},
+		{"bot-1-g0", 0, 0, false},
+		{"bot-1-gx", 0, 0, false},
+		{"bot-", 0, 0, false},
+		{"other-1", 0, 0, false},
+	} {
+		generation, group, ok := parsePodName("bot", tt.pod)
+		if generation != tt.generation || group != tt.group || ok != tt.ok {
+			t.Errorf("parsePodName(%q) = %d, %d, %v; want %d, %d, %v", tt.pod, generation, group, ok, tt.generation, tt.group, tt.ok)
+		}
+		if ok && podName("bot", generation, group) != tt.pod {
+			t.Errorf("podName does not give %q back", tt.pod)
+		}
+	}
+}

@@ -117,12 +117,19 @@ func TestShardingRequiredHaltsOnlyItsShardGroup(t *testing.T) {
 	g.Eventually(func(g Gomega) { g.Expect(getBot(g, ns, "split").Status.Gateway).NotTo(BeNil()) }, wait, tick).Should(Succeed())
 	before := botPods(g, ns, "split")
 
-	// split-2's process still runs (its other shards would); split-1's exited.
+	// split-2's process still runs (its other shards would); split-1's exited for it,
+	// as botruntime does when no shard of the pod can run, and the kubelet backs off.
 	running := before["split-2"]
 	running.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "bot", Image: "x", ImageID: "x",
 		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
 	g.Expect(k8s.Status().Update(ctx, &running)).To(Succeed())
-	reportShardingRequired(g, before["split-1"], "split")
+	exited := before["split-1"]
+	exited.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "bot", Image: "x", ImageID: "x", RestartCount: 1,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 12,
+			Message: "ShardingRequired: Discord requires more shards (close 4011)"}}}}
+	g.Expect(k8s.Status().Update(ctx, &exited)).To(Succeed())
+	reportShardingRequired(g, exited, "split")
 	reportShardingRequired(g, running, "split")
 
 	g.Eventually(func(g Gomega) {
@@ -131,7 +138,9 @@ func TestShardingRequiredHaltsOnlyItsShardGroup(t *testing.T) {
 		g.Expect(b.Status.HaltedPods).To(HaveLen(2))
 		g.Expect(b.Status.HaltedPods[0].Pod).To(Equal("split-1"))
 		g.Expect(b.Status.HaltedPods[0].Message).To(ContainSubstring(`Discord recommends 4 shards: set spec.shards to 4 or to "auto"`))
+		g.Expect(b.Status.HaltedPods[0].PodStopped).To(BeTrue())
 		g.Expect(b.Status.HaltedPods[1].Pod).To(Equal("split-2"))
+		g.Expect(b.Status.HaltedPods[1].PodStopped).To(BeFalse())
 		ready := meta.FindStatusCondition(b.Status.Conditions, shardkeeperv1.ConditionReady)
 		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(ready.Reason).To(Equal(shardkeeperv1.ReasonShardingRequired))

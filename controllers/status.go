@@ -173,7 +173,7 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 	for _, p := range st.Problems {
 		present[p.Pod] = true
 	}
-	for _, h := range st.HaltedPods {
+	for _, h := range currentHalts(bot, obs.generation) {
 		if present[h.Pod] {
 			continue
 		}
@@ -255,6 +255,7 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 	}
 
 	halt := bot.Status.Halted
+	halts := currentHalts(bot, obs.generation)
 	switch {
 	case obs.suspended:
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, shardkeeperv1.ReasonSuspended, "spec.suspend is true: no bot pods run")
@@ -278,10 +279,10 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 		reason := cmp.Or(obs.layoutReason, shardkeeperv1.ReasonGatewayInfoUnavailable)
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, reason, obs.layoutProblem)
 		set(shardkeeperv1.ConditionProgressing, metav1.ConditionFalse, reason, "waiting for Discord's recommended shard count")
-	case len(st.HaltedPods) > 0:
-		h := st.HaltedPods[0]
-		msg := fmt.Sprintf("%d of %d shards are ready; the shard group of pod %s is stopped: %s", st.ReadyShards, st.Shards, h.Pod, h.Message)
-		if n := len(st.HaltedPods); n > 1 {
+	case len(halts) > 0:
+		h := halts[0]
+		msg := fmt.Sprintf("%d of %d shards are ready; the shard group of pod %s is halted: %s", st.ReadyShards, st.Shards, h.Pod, h.Message)
+		if n := len(halts); n > 1 {
 			msg += fmt.Sprintf(" (and %d more shard groups)", n-1)
 		}
 		set(shardkeeperv1.ConditionReady, metav1.ConditionFalse, h.Reason, msg+". The other shard groups keep running; fix it and change the spec or the token Secret to start it again")
@@ -343,8 +344,8 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 
 	if halt != nil && !obs.suspended {
 		set(shardkeeperv1.ConditionDegraded, metav1.ConditionTrue, halt.Reason, halt.Message)
-	} else if len(st.HaltedPods) > 0 && !obs.suspended {
-		h := st.HaltedPods[0]
+	} else if len(halts) > 0 && !obs.suspended {
+		h := halts[0]
 		set(shardkeeperv1.ConditionDegraded, metav1.ConditionTrue, h.Reason, fmt.Sprintf("pod %s: %s", h.Pod, h.Message))
 	} else if st.ProblemCount > 0 && !obs.suspended {
 		first := st.Problems[0]
@@ -356,6 +357,18 @@ func setConditions(bot *shardkeeperv1.DiscordBot, obs botObservation, starting i
 	} else {
 		set(shardkeeperv1.ConditionDegraded, metav1.ConditionFalse, shardkeeperv1.ReasonAsExpected, "no pod has a problem")
 	}
+}
+
+// currentHalts are the halted shard groups of the current layout (those of a layout being
+// replaced only keep it from starting them again).
+func currentHalts(bot *shardkeeperv1.DiscordBot, generation int32) []shardkeeperv1.BotHalt {
+	var out []shardkeeperv1.BotHalt
+	for _, h := range bot.Status.HaltedPods {
+		if g, _, ok := parsePodName(bot.Name, h.Pod); ok && g == generation {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 func phaseOf(bot *shardkeeperv1.DiscordBot, obs botObservation) shardkeeperv1.BotPhase {

@@ -292,12 +292,12 @@ type DiscordBotStatus struct {
 	// +optional
 	Halted *BotHalt `json:"halted,omitempty"`
 
-	// HaltedPods are shard groups stopped for a reason that concerns them alone while the
+	// HaltedPods are shard groups halted for a reason that concerns them alone while the
 	// rest of the bot runs: ShardingRequired (close 4011) is about the guilds of one shard,
 	// and halting the whole bot for it would leave every other shard's guilds unserved too.
-	// A halted group's pod is not restarted or replaced (nor created again once its process
-	// exits; one still running its other shards keeps running), until the spec or the token
-	// Secret changes.
+	// A halted group whose process exited for it (podStopped) is not started again until
+	// the spec or the token Secret changes; halts of a layout being replaced last as long
+	// as that layout.
 	// +optional
 	// +listType=map
 	// +listMapKey=pod
@@ -371,7 +371,8 @@ type ReshardingStatus struct {
 type BotHalt struct {
 	// Reason is the bot's own CamelCase reason, e.g. TokenInvalid.
 	Reason string `json:"reason"`
-	// Message says more, in words.
+	// Message says more, in words (what a pod reports is cut at 1 KiB).
+	// +kubebuilder:validation:MaxLength=2048
 	Message string `json:"message"`
 	// Pod reported it.
 	Pod string `json:"pod"`
@@ -382,6 +383,11 @@ type BotHalt struct {
 	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
 	// Since is when the operator halted the bot.
 	Since metav1.Time `json:"since"`
+	// PodStopped (haltedPods only) says the pod's process exited because every shard of
+	// it stopped for good: the operator deleted it and does not create it again. A pod
+	// still running its other shards, or lost for another reason, runs.
+	// +optional
+	PodStopped bool `json:"podStopped,omitempty"`
 }
 
 // ShardGroupProblem describes one unhealthy pod and the shards it holds.
