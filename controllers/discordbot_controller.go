@@ -110,13 +110,13 @@ type scope struct {
 	// Discord's gateway information (gateway.go) and the shard layout it leads to.
 	gatewayErr       error  // why the last GET /gateway/bot with this token failed, nil when it worked
 	shardingRequired bool   // a pod was told 4011 and shards is auto: ask Discord again
+	layoutProblem    string // why no shard layout can be worked out yet
+	layoutReason     string // the condition reason for it, "" for GatewayInfoUnavailable
 	// groupHaltReports are 4011 reports that halt only their shard group
 	// (reconcileHalt finds them, reconcileGroupHalts records them).
 	groupHaltReports []fatalPodReport
 	// stoppedGroups are halted shard groups whose pod must not run (reconcileGroupHalts).
 	stoppedGroups map[groupKey]bool
-	layoutProblem    string // why no shard layout can be worked out yet
-	layoutReason     string // the condition reason for it, "" for GatewayInfoUnavailable
 	// budget is the session start breaker (sessionbudget.go).
 	budget sessionBudget
 	// laterErrs fail the pass at its end, after every phase ran: problems with one object
