@@ -514,6 +514,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 			"networkPolicy.enabled needs networkPolicy.apiServer.cidrs"},
 		"NetworkPolicy CIDR without a length": {[]string{"--set", "networkPolicy.apiServer.cidrs={10.0.0.1}"}, "at '/networkPolicy/apiServer/cidrs/0'"},
 		"NetworkPolicy port out of range":     {[]string{"--set", "networkPolicy.discord.ports={70000}"}, "at '/networkPolicy/discord/ports/0'"},
+		"NetworkPolicy block losing its exceptions": {[]string{"--set", "networkPolicy.enabled=true,networkPolicy.namespaces={bots},networkPolicy.apiServer.cidrs={10.0.0.1/32},networkPolicy.discord.cidrs={0.0.0.0/1}"},
+			"0.0.0.0/1 is a block so wide that the exceptions"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -162,6 +162,10 @@ func TestNetworkPolicyIsolatesBots(t *testing.T) {
 		{"cloud metadata over HTTPS", peer{ip: "169.254.169.254"}, 443, corev1.ProtocolTCP, false},
 		{"a private IPv6 address", peer{ip: "fd00::1"}, 443, corev1.ProtocolTCP, false},
 		{"DNS on the internet", peer{ip: "8.8.8.8"}, 53, corev1.ProtocolUDP, false},
+		{"NodeLocal DNSCache", peer{ip: "169.254.20.10"}, 53, corev1.ProtocolUDP, true},
+		{"a pod in a public pod range (clusterCIDRs)", peer{ip: "203.0.113.7"}, 443, corev1.ProtocolTCP, false},
+		{"a pod with a global IPv6 address (clusterCIDRs)", peer{ip: "2001:db8:42::5"}, 443, corev1.ProtocolTCP, false},
+		{"a pod in class E space", peer{ip: "240.1.2.3"}, 443, corev1.ProtocolTCP, false},
 	}
 	for _, c := range egressCases {
 		if got := allows(t, egress, c.to, c.port, c.proto); got != c.want {
