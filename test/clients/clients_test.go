@@ -167,6 +167,6 @@ func pingAndResume(t *testing.T, e *emulator, b *bot, compression string) {
 			break
 		}
 	}
-	t.Logf("%s (%s): %d messages across a cut, each answered once; resumed %v after the cut, %d events replayed",
+	t.Logf("%s (%s): %d messages across a cut, each answered once; resumed within %v of the cut, %d events replayed",
 		b.name, compression, len(sent), resumedAfter.Round(time.Millisecond), shard.Replayed)
 }

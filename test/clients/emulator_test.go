@@ -151,6 +151,7 @@ func (e *emulator) replies(t *testing.T) []reply {
 
 // stats is the part of GET /control/stats (docs/discord-emulator.md) the tests read.
 type stats struct {
+	Connections              int            `json:"connections"`
 	Identifies               int            `json:"identifies"`
 	Resumes                  int            `json:"resumes"`
 	ResumeFailures           int            `json:"resumeFailures"`
