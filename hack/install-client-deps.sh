@@ -29,7 +29,13 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages, from the lock files only.
+# npm packages, from the lock files only. node-gyp builds zlib-sync against the running
+# Node's own headers when it has them (Debian's and NodeSource's packages do), never
+# downloading them: this machine reaches no Node download site.
+node_prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+if [ -f "$node_prefix/include/node/common.gypi" ]; then
+	export npm_config_nodedir="$node_prefix"
+fi
 for dir in test/clients/node/plain test/clients/node/zlib-sync; do
 	stamp="$dir/node_modules/.installed-from"
 	want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1) node $(node --version) npm $(npm --version)"
@@ -38,5 +44,9 @@ for dir in test/clients/node/plain test/clients/node/zlib-sync; do
 	fi
 	echo "install-client-deps: npm ci in $dir" >&2
 	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	if [ -f "$dir/node_modules/zlib-sync/package.json" ] && ! (cd "$dir" && node -e "require('zlib-sync')"); then
+		echo "install-client-deps: zlib-sync in $dir does not load: was its install script (node-gyp) run?" >&2
+		exit 1
+	fi
 	echo "$want" >"$stamp"
 done

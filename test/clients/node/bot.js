@@ -13,9 +13,11 @@ function report(event, fields = {}) {
   process.stdout.write(JSON.stringify({ event, at: Date.now() / 1000, ...fields }) + '\n');
 }
 
-function zlibSyncInstalled() {
+// zlibSyncLoads tells whether discord.js's own require('zlib-sync') works: installed, and
+// its native module built.
+function zlibSyncLoads() {
   try {
-    require.resolve('zlib-sync', { paths: [require.resolve('discord.js')] });
+    require(require.resolve('zlib-sync', { paths: [require.resolve('discord.js')] }));
     return true;
   } catch {
     return false;
@@ -43,7 +45,7 @@ client.on(Events.MessageCreate, async (message) => {
   }
 });
 
-report('start', { discordjs: version, node: process.version, zlibSync: zlibSyncInstalled() });
+report('start', { discordjs: version, node: process.version, zlibSync: zlibSyncLoads() });
 client.login(process.env.DISCORD_TOKEN).catch((err) => {
   process.stderr.write(`login: ${err.stack ?? err}\n`);
   process.exit(1);
