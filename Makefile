@@ -81,6 +81,11 @@ test: verify-large-files lint vet verify-generated envtest-assets helm ## Every 
 test-e2e: cluster-up images helm ## End to end on the real local cluster (root): helm install, kubectl apply, frozen and wedged bots, upgrades.
 	SHARDKEEPER_E2E_CLUSTER=1 HELM=$(HELM) IMAGES_DIR=$(LOCALBIN)/images go test ./test/cluster/ -count=1 -v -timeout 40m
 
+.PHONY: test-clients
+test-clients: ## Real Discord clients (discord.py from Debian, discord.js from npm) against cmd/discord-emulator; installs them first (apt: root).
+	hack/install-client-deps.sh
+	SHARDKEEPER_CLIENT_TESTS=1 go test ./test/clients/ -count=1 -v -timeout 15m
+
 .PHONY: helm-lint
 helm-lint: helm ## Lint the helm chart with its default and ci/ values.
 	$(HELM) lint --strict charts/shardkeeper

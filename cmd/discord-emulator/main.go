@@ -14,6 +14,7 @@
 //
 //	POST /control/messages  {"guild": 1, "channel": 2, "content": "!ping"}  a user sends a message
 //	GET  /control/replies   what bots sent (messages, interaction answers), oldest first
+//	POST /control/cut       {"shard": 0}  drop the shard's connection without a close frame
 //	GET  /control/stats     connections, identifies, resumes, close codes, compression, REST
 //	                        rate limits, and the same per shard (docs/discord-emulator.md)
 //	GET  /healthz
@@ -27,6 +28,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -88,12 +90,18 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The control port is bound before anything is printed, so that a test passing
+	// --control-listen 127.0.0.1:0 reads the port it got from the first line.
+	controlListener, err := net.Listen("tcp", c.controlListen)
+	if err != nil {
+		return fmt.Errorf("control API: %w", err)
+	}
 	srv := discordtest.NewServer(c.options())
 	defer srv.Close()
-	control := &http.Server{Addr: c.controlListen, Handler: controlAPI(srv), ReadHeaderTimeout: 10 * time.Second}
+	control := &http.Server{Handler: controlAPI(srv), ReadHeaderTimeout: 10 * time.Second}
 	errs := make(chan error, 1)
-	go func() { errs <- control.ListenAndServe() }()
-	fmt.Printf("discord-emulator: gateway %s, API %s, control on %s, %d guilds\n", srv.URL(), srv.APIURL(), c.controlListen, c.guilds)
+	go func() { errs <- control.Serve(controlListener) }()
+	fmt.Printf("discord-emulator: gateway %s, API %s, control on %s, %d guilds\n", srv.URL(), srv.APIURL(), controlListener.Addr(), c.guilds)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -158,6 +166,23 @@ func controlAPI(srv *discordtest.Server) http.Handler {
 			out = append(out, reply{Kind: r.Kind, Method: r.Method, Path: r.Path, Body: r.Body, At: r.At})
 		}
 		writeJSON(w, http.StatusOK, out)
+	})
+	// A cut is how a real connection dies (a node, a NAT, a load balancer): the client
+	// gets no close frame and must resume on its own.
+	mux.HandleFunc("POST /control/cut", func(w http.ResponseWriter, r *http.Request) {
+		var c struct {
+			Shard *int `json:"shard"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&c); err != nil || c.Shard == nil {
+			http.Error(w, "want JSON {\"shard\": <id>}", http.StatusBadRequest)
+			return
+		}
+		if !srv.Connected(*c.Shard) {
+			http.Error(w, fmt.Sprintf("shard %d has no open connection to cut", *c.Shard), http.StatusConflict)
+			return
+		}
+		srv.Cut(*c.Shard)
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /control/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, newControlStats(srv))

@@ -236,3 +236,104 @@ func TestGlobalRateLimitFlag(t *testing.T) {
 		t.Fatalf("rest stats %+v", st.REST)
 	}
 }
+
+// TestCutDropsTheConnectionAndTheSessionResumes: POST /control/cut ends the shard's
+// connection with no close frame; what was sent meanwhile is replayed on resume.
+func TestCutDropsTheConnectionAndTheSessionResumes(t *testing.T) {
+	guild := uint64(1)<<22 | 1
+	srv, control := startEmulator(t, "--guilds", "1")
+	cut := func() *http.Response {
+		t.Helper()
+		resp, err := http.Post(control+"/control/cut", "application/json", strings.NewReader(`{"shard": 0}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	if resp := cut(); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("cutting a shard that never connected: %s, want 409", resp.Status)
+	}
+	if resp, _ := http.Post(control+"/control/cut", "application/json", strings.NewReader(`{}`)); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a cut without a shard: %s, want 400", resp.Status)
+	}
+
+	ws := dialGateway(t, srv)
+	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
+		"token": discordtest.DefaultToken, "intents": 1<<9 | 1<<15, "shard": []int{0, 1},
+		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	sessionID, seq := "", 0
+	for sessionID == "" || seq < 2 { // READY, then the guild's GUILD_CREATE
+		var f gatewayFrame
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatal(err)
+		}
+		if f.T == "READY" {
+			var d struct {
+				SessionID string `json:"session_id"`
+			}
+			_ = json.Unmarshal(f.D, &d)
+			sessionID = d.SessionID
+		}
+		if f.S != nil {
+			seq = *f.S
+		}
+	}
+
+	if resp := cut(); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("cut: %s", resp.Status)
+	}
+	var closeErr *websocket.CloseError
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if errors.As(err, &closeErr) && closeErr.Code != websocket.CloseAbnormalClosure { // 1006: no close frame
+				t.Fatalf("a cut sent a close frame: %v", err)
+			}
+			break
+		}
+	}
+	srv.SendMessage(guild, guild, "!ping while cut")
+
+	ws = dialGateway(t, srv)
+	if err := ws.WriteJSON(map[string]any{"op": 6, "d": map[string]any{"token": discordtest.DefaultToken, "session_id": sessionID, "seq": seq}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 2 {
+		var f gatewayFrame
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("after resume, got %v: %v", got, err)
+		}
+		if f.T != "" {
+			got = append(got, f.T)
+		}
+	}
+	if got[0] != "MESSAGE_CREATE" || got[1] != "RESUMED" {
+		t.Fatalf("after resume: %v, want the message sent during the cut replayed, then RESUMED", got)
+	}
+	st, _ := getStats(t, control)
+	if sh := st.Shards[0]; st.Resumes != 1 || sh.CloseCodes.Client[0] != 1 || sh.Replayed != 1 {
+		t.Fatalf("stats after the cut: resumes %d, shard %+v", st.Resumes, sh)
+	}
+}
+
+type gatewayFrame struct {
+	Op int             `json:"op"`
+	S  *int            `json:"s"`
+	T  string          `json:"t"`
+	D  json.RawMessage `json:"d"`
+}
+
+func dialGateway(t *testing.T, srv *discordtest.Server) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(srv.URL()+"?v=10&encoding=json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return ws
+}

@@ -1,0 +1,253 @@
+package clients
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// emulator is a cmd/discord-emulator process, driven through its control API.
+type emulator struct {
+	api, gateway, control string // REST base (…/api/v10), gateway (ws://…), control API (http://…)
+	guilds                []uint64
+	log                   *syncBuffer
+}
+
+// firstLine is what cmd/discord-emulator prints once it listens.
+var firstLine = regexp.MustCompile(`gateway (\S+), API (\S+), control on (\S+), (\d+) guilds`)
+
+// startEmulator runs the emulator on free loopback ports with flags; it is stopped when
+// the test ends, and its output shown if the test failed.
+func startEmulator(t *testing.T, flags ...string) *emulator {
+	t.Helper()
+	args := append([]string{"--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0"}, flags...)
+	cmd := exec.Command(emulatorBin, args...)
+	log := &syncBuffer{}
+	cmd.Stderr = log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop(cmd, 5*time.Second)
+		if t.Failed() {
+			t.Logf("discord-emulator %s:\n%s", strings.Join(args, " "), log.String())
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		t.Fatalf("discord-emulator printed nothing: %v\n%s", lines.Err(), log.String())
+	}
+	m := firstLine.FindStringSubmatch(lines.Text())
+	if m == nil {
+		t.Fatalf("discord-emulator's first line %q names no addresses", lines.Text())
+	}
+	go func() { _, _ = io.Copy(log, stdout) }()
+	e := &emulator{gateway: m[1], api: m[2], control: "http://" + m[3], log: log}
+	n, _ := strconv.Atoi(m[4])
+	for k := 1; k <= n; k++ {
+		e.guilds = append(e.guilds, uint64(k)<<22|1) // the emulator's guild IDs (--guilds)
+	}
+	return e
+}
+
+// stop ends a process with SIGTERM, then SIGKILL after grace.
+func stop(cmd *exec.Cmd, grace time.Duration) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// ping is a user's message; the bot answers in the channel it came from, the guild's
+// "general" channel, whose ID is the guild's.
+type ping struct {
+	id     uint64
+	sentAt time.Time
+}
+
+// send plays a user writing content in guild's general channel.
+func (e *emulator) send(t *testing.T, guild uint64, content string) ping {
+	t.Helper()
+	body := fmt.Sprintf(`{"guild": %d, "channel": %d, "content": %q}`, guild, guild, content)
+	sentAt := time.Now()
+	resp, err := http.Post(e.control+"/control/messages", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ID uint64 `json:"id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /control/messages: %s, %v", resp.Status, err)
+	}
+	return ping{id: out.ID, sentAt: sentAt}
+}
+
+// cut drops the shard's connection without a close frame.
+func (e *emulator) cut(t *testing.T, shard int) {
+	t.Helper()
+	resp, err := http.Post(e.control+"/control/cut", "application/json", strings.NewReader(fmt.Sprintf(`{"shard": %d}`, shard)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /control/cut: %s", resp.Status)
+	}
+}
+
+// reply is one entry of GET /control/replies, with what the bots here send: a message
+// replying to another (message_reference).
+type reply struct {
+	Path string    `json:"path"`
+	At   time.Time `json:"at"`
+	Body struct {
+		Content   string `json:"content"`
+		Reference *struct {
+			MessageID snowflake `json:"message_id"`
+		} `json:"message_reference"`
+	} `json:"body"`
+}
+
+// snowflake reads an ID sent as a string (discord.js) or a number (discord.py).
+type snowflake uint64
+
+func (s *snowflake) UnmarshalJSON(b []byte) error {
+	n, err := strconv.ParseUint(strings.Trim(string(b), `"`), 10, 64)
+	*s = snowflake(n)
+	return err
+}
+
+func (e *emulator) replies(t *testing.T) []reply {
+	t.Helper()
+	var out []reply
+	e.get(t, "/control/replies", &out)
+	return out
+}
+
+// stats is the part of GET /control/stats (docs/discord-emulator.md) the tests read.
+type stats struct {
+	Connections              int            `json:"connections"`
+	Identifies               int            `json:"identifies"`
+	Resumes                  int            `json:"resumes"`
+	ResumeFailures           int            `json:"resumeFailures"`
+	ConnectionsByCompression map[string]int `json:"connectionsByCompression"`
+	Shards                   map[int]struct {
+		Connected      bool     `json:"connected"`
+		Connections    int      `json:"connections"`
+		Compressions   []string `json:"compressions"`
+		Identifies     int      `json:"identifies"`
+		Resumes        int      `json:"resumes"`
+		ResumeFailures int      `json:"resumeFailures"`
+		CloseCodes     struct {
+			Client map[int]int `json:"client"`
+			Server map[int]int `json:"server"`
+		} `json:"closeCodes"`
+		Replayed   int `json:"replayed"`
+		Heartbeats int `json:"heartbeats"`
+	} `json:"shards"`
+}
+
+func (e *emulator) stats(t *testing.T) stats {
+	t.Helper()
+	var st stats
+	e.get(t, "/control/stats", &st)
+	return st
+}
+
+func (e *emulator) get(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(e.control + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", path, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, body)
+	}
+}
+
+// answers counts the pong replies to each message, and when the first came.
+func answers(replies []reply) (count map[uint64]int, first map[uint64]time.Time) {
+	count, first = map[uint64]int{}, map[uint64]time.Time{}
+	for _, r := range replies {
+		if r.Body.Reference == nil || r.Body.Content != "pong" {
+			continue
+		}
+		id := uint64(r.Body.Reference.MessageID)
+		if count[id] == 0 {
+			first[id] = r.At
+		}
+		count[id]++
+	}
+	return count, first
+}
+
+// eventually polls cond every 100ms until it holds or timeout passes.
+func eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer written by a process's output copier and read by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("[... %d lines before]", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
