@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/shardkeeper/shardkeeper/internal/gatewaycompress"
 )
 
 // Gateway opcodes.
@@ -92,7 +94,7 @@ type wsConn struct {
 	// compression is the connection's transport compression, fixed at connect; the
 	// compressor (nil for CompressionNone) belongs to the writer goroutine.
 	compression Compression
-	compressor  streamCompressor
+	compressor  *gatewaycompress.Encoder
 
 	shard       int      // shard ID once authenticated (kept after detaching, for stats); -1 before
 	counted     bool     // counted in its shard's ShardStats.Connections
@@ -128,7 +130,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	}
 
 	q := r.URL.Query()
-	compression, compressionOK := parseCompression(q.Get("compress"))
+	compression, compressionOK := gatewaycompress.Parse(q.Get("compress"))
 	if !compressionOK {
 		compression = CompressionNone // Hello and the close frame go out as plain TEXT
 	}
@@ -136,7 +138,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 		srv:         s,
 		ws:          ws,
 		compression: compression,
-		compressor:  newStreamCompressor(compression),
+		compressor:  gatewaycompress.NewEncoder(compression),
 		shard:       -1,
 		acks:        true,
 		wake:        make(chan struct{}, 1),
@@ -147,7 +149,7 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 	if s.closed {
 		s.mu.Unlock()
 		if c.compressor != nil {
-			c.compressor.release()
+			c.compressor.Close()
 		}
 		_ = ws.Close()
 		return
@@ -242,7 +244,7 @@ func (c *wsConn) writeLoop() {
 	s := c.srv
 	defer s.wg.Done()
 	if c.compressor != nil {
-		defer c.compressor.release()
+		defer c.compressor.Close()
 	}
 	for {
 		select {
@@ -272,7 +274,7 @@ func (c *wsConn) writeLoop() {
 			}
 			messageType, payload := websocket.TextMessage, f.data
 			if c.compressor != nil {
-				compressed, err := c.compressor.compress(f.data)
+				compressed, err := c.compressor.Encode(f.data)
 				if err != nil {
 					_ = c.ws.Close()
 					return

@@ -13,6 +13,8 @@ import (
 
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/gorilla/websocket"
+
+	"github.com/shardkeeper/shardkeeper/internal/gatewaycompress"
 )
 
 // testTimeout bounds every wait in these tests. It is generous: a busy 2-core CI
@@ -42,7 +44,7 @@ func guildID(k uint64) uint64 { return k<<22 | 4242 }
 type rawClient struct {
 	t       *testing.T
 	ws      *websocket.Conn
-	inflate *streamDecoder // nil without compress=
+	inflate *gatewaycompress.Decoder // nil without compress=
 	// wireSize is the size of the last message as it came over the wire.
 	wireSize int
 }
@@ -66,8 +68,8 @@ func dial(t *testing.T, srv *Server, query string) *rawClient {
 	_ = resp.Body.Close()
 	c := &rawClient{t: t, ws: ws}
 	if u, err := url.Parse(query); err == nil {
-		if mode, ok := parseCompression(u.Query().Get("compress")); ok && mode != CompressionNone {
-			c.inflate = newStreamDecoder(t, mode)
+		if mode, ok := gatewaycompress.Parse(u.Query().Get("compress")); ok && mode != CompressionNone {
+			c.inflate = gatewaycompress.NewDecoder(mode)
 		}
 	}
 	t.Cleanup(func() { _ = ws.Close() })
@@ -111,7 +113,13 @@ func (c *rawClient) tryNext() (frameIn, error) {
 	c.wireSize = len(data)
 	switch {
 	case c.inflate != nil:
-		data = c.inflate.decode(mt, data)
+		if mt != websocket.BinaryMessage {
+			c.t.Fatalf("compressed frame type %d, want binary: %.80s", mt, data)
+		}
+		// Each frame must decode on its own, given the ones before it.
+		if data, err = c.inflate.Decode(data); err != nil {
+			c.t.Fatalf("decoding a frame of %d bytes: %v", c.wireSize, err)
+		}
 	case mt != websocket.TextMessage:
 		c.t.Fatalf("frame type %d, want text", mt)
 	}
