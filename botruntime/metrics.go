@@ -105,9 +105,11 @@ func newMetrics() *metrics {
 	return m
 }
 
-// watchWorker adds a dispatcher worker's gauges, read at scrape time.
+// watchWorker adds a dispatcher worker's gauges, read at scrape time, and its drop
+// counter at zero: a counter born at its first drop hides that drop from increase().
 func (m *metrics) watchWorker(worker string, oldestSeconds, queued func() float64) {
 	labels := prometheus.Labels{"worker": worker}
+	m.droppedEvents.With(labels)
 	m.registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shardkeeper_dispatcher_worker_oldest_event_seconds", ConstLabels: labels,

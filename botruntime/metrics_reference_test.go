@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // The metrics reference (docs/operations.md) and the chart's PromQL check see every metric
@@ -41,5 +42,19 @@ func TestReferenceMetricsHaveEveryCollector(t *testing.T) {
 	if len(ours) != collectors+len(workerGauges) {
 		t.Errorf("ReferenceMetrics has %d shardkeeper_ families %v; metrics has %d collectors and the worker %d: give every vector an example series",
 			len(ours), ours, collectors, len(workerGauges))
+	}
+}
+
+// A worker's drop counter is there at zero before its first drop, so that an alert on
+// increase() sees the first burst.
+func TestDropCounterStartsAtZero(t *testing.T) {
+	m := newMetrics()
+	idle := func() float64 { return 0 }
+	m.watchWorker("3", idle, idle)
+	if got := testutil.ToFloat64(m.droppedEvents.WithLabelValues("3")); got != 0 {
+		t.Errorf("dropped events of a new worker = %v, want 0", got)
+	}
+	if n := testutil.CollectAndCount(m.droppedEvents); n != 1 {
+		t.Errorf("a new worker has %d drop series, want 1", n)
 	}
 }

@@ -46,7 +46,7 @@ func newOperatorMetrics() *operatorMetrics {
 	gauge := func(name, help string, extra ...string) *prometheus.GaugeVec {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, slices.Concat(botLabels, extra))
 	}
-	return &operatorMetrics{
+	m := &operatorMetrics{
 		shards:      gauge("shardkeeper_bot_shards", "Shards the bot should run."),
 		readyShards: gauge("shardkeeper_bot_ready_shards", "Shards whose pod is ready."),
 		pods:        gauge("shardkeeper_bot_pods", "Bot pods that exist."),
@@ -68,6 +68,12 @@ func newOperatorMetrics() *operatorMetrics {
 			Name: "shardkeeper_pod_actions_total", Help: "Pods the operator created or deleted, by reason.",
 		}, []string{"action", "reason"}),
 	}
+	// The restarts an alert counts start at zero: a counter born at its first increment
+	// hides that increment from increase().
+	for _, reason := range []string{shardkeeperv1.ReasonLeaseStale, shardkeeperv1.ReasonLeaseNeverWritten} {
+		m.podActions.WithLabelValues("delete", reason)
+	}
+	return m
 }
 
 func (m *operatorMetrics) botGauges() []*prometheus.GaugeVec {

@@ -20,8 +20,8 @@ import (
 func TestBotMetricsFollowTheStatus(t *testing.T) {
 	m := newOperatorMetrics()
 	registry := prometheus.NewPedanticRegistry()
-	for _, c := range m.collectors() {
-		registry.MustRegister(c)
+	for _, g := range m.botGauges() {
+		registry.MustRegister(g)
 	}
 	bot := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: "bots", Name: "hello"}}
 	bot.Status = shardkeeperv1.DiscordBotStatus{
