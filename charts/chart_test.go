@@ -514,6 +514,17 @@ func TestChartRejectsBadValues(t *testing.T) {
 			"networkPolicy.enabled needs networkPolicy.apiServer.cidrs"},
 		"NetworkPolicy CIDR without a length": {[]string{"--set", "networkPolicy.apiServer.cidrs={10.0.0.1}"}, "at '/networkPolicy/apiServer/cidrs/0'"},
 		"NetworkPolicy port out of range":     {[]string{"--set", "networkPolicy.discord.ports={70000}"}, "at '/networkPolicy/discord/ports/0'"},
+		"unknown alert": {[]string{"--set", "metrics.prometheusRule.alerts.botSad.enabled=true"},
+			"at '/metrics/prometheusRule/alerts': additional properties 'botSad' not allowed"},
+		"threshold of another alert": {[]string{"--set", "metrics.prometheusRule.alerts.botHalted.ratio=1"},
+			"at '/metrics/prometheusRule/alerts/botHalted': additional properties 'ratio' not allowed"},
+		"alert for without a unit": {[]string{"--set", "metrics.prometheusRule.alerts.botNotReady.for=15"}, "at '/metrics/prometheusRule/alerts/botNotReady/for'"},
+		"alert ratio over one":     {[]string{"--set-json", "metrics.prometheusRule.alerts.shardsDown.ratio=2"}, "at '/metrics/prometheusRule/alerts/shardsDown/ratio'"},
+		"runbook URL with an anchor": {[]string{"--set", "metrics.prometheusRule.runbookURL=https://example.com/ops.md#alerts"},
+			"at '/metrics/prometheusRule/runbookURL'"},
+		"alerts without metrics": {[]string{"--set", "metrics.enabled=false,metrics.prometheusRule.enabled=true"},
+			"metrics.prometheusRule.enabled needs metrics.enabled"},
+		"dashboard in a bad namespace": {[]string{"--set", "metrics.dashboard.namespace=Grafana"}, "at '/metrics/dashboard/namespace'"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
