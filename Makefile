@@ -79,7 +79,7 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest from Go modules (ca
 
 .PHONY: test
 test: verify-large-files lint vet verify-generated envtest-assets helm promtool ## Every check, then every test (builds missing envtest binaries and tools first).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) PROMTOOL=$(PROMTOOL) go test ./... -count=1 -race -timeout 20m
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) PROMTOOL=$(PROMTOOL) CONTROLLER_GEN=$(CONTROLLER_GEN) go test ./... -count=1 -race -timeout 20m
 
 .PHONY: test-e2e
 test-e2e: cluster-up images helm ## End to end on the real local cluster (root): helm install, kubectl apply, frozen and wedged bots, upgrades.
