@@ -14,6 +14,10 @@ KWOK_VERSION ?= v0.8.0
 # staticcheck 2026.2.2; v0.8 is the first line made for Go 1.26 (go.mod).
 STATICCHECK ?= $(LOCALBIN)/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
+# promtool of Prometheus 3.16 (module v0.316.0) runs the alert unit tests: the first release
+# since 3.11 whose go.mod has no replace directive, which `go install pkg@version` refuses.
+PROMTOOL ?= $(LOCALBIN)/promtool
+PROMTOOL_VERSION ?= v0.316.0
 BENCH_SCALE_PODS ?= 100,1000
 # Pods of the local cluster may reach the internet only in egress mode; a real token
 # (`DISCORD_TOKEN=... make run`) turns it on, as the bot must reach Discord.
@@ -74,8 +78,8 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest from Go modules (ca
 	@hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-large-files lint vet verify-generated envtest-assets helm ## Every check, then every test (builds missing envtest binaries and tools first).
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) go test ./... -count=1 -race -timeout 20m
+test: verify-large-files lint vet verify-generated envtest-assets helm promtool ## Every check, then every test (builds missing envtest binaries and tools first).
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) PROMTOOL=$(PROMTOOL) CONTROLLER_GEN=$(CONTROLLER_GEN) go test ./... -count=1 -race -timeout 20m
 
 .PHONY: test-e2e
 test-e2e: cluster-up images helm ## End to end on the real local cluster (root): helm install, kubectl apply, frozen and wedged bots, upgrades.
@@ -178,3 +182,10 @@ staticcheck: $(STATICCHECK)-$(STATICCHECK_VERSION) ## Install staticcheck into b
 $(STATICCHECK)-$(STATICCHECK_VERSION): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(LOCALBIN)/staticcheck $@
+
+.PHONY: promtool
+promtool: $(PROMTOOL)-$(PROMTOOL_VERSION) ## Install promtool into bin/ (pinned), for the alert unit tests.
+	@ln -sf $(PROMTOOL)-$(PROMTOOL_VERSION) $(PROMTOOL)
+$(PROMTOOL)-$(PROMTOOL_VERSION): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) GOFLAGS=-mod=mod go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	mv $(LOCALBIN)/promtool $@

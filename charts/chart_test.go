@@ -1,10 +1,12 @@
 // Package charts_test checks the helm chart in charts/shardkeeper as a user meets it: it
 // lints, renders with every values file in ci/, refuses bad values with a message naming
 // the field, installs on a real API server, carries the generated CRD, grants exactly the
-// generated RBAC, and installs what `kubectl apply -k config/default` installs.
+// generated RBAC, and installs what `kubectl apply -k config/default` installs. Its alerts
+// pass promtool's unit tests, and every alert and dashboard query is PromQL that selects
+// metrics the code exports.
 //
-// helm is $HELM or bin/helm (`make helm` installs the pinned version); without it the
-// tests fail rather than skip.
+// helm is $HELM or bin/helm (`make helm` installs the pinned version), promtool $PROMTOOL
+// or bin/promtool (`make promtool`); without them the tests fail rather than skip.
 package charts_test
 
 import (
@@ -13,6 +15,7 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -284,6 +287,7 @@ func TestChartValues(t *testing.T) {
 			// Two watched namespaces: a Role and RoleBinding in each, and none cluster-wide.
 			want: map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "Role": 3, "RoleBinding": 3,
 				"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "NetworkPolicy": 2,
+				"PodMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1,
 				"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1},
 			replicas:   2,
 			image:      "registry.example.com/shardkeeper/operator:0.1.0-rc.1",
@@ -516,6 +520,17 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"NetworkPolicy port out of range":     {[]string{"--set", "networkPolicy.discord.ports={70000}"}, "at '/networkPolicy/discord/ports/0'"},
 		"NetworkPolicy block losing its exceptions": {[]string{"--set", "networkPolicy.enabled=true,networkPolicy.namespaces={bots},networkPolicy.apiServer.cidrs={10.0.0.1/32},networkPolicy.discord.cidrs={0.0.0.0/1}"},
 			"0.0.0.0/1 is a block so wide that the exceptions"},
+		"unknown alert": {[]string{"--set", "metrics.prometheusRule.alerts.botSad.enabled=true"},
+			"at '/metrics/prometheusRule/alerts': additional properties 'botSad' not allowed"},
+		"threshold of another alert": {[]string{"--set", "metrics.prometheusRule.alerts.botHalted.ratio=1"},
+			"at '/metrics/prometheusRule/alerts/botHalted': additional properties 'ratio' not allowed"},
+		"alert for without a unit": {[]string{"--set", "metrics.prometheusRule.alerts.botNotReady.for=15"}, "at '/metrics/prometheusRule/alerts/botNotReady/for'"},
+		"alert ratio over one":     {[]string{"--set-json", "metrics.prometheusRule.alerts.shardsDown.ratio=2"}, "at '/metrics/prometheusRule/alerts/shardsDown/ratio'"},
+		"runbook URL with an anchor": {[]string{"--set", "metrics.prometheusRule.runbookURL=https://example.com/ops.md#alerts"},
+			"at '/metrics/prometheusRule/runbookURL'"},
+		"alerts without metrics": {[]string{"--set", "metrics.enabled=false,metrics.prometheusRule.enabled=true"},
+			"metrics.prometheusRule.enabled needs metrics.enabled"},
+		"dashboard in a bad namespace": {[]string{"--set", "metrics.dashboard.namespace=Grafana"}, "at '/metrics/dashboard/namespace'"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -646,22 +661,32 @@ func withoutImages(args []string) []string {
 	return out
 }
 
-// The Prometheus Operator's ServiceMonitor CRD is not ours to vendor. This stub serves the
-// kind at its real group and version but accepts any spec: applying the chart's
-// ServiceMonitor checks its kind, group, version and metadata, not its fields.
-var serviceMonitorStub = &apiextensionsv1.CustomResourceDefinition{
-	ObjectMeta: metav1.ObjectMeta{Name: "servicemonitors.monitoring.coreos.com"},
-	Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-		Group: "monitoring.coreos.com",
-		Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: "ServiceMonitor", ListKind: "ServiceMonitorList", Plural: "servicemonitors", Singular: "servicemonitor"},
-		Scope: apiextensionsv1.NamespaceScoped,
-		Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
-			Name: "v1", Served: true, Storage: true,
-			Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-				Type: "object", XPreserveUnknownFields: ptrTo(true),
-			}},
-		}},
-	},
+// monitoringCRDs are the Prometheus Operator's CRDs the chart's objects need, generated
+// from its API module's Go types at a pinned version by hack/monitoring-crds.sh (cached):
+// applying the chart checks its ServiceMonitor, PodMonitor and PrometheusRule against the
+// real schemas.
+func monitoringCRDs(t *testing.T) []*apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(root, "hack", "monitoring-crds.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hack/monitoring-crds.sh: %v", err)
+	}
+	dir := strings.TrimSpace(string(out))
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, plural := range []string{"servicemonitors", "podmonitors", "prometheusrules"} {
+		raw, err := os.ReadFile(filepath.Join(dir, "monitoring.coreos.com_"+plural+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
+			t.Fatalf("%s: %v", plural, err)
+		}
+		crds = append(crds, &crd)
+	}
+	return crds
 }
 
 func ptrTo[T any](v T) *T { return &v }
@@ -686,11 +711,13 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := k8s.Create(ctx, serviceMonitorStub.DeepCopy()); err != nil {
-		t.Fatal(err)
-	}
-	if err := testenv.WaitEstablished(ctx, k8s, serviceMonitorStub.Name, 20*time.Second); err != nil {
-		t.Fatal(err)
+	for _, crd := range monitoringCRDs(t) {
+		if err := k8s.Create(ctx, crd); err != nil {
+			t.Fatal(err)
+		}
+		if err := testenv.WaitEstablished(ctx, k8s, crd.Name, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// helm itself first, on the empty API server: it installs the CRD, prints NOTES.txt,
@@ -788,6 +815,31 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			t.Fatal("later cases need the CRD this one installs")
 		}
 	}
+
+	// The all-features release's monitoring objects went in against the Prometheus
+	// Operator's real schemas, and those schemas do check: a rule whose duration the
+	// Prometheus Operator cannot read is refused.
+	t.Run("monitoring objects against the Prometheus Operator's schemas", func(t *testing.T) {
+		allFeatures := rendered[slices.IndexFunc(installCases, func(c installCase) bool { return c.name == "all features" })]
+		for _, kind := range []string{"ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"} {
+			want := only(t, allFeatures, kind)
+			live := &unstructured.Unstructured{}
+			live.SetGroupVersionKind(want.GroupVersionKind())
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(want), live); err != nil {
+				t.Errorf("%s %s/%s not installed: %v", kind, want.GetNamespace(), want.GetName(), err)
+			}
+		}
+		bad := only(t, allFeatures, "PrometheusRule").DeepCopy()
+		bad.SetName("unreadable-duration")
+		groups, _, _ := unstructured.NestedSlice(bad.Object, "spec", "groups")
+		rules, _, _ := unstructured.NestedSlice(groups[0].(map[string]any), "rules")
+		rules[0].(map[string]any)["for"] = "a while"
+		_ = unstructured.SetNestedSlice(groups[0].(map[string]any), rules, "rules")
+		_ = unstructured.SetNestedSlice(bad.Object, groups, "spec", "groups")
+		if err := k8s.Create(ctx, bad, client.DryRunAll); err == nil || !strings.Contains(err.Error(), "for") {
+			t.Errorf("a PrometheusRule with for: \"a while\" was not refused for it: %v", err)
+		}
+	})
 
 	// What the installed releases let the operator do, asked as `kubectl auth can-i --as`
 	// would, and then done as the operator.

@@ -79,3 +79,29 @@ The user name the operator's requests carry: its ServiceAccount's.
 {{- define "shardkeeper.operatorUser" -}}
 {{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "shardkeeper.serviceAccountName" .) }}
 {{- end }}
+
+{{/*
+The job label of the operator's series: the ServiceMonitor's (the metrics Service's name)
+unless metrics.prometheusRule.operatorJob says otherwise.
+*/}}
+{{- define "shardkeeper.operatorJob" -}}
+{{- .Values.metrics.prometheusRule.operatorJob | default (printf "%s-metrics" (include "shardkeeper.fullname" .)) }}
+{{- end }}
+
+{{/*
+The job label of the bots' series: the PodMonitor's (<namespace>/<name>) unless
+metrics.prometheusRule.botJob says otherwise.
+*/}}
+{{- define "shardkeeper.botJob" -}}
+{{- .Values.metrics.prometheusRule.botJob | default (printf "%s/%s-bots" .Release.Namespace (include "shardkeeper.fullname" .)) }}
+{{- end }}
+
+{{/*
+An alert's labels: its severity, and metrics.prometheusRule.alertLabels.
+*/}}
+{{- define "shardkeeper.alertLabels" -}}
+severity: {{ .alert.severity }}
+{{- with .rule.alertLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
