@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -227,27 +228,30 @@ func TestAContainerThatKeepsRestartingGetsItsPodReplaced(t *testing.T) {
 // writing pod's UID and its shard states. The operator created the Lease with the pod.
 func writeBotLease(g Gomega, ns, bot, pod, writerUID, shardStates string) {
 	ctx := context.Background()
-	now := metav1.NewMicroTime(time.Now())
-	var lease coordinationv1.Lease
-	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &lease)
-	if apierrors.IsNotFound(err) {
-		lease = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: botruntimeLeaseLabels(bot)}}
-	} else {
-		g.Expect(err).NotTo(HaveOccurred())
-	}
-	if lease.Annotations == nil {
-		lease.Annotations = map[string]string{}
-	}
-	lease.Annotations[shardkeeperv1.AnnotationShards] = shardStates
-	lease.Annotations[shardkeeperv1.AnnotationPodUID] = writerUID
-	lease.Spec.HolderIdentity = ptr.To(pod)
-	lease.Spec.LeaseDurationSeconds = ptr.To[int32](10)
-	lease.Spec.RenewTime = &now
-	if lease.ResourceVersion == "" {
-		g.Expect(k8s.Create(ctx, &lease)).To(Succeed())
-	} else {
-		g.Expect(k8s.Update(ctx, &lease)).To(Succeed())
-	}
+	// The operator writes the Lease too (the pod it created for it): retry on conflicts,
+	// as botruntime does.
+	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		now := metav1.NewMicroTime(time.Now())
+		var lease coordinationv1.Lease
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &lease)
+		if apierrors.IsNotFound(err) {
+			lease = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: botruntimeLeaseLabels(bot)}}
+		} else if err != nil {
+			return err
+		}
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		lease.Annotations[shardkeeperv1.AnnotationShards] = shardStates
+		lease.Annotations[shardkeeperv1.AnnotationPodUID] = writerUID
+		lease.Spec.HolderIdentity = ptr.To(pod)
+		lease.Spec.LeaseDurationSeconds = ptr.To[int32](10)
+		lease.Spec.RenewTime = &now
+		if lease.ResourceVersion == "" {
+			return k8s.Create(ctx, &lease)
+		}
+		return k8s.Update(ctx, &lease)
+	})).To(Succeed())
 }
 
 // flakyReader fails every read while fail is set, as an API server in an outage does.

@@ -89,11 +89,15 @@ func TestABotsPodsCannotPlantAnotherBotsLease(t *testing.T) {
 
 	// 3. A running pod's Lease that lost its owner and carries planted state (as a Lease a
 	// bot created itself before this fix would): taken over and reset as well.
-	var lease coordinationv1.Lease
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bravo-0"}, &lease)).To(Succeed())
-	planted := plantedLease(ns, "bravo-0", nil)
-	lease.OwnerReferences, lease.Annotations, lease.Spec = nil, planted.Annotations, planted.Spec
-	g.Expect(k8s.Update(ctx, &lease)).To(Succeed())
+	g.Eventually(func() error { // the operator writes this Lease too: retry on conflicts
+		var lease coordinationv1.Lease
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bravo-0"}, &lease); err != nil {
+			return err
+		}
+		planted := plantedLease(ns, "bravo-0", nil)
+		lease.OwnerReferences, lease.Annotations, lease.Spec = nil, planted.Annotations, planted.Spec
+		return k8s.Update(ctx, &lease)
+	}, wait, tick).Should(Succeed())
 	g.Eventually(func(g Gomega) { expectReset(g, bravo, "bravo-0") }, wait, tick).Should(Succeed())
 }
 
