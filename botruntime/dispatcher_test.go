@@ -16,11 +16,12 @@ import (
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func newTestDispatcher(workers, soft, hard int) *dispatcher {
-	return newDispatcher(workers, soft, hard, newMetrics(), logr.Discard(), newWaiters(logr.Discard()))
+	return newDispatcher(workers, soft, hard, newMetrics(), logr.Discard(), newWaiters(logr.Discard()), clock.RealClock{})
 }
 
 func TestDispatcherKeepsGuildOrderAndNeverBlocks(t *testing.T) {
@@ -140,7 +141,7 @@ func waitGroupOrFail(t *testing.T, wg *sync.WaitGroup) {
 }
 
 func TestWaitForTimeoutCancelAndNoLeaks(t *testing.T) {
-	r := &Runtime{waiters: newWaiters(logr.Discard())}
+	r := &Runtime{waiters: newWaiters(logr.Discard()), clock: clock.RealClock{}}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go r.waiters.run(ctx)

@@ -47,7 +47,7 @@ func (r *Runtime) shardsLive() (bool, string) {
 		if st.State == StateFailed || st.State == StateStopped {
 			continue
 		}
-		if since := time.Since(st.LastProgress); since > livenessWindow {
+		if since := r.clock.Since(st.LastProgress); since > livenessWindow {
 			return false, fmt.Sprintf("shard %d made no progress for %s (state %s)", st.ID, since.Round(time.Second), st.State)
 		}
 	}
@@ -58,7 +58,9 @@ func (r *Runtime) shardsLive() (bool, string) {
 // after 3 s.
 const livenessCheckTimeout = time.Second
 
-// livenessCheck is a bot's own part of /healthz (WithLivenessCheck).
+// livenessCheck is a bot's own part of /healthz (WithLivenessCheck). It runs on the wall
+// clock, not the runtime's: its deadline is the check's context, which the bot's code
+// hands to its own I/O, and it races the kubelet's probe timeout, a wall time too.
 type livenessCheck struct {
 	name  string
 	check func(context.Context) error

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // TestFastACKIsNotAZombie: an ACK that arrives while the heartbeat write is still returning
@@ -15,6 +17,7 @@ func TestFastACKIsNotAZombie(t *testing.T) {
 	var sent atomic.Int32
 	var hb *heartbeater
 	hb = &heartbeater{
+		clock:    clock.RealClock{},
 		interval: 10 * time.Millisecond,
 		write: func() error {
 			sent.Add(1)
@@ -43,6 +46,7 @@ func TestMissingACKIsAZombieAtTheNextBeat(t *testing.T) {
 	zombie := make(chan int32, 1)
 	var sent atomic.Int32
 	hb := &heartbeater{
+		clock:    clock.RealClock{},
 		interval: 20 * time.Millisecond,
 		write:    func() error { sent.Add(1); return nil },
 		onZombie: func() { zombie <- sent.Load() },
