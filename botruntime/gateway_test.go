@@ -18,6 +18,7 @@ import (
 	"github.com/disgoorg/disgo/discord"
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/snowflake/v2"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
@@ -37,6 +38,28 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// fakeClock is a clock for a runtime under test (WithClock). It starts far from the wall
+// clock, so that a time read from the wall clock by mistake cannot pass for its time.
+func fakeClock() *clocktesting.FakeClock {
+	return clocktesting.NewFakeClock(time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// waitingOnlyFor waits until the runtime's shard 0 is Reconnecting with exactly one timer
+// set on clk: the wait before it reconnects (its heartbeat stopped with its connection).
+func waitingOnlyFor(t *testing.T, rt *botruntime.Runtime, clk *clocktesting.FakeClock) {
+	t.Helper()
+	eventually(t, "the shard waiting to reconnect", func() bool {
+		return rt.Shards()[0].State == botruntime.StateReconnecting && clk.Waiters() == 1
+	})
+}
+
+// stillWaiting says whether the wait waitingOnlyFor found still runs. Timers fire inside
+// FakeClock.Step, so right after a step this is exact: the count is read first, and a shard
+// whose timer fired leaves Reconnecting before it can set another.
+func stillWaiting(rt *botruntime.Runtime, clk *clocktesting.FakeClock) bool {
+	return clk.Waiters() == 1 && rt.Shards()[0].State == botruntime.StateReconnecting
 }
 
 // guildOnShard returns a guild ID that Discord routes to shard of count: (id >> 22) % count.
@@ -255,23 +278,36 @@ func closeCodeSeen(srv *discordtest.Server, shard int) int {
 
 func TestReconnectAndInvalidSession(t *testing.T) {
 	tests := []struct {
-		name           string
-		act            func(*discordtest.Server)
-		wantIdentifies int
-		wantResumes    int
+		name string
+		act  func(*discordtest.Server)
+		// The wait Discord asks for before coming back: none after op 7, 1-5 s after op 9.
+		minWait, maxWait time.Duration
+		wantIdentifies   int
+		wantResumes      int
 	}{
-		{"op 7 reconnect resumes", func(s *discordtest.Server) { s.Reconnect(0) }, 1, 1},
-		{"op 9 resumable resumes", func(s *discordtest.Server) { s.InvalidSession(0, true) }, 1, 1},
-		{"op 9 not resumable identifies again", func(s *discordtest.Server) { s.InvalidSession(0, false) }, 2, 0},
+		{"op 7 reconnect resumes at once", func(s *discordtest.Server) { s.Reconnect(0) }, 0, 0, 1, 1},
+		{"op 9 resumable resumes after 1-5 s", func(s *discordtest.Server) { s.InvalidSession(0, true) }, time.Second, 5 * time.Second, 1, 1},
+		{"op 9 not resumable identifies again after 1-5 s", func(s *discordtest.Server) { s.InvalidSession(0, false) }, time.Second, 5 * time.Second, 2, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+			clk := fakeClock()
+			// Heartbeats an hour apart: the steps below send one at most, ACKed at once.
+			srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
 			defer srv.Close()
-			rt := newRuntime(t, srv, []int{0}, 1)
+			rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk))
 			running(t, rt)
 			eventually(t, "shard ready", func() bool { return allReady(rt) })
 			tc.act(srv)
+			// After op 7 the clock never moves: a backoff would hold the shard forever.
+			if tc.maxWait > 0 {
+				waitingOnlyFor(t, rt, clk)
+				clk.Step(tc.minWait - time.Millisecond)
+				if !stillWaiting(rt, clk) {
+					t.Fatalf("came back within %s; Discord asks for at least %s", tc.minWait-time.Millisecond, tc.minWait)
+				}
+				clk.Step(tc.maxWait - tc.minWait + time.Millisecond)
+			}
 			eventually(t, "reconnected", func() bool {
 				st := srv.Stats().PerShard[0]
 				return st.Identifies == tc.wantIdentifies && st.Resumes == tc.wantResumes && allReady(rt)
