@@ -46,6 +46,13 @@ func fakeClock() *clocktesting.FakeClock {
 	return clocktesting.NewFakeClock(time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC))
 }
 
+// waitForTimers waits until n timers are set on clk: the goroutines that wait on it have
+// all reached their waits, and a step of the clock now reaches them.
+func waitForTimers(t *testing.T, clk *clocktesting.FakeClock, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d timers set on the clock", n), func() bool { return clk.Waiters() == n })
+}
+
 // waitingOnlyFor waits until the runtime's shard 0 is Reconnecting with exactly one timer
 // set on clk: the wait before it reconnects (its heartbeat stopped with its connection).
 func waitingOnlyFor(t *testing.T, rt *botruntime.Runtime, clk *clocktesting.FakeClock) {

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -156,29 +159,164 @@ func TestLeaseIsRenewedAndCarriesShardAndResumeState(t *testing.T) {
 	}
 }
 
-func TestLeaseIsNotRenewedWhileAShardCannotRecover(t *testing.T) {
+// gatewaySwitch stands between a runtime and the fake gateway like a network that can be
+// partitioned: switched off, it cuts the connections through it and turns new ones away
+// (it accepts and closes them, so dials fail at once).
+type gatewaySwitch struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	off    bool
+	open   map[net.Conn]struct{}
+}
+
+func newGatewaySwitch(t *testing.T, srv *discordtest.Server) *gatewaySwitch {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatewaySwitch{ln: ln, target: target.Host, open: map[net.Conn]struct{}{}}
+	go g.serve()
+	t.Cleanup(func() { _ = ln.Close(); g.set(false) })
+	return g
+}
+
+// URL is the gateway URL through the switch.
+func (g *gatewaySwitch) URL() string { return "ws://" + g.ln.Addr().String() }
+
+func (g *gatewaySwitch) serve() {
+	for {
+		down, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		g.mu.Lock()
+		var up net.Conn
+		if !g.off {
+			up, err = net.Dial("tcp", g.target)
+		}
+		if g.off || err != nil {
+			g.mu.Unlock()
+			_ = down.Close()
+			continue
+		}
+		g.open[down], g.open[up] = struct{}{}, struct{}{}
+		g.mu.Unlock()
+		pipe := func(to, from net.Conn) { _, _ = io.Copy(to, from); _ = to.Close(); _ = from.Close() }
+		go pipe(up, down)
+		go pipe(down, up)
+	}
+}
+
+// set switches the way to the gateway on or off.
+func (g *gatewaySwitch) set(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.off = !on
+	if !on {
+		for c := range g.open {
+			_ = c.Close()
+		}
+		clear(g.open)
+	}
+}
+
+// The node-lease rule, on the runtime's clock: a pod renews its Lease while every shard is
+// connected or has been down for at most the recovery bound, stops once one has been down
+// longer, and renews again as soon as it reconnects. With 4 s leases a beat falls due every
+// second (plus jitter), so every step of 2 s is one beat, checked on the Lease.
+//
+// Two goroutines wait on the clock: the Lease heartbeat, and the shard (its heartbeat while
+// connected, its backoff while not). Each step waits until both are waiting again.
+func TestLeaseRenewalStopsPastTheRecoveryBoundAndResumesOnReconnect(t *testing.T) {
+	const bound, step = 10 * time.Second, 2 * time.Second
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	clk := fakeClock()
+	// Heartbeats an hour apart: the steps below send one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
+	defer srv.Close()
+	network := newGatewaySwitch(t, srv)
 	pod := botPod(t, c)
-	rt := leaseRuntime(t, srv, c, pod, botruntime.WithRecoveryBound(time.Second))
+	rt := newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
+		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
+		cfg.LeaseDuration, cfg.BotName = 4*time.Second, "demo"
+		cfg.GatewayURL = network.URL()
+	}, botruntime.WithKubernetes(c), botruntime.WithClock(clk), botruntime.WithRecoveryBound(bound))
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-	eventually(t, "the Lease", func() bool { return !renewTime(getLease(t, c, pod.Name)).IsZero() })
-
-	srv.Close() // Discord is gone: the shard reconnects, and keeps failing
-	var held time.Time
-	eventually(t, "renewal held back", func() bool {
-		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
+	// Two beats before the clock moves: the first, and the one the shard asked for when it
+	// became ready. After them the heartbeat only waits on the clock.
+	eventually(t, "the first two beats", func() bool {
+		return metric(t, rt, "shardkeeper_lease_renewals_total") == "shardkeeper_lease_renewals_total 2"
 	})
-	held = renewTime(getLease(t, c, pod.Name))
-	time.Sleep(2500 * time.Millisecond) // two renew intervals (4 s / 4) and more
-	if now := renewTime(getLease(t, c, pod.Name)); !now.Equal(held) {
-		t.Errorf("renewed at %s while the shard could not recover", now)
+
+	// beat steps the clock to the next beat and says whether the Lease was renewed at it;
+	// a beat that does not renew says how long the shard has been down (from downAt).
+	var downAt time.Time
+	beat := func() (renewed bool) {
+		t.Helper()
+		waitForTimers(t, clk, 2)
+		clk.Step(step)
+		now := clk.Now()
+		held := fmt.Sprintf(" for %s", now.Sub(downAt).Round(time.Second))
+		eventually(t, fmt.Sprintf("the beat at %s on the Lease", now.Format(time.TimeOnly)), func() bool {
+			l := getLease(t, c, pod.Name)
+			renewed = renewTime(l).Equal(now)
+			return renewed || (!downAt.IsZero() && strings.HasSuffix(l.Annotations[shardkeeperv1.AnnotationRenewalHeld], held))
+		})
+		return renewed
 	}
-	// The Lease still says what is wrong.
-	st := shardStates(t, getLease(t, c, pod.Name))
-	if st[0].State == "Ready" || st[0].State == "Resumed" {
-		t.Errorf("Lease says %s", st[0].State)
+	if !beat() {
+		t.Fatal("a connected pod did not renew its Lease")
+	}
+
+	// The way to Discord is cut: the shard reconnects, and keeps failing.
+	network.set(false)
+	eventually(t, "the shard down", func() bool { return rt.Shards()[0].State == botruntime.StateReconnecting })
+	downAt = clk.Now()
+	for down := step; down <= bound+2*step; down += step {
+		if renewed, want := beat(), down <= bound; renewed != want {
+			t.Fatalf("shard down for %s of a %s bound: renewed %v, want %v", down, bound, renewed, want)
+		}
+	}
+	l := getLease(t, c, pod.Name)
+	if why := l.Annotations[shardkeeperv1.AnnotationRenewalHeld]; !strings.HasPrefix(why, "shard 0 has been ") {
+		t.Errorf("renewal-held reason %q", why)
+	}
+	if st := shardStates(t, l)[0].State; st == "Ready" || st == "Resumed" {
+		t.Errorf("the Lease says %s", st)
+	}
+
+	// The way is back: the clock runs until the shard's backoff (a minute at most) ends
+	// and it connects; then it stands still while the shard gets ready.
+	network.set(true)
+	for waited := time.Duration(0); !allReady(rt); {
+		waitForTimers(t, clk, 2)
+		if rt.Shards()[0].State != botruntime.StateReconnecting {
+			eventually(t, "ready, or down again", func() bool {
+				return allReady(rt) || rt.Shards()[0].State == botruntime.StateReconnecting
+			})
+			continue
+		}
+		if waited > 2*time.Minute {
+			t.Fatalf("the shard did not reconnect within %s of the network coming back", waited)
+		}
+		clk.Step(step)
+		waited += step
+	}
+	// The shard asks for a beat as it becomes ready: renewed at once, at the clock's time.
+	eventually(t, "renewed as soon as the shard reconnected", func() bool {
+		l := getLease(t, c, pod.Name)
+		_, held := l.Annotations[shardkeeperv1.AnnotationRenewalHeld]
+		return renewTime(l).Equal(clk.Now()) && !held
+	})
+	if !beat() {
+		t.Fatal("not renewing at the next beat after the shard reconnected")
 	}
 }
 
