@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
@@ -90,7 +91,9 @@ func leaseRuntime(t *testing.T, srv *discordtest.Server, c kubernetes.Interface,
 	return newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
 		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
 		cfg.LeaseDuration = 4 * time.Second
-		cfg.BotName = "demo"
+		// A bot of its own: the identify bucket Leases it shares with nobody carry no
+		// times of other tests' clocks.
+		cfg.BotName = pod.Name
 	}, append(opts, botruntime.WithKubernetes(c))...)
 }
 
@@ -119,24 +122,47 @@ func shardStates(t *testing.T, l *coordinationv1.Lease) []shardkeeperv1.LeaseSha
 	return out
 }
 
+// leaseSettled waits for the two beats rt's Lease heartbeat makes before a fake clock
+// moves: its first, and the one its shard asks for on getting ready. After them it only
+// waits on the clock (a beat on the way could miss the next step).
+func leaseSettled(t *testing.T, rt *botruntime.Runtime) {
+	t.Helper()
+	eventually(t, "the first two beats", func() bool {
+		return metric(t, rt, "shardkeeper_lease_renewals_total") == "shardkeeper_lease_renewals_total 2"
+	})
+}
+
+// renewedOnTheClock steps clk past the next beat of a 4 s Lease (one a second, plus
+// jitter) once timers timers are set on it (every goroutine waiting on it waits), and
+// waits for the Lease to be renewed at the clock's time.
+func renewedOnTheClock(t *testing.T, c kubernetes.Interface, name string, clk *clocktesting.FakeClock, timers int) {
+	t.Helper()
+	waitForTimers(t, clk, timers)
+	clk.Step(2 * time.Second)
+	eventually(t, "a renewal at the clock's time", func() bool { return renewTime(getLease(t, c, name)).Equal(clk.Now()) })
+}
+
 func TestLeaseIsRenewedAndCarriesShardAndResumeState(t *testing.T) {
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{guildOnShard(1, 0, 1)}})
+	clk := fakeClock()
+	// Heartbeats an hour apart: a step of the clock sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{guildOnShard(1, 0, 1)}})
 	defer srv.Close()
 	pod := botPod(t, c)
-	rt := leaseRuntime(t, srv, c, pod)
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithClock(clk))
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-
-	var first time.Time
-	eventually(t, "the Lease", func() bool { first = renewTime(getLease(t, c, pod.Name)); return !first.IsZero() })
-	eventually(t, "a renewal", func() bool { return renewTime(getLease(t, c, pod.Name)).After(first) })
+	leaseSettled(t, rt)
+	if first := renewTime(getLease(t, c, pod.Name)); !first.Equal(clk.Now()) {
+		t.Errorf("renewTime %s, want the clock's %s", first, clk.Now())
+	}
+	renewedOnTheClock(t, c, pod.Name, clk, 2)
 
 	lease := getLease(t, c, pod.Name)
 	if *lease.Spec.HolderIdentity != pod.Name || *lease.Spec.LeaseDurationSeconds != 4 {
 		t.Errorf("holder %q, duration %d", *lease.Spec.HolderIdentity, *lease.Spec.LeaseDurationSeconds)
 	}
-	if lease.Labels[shardkeeperv1.LabelBot] != "demo" {
+	if lease.Labels[shardkeeperv1.LabelBot] != pod.Name {
 		t.Errorf("labels %v: the operator's cache selects bot Leases by label", lease.Labels)
 	}
 	// Not owned by the pod (the garbage collector would take it with the pod, and the
@@ -244,7 +270,7 @@ func TestLeaseRenewalStopsPastTheRecoveryBoundAndResumesOnReconnect(t *testing.T
 	pod := botPod(t, c)
 	rt := newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
 		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
-		cfg.LeaseDuration, cfg.BotName = 4*time.Second, "demo"
+		cfg.LeaseDuration, cfg.BotName = 4*time.Second, pod.Name
 		cfg.GatewayURL = network.URL()
 	}, botruntime.WithKubernetes(c), botruntime.WithClock(clk), botruntime.WithRecoveryBound(bound))
 	running(t, rt)
@@ -323,15 +349,17 @@ func TestLeaseRenewalStopsPastTheRecoveryBoundAndResumesOnReconnect(t *testing.T
 func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 	c := kubeClient(t)
 	g := guildOnShard(1, 0, 1)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{g}})
 	defer srv.Close()
 	pod := botPod(t, c)
-	stuck := make(chan struct{})
+	stuck, entered := make(chan struct{}), make(chan struct{}, 2)
 	defer close(stuck)
+	clk := fakeClock()
 	rt := leaseRuntime(t, srv, c, pod, botruntime.WithRecoveryBound(time.Second), botruntime.WithWorkers(1),
-		botruntime.WithShutdownTimeout(100*time.Millisecond))
+		botruntime.WithShutdownTimeout(100*time.Millisecond), botruntime.WithClock(clk))
 	_ = rt.Handle(func(ctx context.Context, ev botruntime.Event) {
 		if ev.Type == "MESSAGE_CREATE" {
+			entered <- struct{}{}
 			select { // a deadlocked handler
 			case <-stuck:
 			case <-ctx.Done():
@@ -340,12 +368,23 @@ func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 	})
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-	eventually(t, "the Lease", func() bool { return !renewTime(getLease(t, c, pod.Name)).IsZero() })
+	leaseSettled(t, rt)
 	srv.SendMessage(g, 1, "one")
 	srv.SendMessage(g, 1, "two")
+	select {
+	case <-entered:
+	case <-time.After(waitLimit):
+		t.Fatal("the handler never ran")
+	}
+	// Stuck for 2 s of a 1 s bound at the next beat.
+	waitForTimers(t, clk, 2)
+	clk.Step(2 * time.Second)
 	eventually(t, "renewal held back", func() bool {
 		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
 	})
+	if renewed := renewTime(getLease(t, c, pod.Name)); renewed.Equal(clk.Now()) {
+		t.Error("renewed while a handler was stuck past the bound")
+	}
 	// The Lease says which worker and guild hold the pod up.
 	eventually(t, "the reason on the Lease", func() bool {
 		why := getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld]
@@ -359,17 +398,18 @@ func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 
 func TestLeaseIsRenewedWhileABotsOwnLivenessCheckFails(t *testing.T) {
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
 	defer srv.Close()
 	pod := botPod(t, c)
-	rt := leaseRuntime(t, srv, c, pod, botruntime.WithLivenessCheck("wedged", func(context.Context) error { return fmt.Errorf("on purpose") }))
+	clk := fakeClock()
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithClock(clk),
+		botruntime.WithLivenessCheck("wedged", func(context.Context) error { return fmt.Errorf("on purpose") }))
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-	var first time.Time
-	eventually(t, "the Lease", func() bool { first = renewTime(getLease(t, c, pod.Name)); return !first.IsZero() })
+	leaseSettled(t, rt)
 	// The shards are connected: the Lease says so, and the kubelet (not the operator) acts
 	// on the failing check.
-	eventually(t, "a renewal while the bot's check fails", func() bool { return renewTime(getLease(t, c, pod.Name)).After(first) })
+	renewedOnTheClock(t, c, pod.Name, clk, 2)
 	if ok, why := rt.Live(); ok || !strings.Contains(why, "check wedged: on purpose") {
 		t.Errorf("Live() = %v, %q", ok, why)
 	}
@@ -408,33 +448,40 @@ func podProcess(t *testing.T, srv *discordtest.Server, c kubernetes.Interface, n
 	return newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
 		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = name, "default", name, uid
 		cfg.LeaseDuration = 4 * time.Second
-		cfg.BotName = "demo"
+		cfg.BotName = name // a bot of its own (see leaseRuntime)
 	}, append(opts, botruntime.WithKubernetes(c))...)
 }
 
 func TestAReplacedPodStopsItsShardsAndItsReplacementRuns(t *testing.T) {
 	c := kubeClient(t)
 	g := guildOnShard(1, 0, 1)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	clk := fakeClock() // both processes' clock
+	// Heartbeats an hour apart: a step of the clock sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{g}})
 	defer srv.Close()
 	name := botPod(t, c).Name
 
 	// The old pod runs; then it is force-deleted and a new pod of the same name starts
 	// while the old process still runs (a partitioned node).
 	oldRec, newRec := newRecorder(0), newRecorder(0)
-	old := podProcess(t, srv, c, name, "uid-old", botruntime.WithShutdownTimeout(100*time.Millisecond))
+	old := podProcess(t, srv, c, name, "uid-old", botruntime.WithShutdownTimeout(100*time.Millisecond), botruntime.WithClock(clk))
 	_ = old.Handle(oldRec.handle)
 	_, oldResult := running(t, old)
 	eventually(t, "the old pod ready", func() bool { return allReady(old) })
-	eventually(t, "the old pod's UID on the Lease", func() bool {
-		l := getLease(t, c, name)
-		return l != nil && l.Annotations[shardkeeperv1.AnnotationPodUID] == "uid-old"
-	})
-	replacement := podProcess(t, srv, c, name, "uid-new")
+	leaseSettled(t, old)
+	if uid := getLease(t, c, name).Annotations[shardkeeperv1.AnnotationPodUID]; uid != "uid-old" {
+		t.Fatalf("the Lease says pod UID %q, want the old pod's", uid)
+	}
+	replacement := podProcess(t, srv, c, name, "uid-new", botruntime.WithClock(clk))
 	_ = replacement.Handle(newRec.handle)
 	running(t, replacement)
+	eventually(t, "the replacement ready", func() bool { return allReady(replacement) })
+	leaseSettled(t, replacement)
 
-	// The old process stops its shards and returns, saying why.
+	// The old process finds out at its next beat: it stops its shards and returns, saying
+	// why. Each process waits on the clock for its Lease heartbeat and its shard.
+	waitForTimers(t, clk, 4)
+	clk.Step(2 * time.Second)
 	var replaced *botruntime.ReplacedError
 	if err := oldResult(); !errors.As(err, &replaced) || replaced.ByUID != "uid-new" || replaced.OwnUID != "uid-old" {
 		t.Fatalf("the old process returned %v; want a *ReplacedError by uid-new", err)
@@ -449,10 +496,7 @@ func TestAReplacedPodStopsItsShardsAndItsReplacementRuns(t *testing.T) {
 	}
 
 	// The replacement keeps the Lease and keeps renewing it, and alone handles events.
-	eventually(t, "the replacement ready", func() bool { return allReady(replacement) })
-	var renewed time.Time
-	eventually(t, "the replacement renewing", func() bool { renewed = renewTime(getLease(t, c, name)); return !renewed.IsZero() })
-	eventually(t, "a later renewal", func() bool { return renewTime(getLease(t, c, name)).After(renewed) })
+	renewedOnTheClock(t, c, name, clk, 2)
 	lease := getLease(t, c, name)
 	if uid := lease.Annotations[shardkeeperv1.AnnotationPodUID]; uid != "uid-new" {
 		t.Errorf("the Lease says pod UID %q", uid)
@@ -489,10 +533,12 @@ func TestAReplacedPodStopsItsShardsAndItsReplacementRuns(t *testing.T) {
 
 func TestAReplacementAfterItsPredecessorIsGoneKeepsRunning(t *testing.T) {
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	clk := fakeClock()
+	// Heartbeats an hour apart: a step of the clock sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
 	defer srv.Close()
 	name := botPod(t, c).Name
-	first := podProcess(t, srv, c, name, "uid-first")
+	first := podProcess(t, srv, c, name, "uid-first", botruntime.WithClock(clk))
 	stop, _ := running(t, first)
 	eventually(t, "ready", func() bool { return allReady(first) })
 	if err := stop(); err != nil {
@@ -500,17 +546,15 @@ func TestAReplacementAfterItsPredecessorIsGoneKeepsRunning(t *testing.T) {
 	}
 
 	// The predecessor's UID on the Lease is what a normal replacement reads first.
-	next := podProcess(t, srv, c, name, "uid-next")
+	next := podProcess(t, srv, c, name, "uid-next", botruntime.WithClock(clk))
 	running(t, next)
 	eventually(t, "resumed", func() bool { return srv.Stats().PerShard[0].Resumes == 1 })
-	var renewed time.Time
-	eventually(t, "its UID on the Lease", func() bool {
-		l := getLease(t, c, name)
-		renewed = renewTime(l)
-		return l.Annotations[shardkeeperv1.AnnotationPodUID] == "uid-next"
-	})
-	eventually(t, "renewing", func() bool { return renewTime(getLease(t, c, name)).After(renewed) })
-	eventually(t, "renewing again", func() bool { return renewTime(getLease(t, c, name)).After(renewed.Add(time.Second)) })
+	leaseSettled(t, next)
+	if uid := getLease(t, c, name).Annotations[shardkeeperv1.AnnotationPodUID]; uid != "uid-next" {
+		t.Fatalf("the Lease says pod UID %q", uid)
+	}
+	renewedOnTheClock(t, c, name, clk, 2)
+	renewedOnTheClock(t, c, name, clk, 2)
 	for _, st := range next.Shards() {
 		if st.State != botruntime.StateResumed && st.State != botruntime.StateReady {
 			t.Errorf("shard %d is %s", st.ID, st.State)
