@@ -198,6 +198,37 @@ func TestWaitForTimeoutCancelAndNoLeaks(t *testing.T) {
 	}
 }
 
+// A WaitFor whose context has no deadline gives up after DefaultWaitTimeout on the
+// runtime's clock: an interaction token lives no longer.
+func TestWaitForWithoutADeadlineGivesUpAfterTheDefaultTimeout(t *testing.T) {
+	clk := clocktesting.NewFakeClock(fakeEpoch)
+	r := &Runtime{waiters: newWaiters(logr.Discard()), clock: clk}
+	done := make(chan error, 1)
+	go func() { _, err := r.WaitFor(context.Background(), func(Event) bool { return false }); done <- err }()
+	waitForTimers(t, clk, 1)
+	clk.Step(DefaultWaitTimeout - time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("WaitFor returned %v before its %s were up", err, DefaultWaitTimeout)
+	default:
+	}
+	if clk.Waiters() != 1 {
+		t.Fatalf("WaitFor's bound ended before its %s were up", DefaultWaitTimeout)
+	}
+	clk.Step(time.Millisecond)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrWaitTimeout) {
+			t.Errorf("WaitFor = %v, want ErrWaitTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("WaitFor still waits after %s", DefaultWaitTimeout)
+	}
+	if n := r.waiters.count.Load(); n != 0 {
+		t.Errorf("%d waiters left registered", n)
+	}
+}
+
 // guildOnWorker finds a guild ID after from that the dispatcher puts on worker (or, with
 // want false, on any other worker).
 func guildOnWorker(d *dispatcher, worker int, want bool, from snowflake.ID) snowflake.ID {
