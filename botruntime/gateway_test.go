@@ -230,10 +230,12 @@ func TestBlockingHandlersDoNotDelayHeartbeats(t *testing.T) {
 
 func TestCutConnectionResumesAndLosesNoEvent(t *testing.T) {
 	g := guildOnShard(1, 0, 1)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	clk := fakeClock()
+	// Heartbeats an hour apart: the step below sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{g}})
 	defer srv.Close()
 	rec := newRecorder(0)
-	rt := newRuntime(t, srv, []int{0}, 1)
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk))
 	_ = rt.Handle(rec.handle)
 	running(t, rt)
 	eventually(t, "shard ready", func() bool { return allReady(rt) })
@@ -246,6 +248,8 @@ func TestCutConnectionResumesAndLosesNoEvent(t *testing.T) {
 	for range 10 {
 		srv.SendMessage(g, 1, "while cut") // stored for replay
 	}
+	waitingOnlyFor(t, rt, clk)
+	clk.Step(time.Second) // the first backoff's longest
 	eventually(t, "20 events after the resume", func() bool { return rec.count() == 20 })
 
 	st := srv.Stats().PerShard[0]
@@ -259,17 +263,31 @@ func TestCutConnectionResumesAndLosesNoEvent(t *testing.T) {
 }
 
 func TestMissingACKIsAZombieAndResumes(t *testing.T) {
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	const interval = time.Minute
+	clk := fakeClock()
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: interval})
 	defer srv.Close()
-	rt := newRuntime(t, srv, []int{0}, 1)
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk))
 	running(t, rt)
 	eventually(t, "shard ready", func() bool { return allReady(rt) })
 
+	// The only timer on the clock is the shard's heartbeat: the first beat goes
+	// unanswered, the next finds it so.
 	srv.SetACKs(0, false)
+	waitForTimers(t, clk, 1)
+	clk.Step(interval)
+	waitForTimers(t, clk, 1)
+	if m := metric(t, rt, "shardkeeper_gateway_zombie_connections_total"); m != "" {
+		t.Fatalf("a zombie before the next beat was due: %s", m)
+	}
+	clk.Step(interval)
 	eventually(t, "the zombie connection closed", func() bool {
 		return metric(t, rt, "shardkeeper_gateway_zombie_connections_total") != ""
 	})
 	srv.SetACKs(0, true)
+	// Past any backoff; a new connection's first heartbeat is ACKed.
+	waitForTimers(t, clk, 1)
+	clk.Step(time.Minute)
 	eventually(t, "resumed", func() bool { return srv.Stats().PerShard[0].Resumes == 1 })
 	if st := srv.Stats().PerShard[0]; st.Identifies != 1 {
 		t.Errorf("identified %d times; a zombie must resume, not identify", st.Identifies)
