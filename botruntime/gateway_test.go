@@ -598,6 +598,42 @@ func metric(t *testing.T, rt *botruntime.Runtime, name string) string {
 	return strings.Join(lines, "\n")
 }
 
+// Saved state ages on the runtime's clock: from when its session last proved alive, a
+// process resumes it up to ResumeMaxAge later, and identifies afresh after.
+func TestSavedResumeStateAgesOnTheRuntimesClock(t *testing.T) {
+	tests := []struct {
+		name    string
+		age     time.Duration
+		resumed bool
+	}{
+		{"at the age limit: resumed", botruntime.ResumeMaxAge, true},
+		{"past it: a fresh identify", botruntime.ResumeMaxAge + time.Millisecond, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := fakeClock()
+			srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
+			defer srv.Close()
+			store := botruntime.NewMemoryResumeStore()
+			first := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk), botruntime.WithResumeStore(store))
+			stop, _ := running(t, first)
+			eventually(t, "ready", func() bool { return allReady(first) })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			clk.Step(tc.age) // the session last read a frame when the clock stood at its start
+			next := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk), botruntime.WithResumeStore(store))
+			running(t, next)
+			eventually(t, "ready", func() bool { return allReady(next) })
+			st := srv.Stats().PerShard[0]
+			if resumed := st.Resumes == 1 && st.Identifies == 1; resumed != tc.resumed || st.Resumes+st.Identifies != 2 {
+				t.Errorf("state %s old: resumes %d, identifies %d; want resumed %v", tc.age, st.Resumes, st.Identifies, tc.resumed)
+			}
+		})
+	}
+}
+
 func TestUnreachableResumeURLFallsBackToIdentify(t *testing.T) {
 	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
 	defer srv.Close()
