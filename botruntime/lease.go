@@ -48,8 +48,8 @@ type leaseHeartbeat struct {
 	duration      time.Duration
 	recoverWithin time.Duration
 	rt            *Runtime
-	// clock times the beats and is the renewTime written; API calls' deadlines are wall
-	// times (callTimeout).
+	// clock times the beats and dates renewTime; API calls' deadlines are wall times
+	// (callTimeout).
 	clock clock.Clock
 
 	// nudge asks for a write before the next beat is due.
