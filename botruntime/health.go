@@ -73,15 +73,20 @@ type livenessCheck struct {
 // and so does every probe until it returns.
 func (c *livenessCheck) run() error {
 	now := time.Now()
-	if !c.since.CompareAndSwap(nil, &now) {
-		return fmt.Errorf("still running, for %s", time.Since(*c.since.Load()).Round(time.Second))
+	for !c.since.CompareAndSwap(nil, &now) {
+		if since := c.since.Load(); since != nil {
+			return fmt.Errorf("still running, for %s", time.Since(*since).Round(time.Second))
+		}
+		// It returned between the two reads: start it again.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), livenessCheckTimeout)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		defer c.since.Store(nil)
-		done <- c.check(ctx)
+		err := c.check(ctx)
+		// Done running before its result is out: the probe after this one starts it again.
+		c.since.Store(nil)
+		done <- err
 	}()
 	select {
 	case err := <-done:
