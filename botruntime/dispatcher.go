@@ -163,7 +163,7 @@ func (w workerStatus) String() string {
 		w.worker, what, w.waited.Round(time.Second), w.queued, w.dropped)
 }
 
-func newDispatcher(workers int, soft, hard int, m *metrics, log logr.Logger, w *waiters) *dispatcher {
+func newDispatcher(workers int, soft, hard int, m *metrics, log logr.Logger, w *waiters, clk clock.PassiveClock) *dispatcher {
 	if workers < 1 {
 		workers = DefaultWorkers
 	}
@@ -176,7 +176,7 @@ func newDispatcher(workers int, soft, hard int, m *metrics, log logr.Logger, w *
 		metrics:       m,
 		log:           log,
 		waiters:       w,
-		clock:         clock.RealClock{},
+		clock:         clk,
 		inflight:      map[int]*inflightSet{},
 		drops:         map[int]*shardDrops{},
 	}

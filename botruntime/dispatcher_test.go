@@ -16,11 +16,12 @@ import (
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func newTestDispatcher(workers, soft, hard int) *dispatcher {
-	return newDispatcher(workers, soft, hard, newMetrics(), logr.Discard(), newWaiters(logr.Discard()))
+	return newDispatcher(workers, soft, hard, newMetrics(), logr.Discard(), newWaiters(logr.Discard()), clock.RealClock{})
 }
 
 func TestDispatcherKeepsGuildOrderAndNeverBlocks(t *testing.T) {
@@ -140,7 +141,7 @@ func waitGroupOrFail(t *testing.T, wg *sync.WaitGroup) {
 }
 
 func TestWaitForTimeoutCancelAndNoLeaks(t *testing.T) {
-	r := &Runtime{waiters: newWaiters(logr.Discard())}
+	r := &Runtime{waiters: newWaiters(logr.Discard()), clock: clock.RealClock{}}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go r.waiters.run(ctx)
@@ -194,6 +195,37 @@ func TestWaitForTimeoutCancelAndNoLeaks(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines before, %d after: WaitFor leaked", before, n)
+	}
+}
+
+// A WaitFor whose context has no deadline gives up after DefaultWaitTimeout on the
+// runtime's clock: an interaction token lives no longer.
+func TestWaitForWithoutADeadlineGivesUpAfterTheDefaultTimeout(t *testing.T) {
+	clk := clocktesting.NewFakeClock(fakeEpoch)
+	r := &Runtime{waiters: newWaiters(logr.Discard()), clock: clk}
+	done := make(chan error, 1)
+	go func() { _, err := r.WaitFor(context.Background(), func(Event) bool { return false }); done <- err }()
+	waitForTimers(t, clk, 1)
+	clk.Step(DefaultWaitTimeout - time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("WaitFor returned %v before its %s were up", err, DefaultWaitTimeout)
+	default:
+	}
+	if clk.Waiters() != 1 {
+		t.Fatalf("WaitFor's bound ended before its %s were up", DefaultWaitTimeout)
+	}
+	clk.Step(time.Millisecond)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrWaitTimeout) {
+			t.Errorf("WaitFor = %v, want ErrWaitTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("WaitFor still waits after %s", DefaultWaitTimeout)
+	}
+	if n := r.waiters.count.Load(); n != 0 {
+		t.Errorf("%d waiters left registered", n)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/disgoorg/disgo/discord"
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/snowflake/v2"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
@@ -37,6 +38,35 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// fakeClock is a clock for a runtime under test (WithClock). It starts far from the wall
+// clock, so that a time read from the wall clock by mistake cannot pass for its time.
+func fakeClock() *clocktesting.FakeClock {
+	return clocktesting.NewFakeClock(time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// waitForTimers waits until n timers are set on clk: the goroutines that wait on it have
+// all reached their waits, and a step of the clock now reaches them.
+func waitForTimers(t *testing.T, clk *clocktesting.FakeClock, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d timers set on the clock", n), func() bool { return clk.Waiters() == n })
+}
+
+// waitingOnlyFor waits until the runtime's shard 0 is Reconnecting with exactly one timer
+// set on clk: the wait before it reconnects (its heartbeat stopped with its connection).
+func waitingOnlyFor(t *testing.T, rt *botruntime.Runtime, clk *clocktesting.FakeClock) {
+	t.Helper()
+	eventually(t, "the shard waiting to reconnect", func() bool {
+		return rt.Shards()[0].State == botruntime.StateReconnecting && clk.Waiters() == 1
+	})
+}
+
+// stillWaiting says whether the wait waitingOnlyFor found still runs. Timers fire inside
+// FakeClock.Step, so right after a step this is exact: the count is read first, and a shard
+// whose timer fired leaves Reconnecting before it can set another.
+func stillWaiting(rt *botruntime.Runtime, clk *clocktesting.FakeClock) bool {
+	return clk.Waiters() == 1 && rt.Shards()[0].State == botruntime.StateReconnecting
 }
 
 // guildOnShard returns a guild ID that Discord routes to shard of count: (id >> 22) % count.
@@ -200,10 +230,12 @@ func TestBlockingHandlersDoNotDelayHeartbeats(t *testing.T) {
 
 func TestCutConnectionResumesAndLosesNoEvent(t *testing.T) {
 	g := guildOnShard(1, 0, 1)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	clk := fakeClock()
+	// Heartbeats an hour apart: the step below sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{g}})
 	defer srv.Close()
 	rec := newRecorder(0)
-	rt := newRuntime(t, srv, []int{0}, 1)
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk))
 	_ = rt.Handle(rec.handle)
 	running(t, rt)
 	eventually(t, "shard ready", func() bool { return allReady(rt) })
@@ -216,6 +248,8 @@ func TestCutConnectionResumesAndLosesNoEvent(t *testing.T) {
 	for range 10 {
 		srv.SendMessage(g, 1, "while cut") // stored for replay
 	}
+	waitingOnlyFor(t, rt, clk)
+	clk.Step(time.Second) // the first backoff's longest
 	eventually(t, "20 events after the resume", func() bool { return rec.count() == 20 })
 
 	st := srv.Stats().PerShard[0]
@@ -229,17 +263,31 @@ func TestCutConnectionResumesAndLosesNoEvent(t *testing.T) {
 }
 
 func TestMissingACKIsAZombieAndResumes(t *testing.T) {
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	const interval = time.Minute
+	clk := fakeClock()
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: interval})
 	defer srv.Close()
-	rt := newRuntime(t, srv, []int{0}, 1)
+	rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk))
 	running(t, rt)
 	eventually(t, "shard ready", func() bool { return allReady(rt) })
 
+	// The only timer on the clock is the shard's heartbeat: the first beat goes
+	// unanswered, the next finds it so.
 	srv.SetACKs(0, false)
+	waitForTimers(t, clk, 1)
+	clk.Step(interval)
+	waitForTimers(t, clk, 1)
+	if m := metric(t, rt, "shardkeeper_gateway_zombie_connections_total"); m != "" {
+		t.Fatalf("a zombie before the next beat was due: %s", m)
+	}
+	clk.Step(interval)
 	eventually(t, "the zombie connection closed", func() bool {
 		return metric(t, rt, "shardkeeper_gateway_zombie_connections_total") != ""
 	})
 	srv.SetACKs(0, true)
+	// Past any backoff; a new connection's first heartbeat is ACKed.
+	waitForTimers(t, clk, 1)
+	clk.Step(time.Minute)
 	eventually(t, "resumed", func() bool { return srv.Stats().PerShard[0].Resumes == 1 })
 	if st := srv.Stats().PerShard[0]; st.Identifies != 1 {
 		t.Errorf("identified %d times; a zombie must resume, not identify", st.Identifies)
@@ -255,23 +303,36 @@ func closeCodeSeen(srv *discordtest.Server, shard int) int {
 
 func TestReconnectAndInvalidSession(t *testing.T) {
 	tests := []struct {
-		name           string
-		act            func(*discordtest.Server)
-		wantIdentifies int
-		wantResumes    int
+		name string
+		act  func(*discordtest.Server)
+		// The wait Discord asks for before coming back: none after op 7, 1-5 s after op 9.
+		minWait, maxWait time.Duration
+		wantIdentifies   int
+		wantResumes      int
 	}{
-		{"op 7 reconnect resumes", func(s *discordtest.Server) { s.Reconnect(0) }, 1, 1},
-		{"op 9 resumable resumes", func(s *discordtest.Server) { s.InvalidSession(0, true) }, 1, 1},
-		{"op 9 not resumable identifies again", func(s *discordtest.Server) { s.InvalidSession(0, false) }, 2, 0},
+		{"op 7 reconnect resumes at once", func(s *discordtest.Server) { s.Reconnect(0) }, 0, 0, 1, 1},
+		{"op 9 resumable resumes after 1-5 s", func(s *discordtest.Server) { s.InvalidSession(0, true) }, time.Second, 5 * time.Second, 1, 1},
+		{"op 9 not resumable identifies again after 1-5 s", func(s *discordtest.Server) { s.InvalidSession(0, false) }, time.Second, 5 * time.Second, 2, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+			clk := fakeClock()
+			// Heartbeats an hour apart: the steps below send one at most, ACKed at once.
+			srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
 			defer srv.Close()
-			rt := newRuntime(t, srv, []int{0}, 1)
+			rt := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk))
 			running(t, rt)
 			eventually(t, "shard ready", func() bool { return allReady(rt) })
 			tc.act(srv)
+			// After op 7 the clock never moves: a backoff would hold the shard forever.
+			if tc.maxWait > 0 {
+				waitingOnlyFor(t, rt, clk)
+				clk.Step(tc.minWait - time.Millisecond)
+				if !stillWaiting(rt, clk) {
+					t.Fatalf("came back within %s; Discord asks for at least %s", tc.minWait-time.Millisecond, tc.minWait)
+				}
+				clk.Step(tc.maxWait - tc.minWait + time.Millisecond)
+			}
 			eventually(t, "reconnected", func() bool {
 				st := srv.Stats().PerShard[0]
 				return st.Identifies == tc.wantIdentifies && st.Resumes == tc.wantResumes && allReady(rt)
@@ -535,6 +596,42 @@ func metric(t *testing.T, rt *botruntime.Runtime, name string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Saved state ages on the runtime's clock: from when its session last proved alive, a
+// process resumes it up to ResumeMaxAge later, and identifies afresh after.
+func TestSavedResumeStateAgesOnTheRuntimesClock(t *testing.T) {
+	tests := []struct {
+		name    string
+		age     time.Duration
+		resumed bool
+	}{
+		{"at the age limit: resumed", botruntime.ResumeMaxAge, true},
+		{"past it: a fresh identify", botruntime.ResumeMaxAge + time.Millisecond, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := fakeClock()
+			srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
+			defer srv.Close()
+			store := botruntime.NewMemoryResumeStore()
+			first := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk), botruntime.WithResumeStore(store))
+			stop, _ := running(t, first)
+			eventually(t, "ready", func() bool { return allReady(first) })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			clk.Step(tc.age) // the session last read a frame when the clock stood at its start
+			next := newRuntime(t, srv, []int{0}, 1, botruntime.WithClock(clk), botruntime.WithResumeStore(store))
+			running(t, next)
+			eventually(t, "ready", func() bool { return allReady(next) })
+			st := srv.Stats().PerShard[0]
+			if resumed := st.Resumes == 1 && st.Identifies == 1; resumed != tc.resumed || st.Resumes+st.Identifies != 2 {
+				t.Errorf("state %s old: resumes %d, identifies %d; want resumed %v", tc.age, st.Resumes, st.Identifies, tc.resumed)
+			}
+		})
+	}
 }
 
 func TestUnreachableResumeURLFallsBackToIdentify(t *testing.T) {

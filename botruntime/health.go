@@ -47,7 +47,7 @@ func (r *Runtime) shardsLive() (bool, string) {
 		if st.State == StateFailed || st.State == StateStopped {
 			continue
 		}
-		if since := time.Since(st.LastProgress); since > livenessWindow {
+		if since := r.clock.Since(st.LastProgress); since > livenessWindow {
 			return false, fmt.Sprintf("shard %d made no progress for %s (state %s)", st.ID, since.Round(time.Second), st.State)
 		}
 	}
@@ -58,7 +58,9 @@ func (r *Runtime) shardsLive() (bool, string) {
 // after 3 s.
 const livenessCheckTimeout = time.Second
 
-// livenessCheck is a bot's own part of /healthz (WithLivenessCheck).
+// livenessCheck is a bot's own part of /healthz (WithLivenessCheck). It runs on the wall
+// clock, not the runtime's: its deadline is the check's context, which the bot's code
+// hands to its own I/O, and it races the kubelet's probe timeout, a wall time too.
 type livenessCheck struct {
 	name  string
 	check func(context.Context) error
@@ -71,15 +73,20 @@ type livenessCheck struct {
 // and so does every probe until it returns.
 func (c *livenessCheck) run() error {
 	now := time.Now()
-	if !c.since.CompareAndSwap(nil, &now) {
-		return fmt.Errorf("still running, for %s", time.Since(*c.since.Load()).Round(time.Second))
+	for !c.since.CompareAndSwap(nil, &now) {
+		if since := c.since.Load(); since != nil {
+			return fmt.Errorf("still running, for %s", time.Since(*since).Round(time.Second))
+		}
+		// It returned between the two reads: start it again.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), livenessCheckTimeout)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		defer c.since.Store(nil)
-		done <- c.check(ctx)
+		err := c.check(ctx)
+		// Done running before its result is out: the probe after this one starts it again.
+		c.since.Store(nil)
+		done <- err
 	}()
 	select {
 	case err := <-done:

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // heartbeater keeps one connection's heartbeat. It runs on its own goroutine with its own
@@ -15,6 +17,7 @@ import (
 // loopback) still counts, and a heartbeat is a zombie only when the previous one was never
 // ACKed by the time the next is due.
 type heartbeater struct {
+	clock    clock.Clock
 	interval time.Duration
 	// write sends one heartbeat frame; seq is the session's last sequence number.
 	write    func() error
@@ -35,8 +38,9 @@ type heartbeater struct {
 // run sends heartbeats until ctx ends or the connection turns out to be a zombie. The first
 // heartbeat waits interval * jitter, as Discord asks, so reconnecting shards spread out.
 func (h *heartbeater) run(ctx context.Context) {
-	due := time.Now().Add(time.Duration(rand.Float64() * float64(h.interval)))
-	timer := time.NewTimer(time.Until(due))
+	first := time.Duration(rand.Float64() * float64(h.interval))
+	due := h.clock.Now().Add(first)
+	timer := h.clock.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
@@ -46,7 +50,7 @@ func (h *heartbeater) run(ctx context.Context) {
 			// Discord asked for a heartbeat now; it does not move the schedule.
 			h.mu.Lock()
 			if !h.outstanding {
-				h.outstanding, h.sentAt = true, time.Now()
+				h.outstanding, h.sentAt = true, h.clock.Now()
 			}
 			h.mu.Unlock()
 			if err := h.write(); err != nil {
@@ -54,9 +58,9 @@ func (h *heartbeater) run(ctx context.Context) {
 				return
 			}
 			continue
-		case <-timer.C:
+		case <-timer.C():
 		}
-		now := time.Now()
+		now := h.clock.Now()
 		h.mu.Lock()
 		if h.outstanding {
 			h.mu.Unlock()
@@ -70,14 +74,15 @@ func (h *heartbeater) run(ctx context.Context) {
 			h.writeFailed(err)
 			return
 		}
-		h.onLate(time.Since(due))
+		h.onLate(h.clock.Since(due))
 		h.touch()
 
 		due = due.Add(h.interval)
-		if now := time.Now(); due.Before(now) {
+		now = h.clock.Now()
+		if due.Before(now) {
 			due = now.Add(h.interval) // never send a burst to catch up
 		}
-		timer.Reset(time.Until(due))
+		timer.Reset(due.Sub(now))
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // IdentifyLimiter decides when a shard may send Identify. Discord allows one identify per
@@ -18,17 +20,22 @@ type IdentifyLimiter interface {
 type localIdentifyLimiter struct {
 	maxConcurrency int
 	interval       time.Duration
+	clock          clock.Clock
 
 	mu   sync.Mutex
 	next map[int]time.Time // bucket -> earliest time of its next identify
 }
 
-// NewLocalIdentifyLimiter limits identifies within this process only.
+// NewLocalIdentifyLimiter limits identifies within this process only, on the real clock.
 func NewLocalIdentifyLimiter(maxConcurrency int, interval time.Duration) IdentifyLimiter {
+	return newLocalIdentifyLimiter(maxConcurrency, interval, clock.RealClock{})
+}
+
+func newLocalIdentifyLimiter(maxConcurrency int, interval time.Duration, clk clock.Clock) *localIdentifyLimiter {
 	if maxConcurrency < 1 {
 		maxConcurrency = 1
 	}
-	return &localIdentifyLimiter{maxConcurrency: maxConcurrency, interval: interval, next: map[int]time.Time{}}
+	return &localIdentifyLimiter{maxConcurrency: maxConcurrency, interval: interval, clock: clk, next: map[int]time.Time{}}
 }
 
 func (l *localIdentifyLimiter) Wait(ctx context.Context, shard int) error {
@@ -40,7 +47,7 @@ func (l *localIdentifyLimiter) Wait(ctx context.Context, shard int) error {
 func (l *localIdentifyLimiter) waitInQueue(ctx context.Context, shard int, report func(identifyPlace)) error {
 	bucket := shard % l.maxConcurrency
 	l.mu.Lock()
-	now := time.Now()
+	now := l.clock.Now()
 	slot := l.next[bucket]
 	if slot.Before(now) {
 		slot = now
@@ -51,7 +58,7 @@ func (l *localIdentifyLimiter) waitInQueue(ctx context.Context, shard int, repor
 		report(identifyPlace{ahead: int((slot.Sub(now) + l.interval - 1) / l.interval), step: l.interval})
 	}
 
-	if !sleep(ctx, time.Until(slot)) {
+	if !sleep(ctx, l.clock, slot.Sub(l.clock.Now())) {
 		// Give the slot back if nobody took a later one, so a cut connection does not
 		// cost its bucket an interval.
 		l.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -40,7 +41,9 @@ const (
 // waiting, as Discord asks. Resumes never come here.
 //
 // Times on the Lease are the holder's clock: node clocks and network delays to Discord
-// are assumed to differ by less than half the margin (NTP keeps clocks far closer).
+// are assumed to differ by less than half the margin (NTP keeps clocks far closer). API
+// calls are bounded by context deadlines, which are wall times whatever clock the
+// limiter runs on.
 type leaseIdentifyLimiter struct {
 	client         kubernetes.Interface
 	namespace      string
@@ -51,6 +54,7 @@ type leaseIdentifyLimiter struct {
 	interval       time.Duration
 	margin         time.Duration
 	orderGrace     time.Duration
+	clock          clock.Clock
 	log            logr.Logger
 	// local spaces identifies within this process when the API server cannot be reached.
 	local IdentifyLimiter
@@ -91,12 +95,12 @@ func (l *leaseIdentifyLimiter) acquiredAt(bucket int, lease *coordinationv1.Leas
 
 // newIdentifyLimiter shares buckets through Leases when the runtime has API access and
 // knows its bot, and spaces identifies within the process otherwise.
-func newIdentifyLimiter(cfg Config, kube kubernetes.Interface, log logr.Logger) IdentifyLimiter {
+func newIdentifyLimiter(cfg Config, kube kubernetes.Interface, log logr.Logger, clk clock.Clock) IdentifyLimiter {
 	interval := cfg.IdentifyInterval
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	local := NewLocalIdentifyLimiter(cfg.MaxConcurrency, interval)
+	local := newLocalIdentifyLimiter(cfg.MaxConcurrency, interval, clk)
 	if kube == nil || cfg.BotName == "" || cfg.Namespace == "" || cfg.PodName == "" {
 		return local
 	}
@@ -108,7 +112,7 @@ func newIdentifyLimiter(cfg Config, kube kubernetes.Interface, log logr.Logger) 
 		client: kube, namespace: cfg.Namespace, botName: cfg.BotName, holder: cfg.PodName,
 		maxConcurrency: max(cfg.MaxConcurrency, 1), shardCount: cfg.ShardCount,
 		interval: interval, margin: margin, orderGrace: DefaultIdentifyOrderGrace,
-		log: log, local: local,
+		clock: clk, log: log, local: local,
 	}
 }
 
@@ -123,7 +127,7 @@ func (l *leaseIdentifyLimiter) waitInQueue(ctx context.Context, shard int, repor
 	bucket := shard % l.maxConcurrency
 	name := shardkeeperv1.IdentifyBucketLeaseName(l.botName, bucket)
 	leases := l.client.CoordinationV1().Leases(l.namespace)
-	waitingSince := time.Now()
+	waitingSince := l.clock.Now()
 	var failingSince time.Time
 	for {
 		// No call may outlast a bucket window: its answer would be stale anyway.
@@ -145,7 +149,7 @@ func (l *leaseIdentifyLimiter) waitInQueue(ctx context.Context, shard int, repor
 				if wait == 0 {
 					return nil
 				}
-				if !sleep(ctx, wait) {
+				if !sleep(ctx, l.clock, wait) {
 					return ctx.Err()
 				}
 				continue
@@ -158,14 +162,14 @@ func (l *leaseIdentifyLimiter) waitInQueue(ctx context.Context, shard int, repor
 			continue // another shard took it first: look again
 		}
 		if failingSince.IsZero() {
-			failingSince = time.Now()
+			failingSince = l.clock.Now()
 		}
 		l.apiFails(err)
-		if time.Since(failingSince) > identifyAPIPatience {
+		if l.clock.Since(failingSince) > identifyAPIPatience {
 			l.log.Info("identifying without the shared bucket: the API server keeps failing", "shard", shard, "bucket", bucket)
 			return waitIdentifyTurn(ctx, l.local, shard, report)
 		}
-		if !sleep(ctx, time.Second) {
+		if !sleep(ctx, l.clock, time.Second) {
 			return ctx.Err()
 		}
 	}
@@ -174,7 +178,7 @@ func (l *leaseIdentifyLimiter) waitInQueue(ctx context.Context, shard int, repor
 // tryTake takes the bucket for shard if it is free and this shard's turn, and returns
 // zero; otherwise it returns how long to wait before looking again.
 func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv1.Lease, bucket, shard int, waitingSince time.Time) (time.Duration, error) {
-	now := time.Now()
+	now := l.clock.Now()
 	acquired, taken := l.acquiredAt(bucket, lease, now)
 	if taken {
 		if freeAt := acquired.Add(l.window()); now.Before(freeAt) {
@@ -218,11 +222,11 @@ func (l *leaseIdentifyLimiter) tryTake(ctx context.Context, lease *coordinationv
 	if err != nil {
 		return 0, err
 	}
-	if late := time.Since(now); late > l.margin/2 {
+	if late := l.clock.Since(now); late > l.margin/2 {
 		// The write took so long that Discord might see this identify too close to the next
 		// holder's: let the turn pass and try again after it.
 		l.log.Info("giving up an identify turn: taking the bucket was slow", "shard", shard, "bucket", bucket, "took", late)
-		return time.Until(now.Add(l.window())), nil
+		return now.Add(l.window()).Sub(l.clock.Now()), nil
 	}
 	l.log.V(1).Info("took the identify bucket", "shard", shard, "bucket", bucket, "waited", now.Sub(waitingSince))
 	return 0, nil

@@ -73,84 +73,16 @@ func TestIdentifyBucketsAreSharedAcrossPods(t *testing.T) {
 	}
 }
 
-func TestCrashedBucketHolderBlocksOneWindowAtMost(t *testing.T) {
-	c := kubeClient(t)
-	const interval, margin = time.Second, 300 * time.Millisecond
-	srv := discordtest.NewServer(discordtest.Options{MaxConcurrency: 2, IdentifyInterval: interval, HeartbeatInterval: time.Second})
-	defer srv.Close()
-
-	// A pod took bucket 0 for shard 0 and died before it identified.
-	took := metav1.NewMicroTime(time.Now())
-	_, err := c.CoordinationV1().Leases("default").Create(context.Background(), &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: shardkeeperv1.IdentifyBucketLeaseName("crashed", 0),
-			Annotations: map[string]string{shardkeeperv1.AnnotationIdentifiedShard: "0"}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("crashed-0/0"), AcquireTime: &took, RenewTime: &took, LeaseDurationSeconds: ptr.To(int32(2))},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	rt := bucketPod(t, srv, c, "crashed", "crashed-1", []int{2}, 4, interval, margin)
-	stop, _ := running(t, rt)
-	defer func() { _ = stop() }()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	st, err := srv.WaitStats(ctx, func(st discordtest.Stats) bool { return st.Identifies == 1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := st.IdentifyLog[0].At
-	if at.Before(took.Add(interval)) {
-		t.Errorf("shard 2 identified %v after the crashed holder took the bucket, inside Discord's %v", at.Sub(took.Time), interval)
-	}
-	// Blocked for the window, not for the holder's lifetime (it has none): a generous bound
-	// for a busy machine, far below any lease or restart period.
-	if limit := took.Add(interval + margin + 3*time.Second); at.After(limit) {
-		t.Errorf("shard 2 identified %v after the crashed holder took the bucket; the bucket should free itself after %v", at.Sub(took.Time), interval+margin)
-	}
-}
-
-// A holder whose clock runs an hour ahead wrote an acquireTime an hour in the future:
-// the bucket is blocked for one window from when it is seen, not for the hour.
-func TestAFutureAcquireTimeBlocksOneWindowAtMost(t *testing.T) {
-	c := kubeClient(t)
-	const interval, margin = time.Second, 300 * time.Millisecond
-	srv := discordtest.NewServer(discordtest.Options{MaxConcurrency: 1, IdentifyInterval: interval, HeartbeatInterval: time.Second})
-	defer srv.Close()
-	ahead := metav1.NewMicroTime(time.Now().Add(time.Hour))
-	_, err := c.CoordinationV1().Leases("default").Create(context.Background(), &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: shardkeeperv1.IdentifyBucketLeaseName("skewed", 0),
-			Annotations: map[string]string{shardkeeperv1.AnnotationIdentifiedShard: "0"}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("skewed-0/0"), AcquireTime: &ahead, RenewTime: &ahead, LeaseDurationSeconds: ptr.To(int32(2))},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := time.Now()
-	rt := bucketPod(t, srv, c, "skewed", "skewed-1", []int{1}, 2, interval, margin)
-	stop, _ := running(t, rt)
-	defer func() { _ = stop() }()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	st, err := srv.WaitStats(ctx, func(st discordtest.Stats) bool { return st.Identifies == 1 })
-	if err != nil {
-		t.Fatalf("shard 1 never identified behind a bucket taken an hour in the future: %v", err)
-	}
-	if took := st.IdentifyLog[0].At.Sub(started); took > interval+margin+3*time.Second {
-		t.Errorf("shard 1 identified %v after it started; a future acquireTime should cost one window (%v) at most", took, interval+margin)
-	}
-}
-
-// takeBucket plays another pod's shard taking the identify bucket, now.
-func takeBucket(c kubernetes.Interface, name string, shard int) error {
+// takeBucket plays another pod's shard taking the identify bucket at the given time.
+func takeBucket(c kubernetes.Interface, name string, shard int, at time.Time) error {
 	var err error
 	for range 5 {
 		var lease *coordinationv1.Lease
 		if lease, err = c.CoordinationV1().Leases("default").Get(context.Background(), name, metav1.GetOptions{}); err != nil {
 			return err
 		}
-		now := metav1.NewMicroTime(time.Now())
-		lease.Spec.HolderIdentity, lease.Spec.AcquireTime, lease.Spec.RenewTime = ptr.To(fmt.Sprintf("other/%d", shard)), &now, &now
+		took := metav1.NewMicroTime(at)
+		lease.Spec.HolderIdentity, lease.Spec.AcquireTime, lease.Spec.RenewTime = ptr.To(fmt.Sprintf("other/%d", shard)), &took, &took
 		lease.Annotations[shardkeeperv1.AnnotationIdentifiedShard] = strconv.Itoa(shard)
 		if _, err = c.CoordinationV1().Leases("default").Update(context.Background(), lease, metav1.UpdateOptions{}); err == nil {
 			return nil
@@ -161,19 +93,28 @@ func takeBucket(c kubernetes.Interface, name string, shard int) error {
 
 // The last shard of a bucket of 21 waits behind 20 others, far beyond the recovery bound:
 // its pod stays healthy while the queue moves, and stops renewing once the queue is stuck.
+//
+// On the runtime's clock, each step is one Lease beat (4 s leases: one a second, plus
+// jitter) and one turn of the queue. A turn lasts less than a window plus the order grace
+// (1.3 s), so shard 20 never finds the bucket free long enough to jump the queue. Three
+// timers wait on the clock: the Lease heartbeat, the shard's heartbeat and its wait for
+// the bucket; each step waits for all three.
 func TestAShardQueuedToIdentifyIsRecoveringWhileTheQueueMoves(t *testing.T) {
 	c := kubeClient(t)
 	const (
 		recoverWithin = time.Second
 		interval      = 200 * time.Millisecond
 		margin        = 100 * time.Millisecond // a turn: 300 ms window + 1 s order grace
-		move          = 300 * time.Millisecond // the other pods identify faster than that
+		move          = 1100 * time.Millisecond
 	)
-	srv := discordtest.NewServer(discordtest.Options{IdentifyInterval: interval, HeartbeatInterval: time.Second})
+	clk := fakeClock()
+	// Heartbeats an hour apart: the steps below send one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{IdentifyInterval: interval, HeartbeatInterval: time.Hour})
 	defer srv.Close()
 	pod := botPod(t, c)
-	bucket := shardkeeperv1.IdentifyBucketLeaseName("queued", 0)
-	took := metav1.NewMicroTime(time.Now())
+	bot := "queued-" + pod.Name // a bot of its own, run after run
+	bucket := shardkeeperv1.IdentifyBucketLeaseName(bot, 0)
+	took := metav1.NewMicroTime(clk.Now())
 	if _, err := c.CoordinationV1().Leases("default").Create(context.Background(), &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: bucket, Annotations: map[string]string{shardkeeperv1.AnnotationIdentifiedShard: "0"}},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To("other/0"), AcquireTime: &took, RenewTime: &took},
@@ -182,66 +123,89 @@ func TestAShardQueuedToIdentifyIsRecoveringWhileTheQueueMoves(t *testing.T) {
 	}
 	rt := newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{20}, 21, func(cfg *botruntime.Config) {
 		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
-		cfg.LeaseDuration = 4 * time.Second // renewals every second
-		cfg.BotName, cfg.MaxConcurrency = "queued", 1
+		cfg.LeaseDuration = 4 * time.Second
+		cfg.BotName, cfg.MaxConcurrency = bot, 1
 		cfg.IdentifyInterval, cfg.IdentifyMargin = interval, margin
-	}, botruntime.WithKubernetes(c), botruntime.WithRecoveryBound(recoverWithin))
+	}, botruntime.WithKubernetes(c), botruntime.WithRecoveryBound(recoverWithin), botruntime.WithClock(clk))
 	stop, _ := running(t, rt)
 	defer func() { _ = stop() }()
 	held := func() bool { return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1") }
+	eventually(t, "the health server", func() bool { return rt.HealthAddr() != "" })
+	eventually(t, "the first beat", func() bool {
+		return metric(t, rt, "shardkeeper_lease_renewals_total") == "shardkeeper_lease_renewals_total 1"
+	})
+	// turn steps the clock once every timer is set, has shard (if any) take the bucket
+	// then, and says whether the Lease was renewed at the beat.
+	start := clk.Now()
+	turn := func(shard int) (renewed bool) {
+		t.Helper()
+		waitForTimers(t, clk, 3)
+		clk.Step(move)
+		now := clk.Now()
+		if shard > 0 {
+			if err := takeBucket(c, bucket, shard, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, fmt.Sprintf("the beat %s in", now.Sub(start)), func() bool {
+			renewed = renewTime(getLease(t, c, pod.Name)).Equal(now)
+			return renewed || held()
+		})
+		return renewed
+	}
 
-	// 1. Shards 1 to 18 of other pods identify in turn: 5.4 s, over five recovery bounds.
-	start := time.Now()
+	// 1. Shards 1 to 18 of other pods identify in turn: 20 s, twenty recovery bounds.
 	for shard := 1; shard <= 18; shard++ {
-		if err := takeBucket(c, bucket, shard); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(move)
-		if time.Since(start) > 2*recoverWithin && held() {
+		if !turn(shard) {
 			t.Fatalf("%s in, %d shards ahead done: the pod stopped renewing while its shard's queue moved: %s",
-				time.Since(start).Round(time.Millisecond), shard, getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld])
+				clk.Now().Sub(start), shard, getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld])
 		}
 	}
-	lease := getLease(t, c, pod.Name)
-	if st := shardStates(t, lease); len(st) != 1 || st[0].State != string(botruntime.StateWaitingToIdentify) {
+	if st := shardStates(t, getLease(t, c, pod.Name)); len(st) != 1 || st[0].State != string(botruntime.StateWaitingToIdentify) {
 		t.Errorf("Lease shard state %+v, want WaitingToIdentify", st)
-	}
-	if renewed := renewTime(lease); renewed.Before(start.Add(3 * recoverWithin)) {
-		t.Errorf("last renewal %s after the wait began; the pod should renew all along", renewed.Sub(start))
 	}
 	if srv.Stats().Identifies != 0 {
 		t.Fatal("shard 20 identified out of its turn")
 	}
 
 	// 2. The bucket is stuck: shard 18's pod keeps it without anyone moving on. One turn
-	// ahead, the shard may wait 1 s + 1 turn; then the pod stops renewing and says why.
-	stuck := make(chan struct{})
-	stuckErr := make(chan error, 1)
-	go func() {
-		for {
-			select {
-			case <-stuck:
-				stuckErr <- nil
-				return
-			case <-time.After(100 * time.Millisecond):
-				if err := takeBucket(c, bucket, 18); err != nil {
-					stuckErr <- err
-					return
-				}
+	// ahead, the shard may wait 1 s + 1 turn from when it saw shard 18 take it (that step
+	// or the next); then the pod stops renewing and says why.
+	const mayWait = recoverWithin + interval + margin + botruntime.DefaultIdentifyOrderGrace
+	stuckAt := clk.Now()
+	for {
+		renewed := turn(18)
+		stuckFor := clk.Now().Sub(stuckAt)
+		if !renewed {
+			if stuckFor <= mayWait {
+				t.Fatalf("stopped renewing %s after the queue stuck, within the %s it may wait", stuckFor, mayWait)
 			}
+			break
 		}
-	}()
-	eventually(t, "renewal held for the stuck queue", held)
-	close(stuck)
-	if err := <-stuckErr; err != nil {
-		t.Fatal(err)
+		if stuckFor > 5*move {
+			t.Fatalf("still renewing %s after the queue stuck", stuckFor)
+		}
 	}
 	why := getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld]
 	if !strings.Contains(why, "shard 20 has waited for its identify turn") {
 		t.Errorf("renewal-held reason %q", why)
 	}
 
-	// 3. Once the bucket moves again, the shard identifies and the pod renews.
-	eventually(t, "ready", func() bool { return allReady(rt) })
-	eventually(t, "renewing again", func() bool { return !held() })
+	// 3. Once the bucket moves again, the shard identifies and the pod renews at once.
+	for moved := time.Duration(0); !allReady(rt); moved += move {
+		eventually(t, "the shard waiting for its turn, or ready", func() bool {
+			return allReady(rt) || (rt.Shards()[0].State == botruntime.StateWaitingToIdentify && clk.Waiters() == 3)
+		})
+		if allReady(rt) {
+			break
+		}
+		if moved > 5*move {
+			t.Fatalf("shard 20 did not identify within %s of the bucket freeing", moved)
+		}
+		clk.Step(move)
+	}
+	eventually(t, "renewing again", func() bool {
+		_, stillHeld := getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld]
+		return renewTime(getLease(t, c, pod.Name)).Equal(clk.Now()) && !stillHeld && !held()
+	})
 }

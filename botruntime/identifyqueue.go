@@ -96,16 +96,16 @@ func (w *identifyWait) verdict(now time.Time, recoverWithin time.Duration) (plac
 // waitIdentifyTurn waits for the shard's turn to identify, in state WaitingToIdentify.
 func (s *session) waitIdentifyTurn(ctx context.Context) error {
 	s.setState(StateWaitingToIdentify)
-	began := time.Now()
+	began := s.clock.Now()
 	s.turn.begin(began)
-	err := waitIdentifyTurn(ctx, s.limiter, s.shard, func(p identifyPlace) { s.turn.report(p, time.Now()) })
+	err := waitIdentifyTurn(ctx, s.limiter, s.shard, func(p identifyPlace) { s.turn.report(p, s.clock.Now()) })
 	if placed := s.turn.end(); placed && err == nil {
 		// The queue moved all along (or healthyForLease said otherwise): the time spent in
 		// it was recovery, not time down. Only that time is taken off: a shard that keeps
 		// failing after its identifies still runs out of its recovery bound.
 		s.mu.Lock()
 		if !s.downSince.IsZero() {
-			s.downSince = s.downSince.Add(time.Since(began))
+			s.downSince = s.downSince.Add(s.clock.Since(began))
 		}
 		s.mu.Unlock()
 	}

@@ -29,6 +29,8 @@ func (r *Runtime) ReplyLater(ctx context.Context, interaction discord.Interactio
 	if ephemeral {
 		flags = discord.MessageFlagEphemeral
 	}
+	// Both deadlines are Discord's (3 s to acknowledge, the token's lifetime counted from
+	// the interaction's snowflake), so wall times, whatever the runtime's clock.
 	ackCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	err := r.rest.CreateInteractionResponse(interaction.ID(), interaction.Token(), discord.InteractionResponse{

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -46,6 +47,9 @@ type leaseHeartbeat struct {
 	duration      time.Duration
 	recoverWithin time.Duration
 	rt            *Runtime
+	// clock times the beats and dates renewTime; API calls' deadlines are wall times
+	// (callTimeout).
+	clock clock.Clock
 
 	// nudge asks for a write before the next beat is due.
 	nudge chan struct{}
@@ -62,7 +66,8 @@ type leaseHeartbeat struct {
 }
 
 // callTimeout bounds each API call of the heartbeat: a renewal later than a quarter of
-// the lease is late anyway, and a hung connection must not hold the beats after it.
+// the lease is late anyway, and a hung connection must not hold the beats after it. It is
+// a context deadline, so a wall time: the HTTP client knows no other clock.
 func (h *leaseHeartbeat) callTimeout() time.Duration { return max(h.duration/4, time.Second) }
 
 // run renews until ctx ends.
@@ -75,12 +80,12 @@ func (h *leaseHeartbeat) run(ctx context.Context) {
 		}
 		// Jitter like the kubelet's renewer, so a thousand pods do not renew in step.
 		wait := interval + time.Duration(rand.Float64()*0.04*float64(interval))
-		timer := time.NewTimer(wait)
+		timer := h.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case <-timer.C:
+		case <-timer.C():
 		case <-h.nudge:
 			// A shard changed state (ready, failed...): say so now, and store the new
 			// session's resume state before anything can happen to the process.
@@ -267,7 +272,7 @@ func (h *leaseHeartbeat) fill(lease *coordinationv1.Lease, renew bool, resume []
 	lease.Spec.HolderIdentity = ptr.To(h.holder)
 	lease.Spec.LeaseDurationSeconds = ptr.To(int32(h.duration / time.Second))
 	if renew {
-		now := metav1.NewMicroTime(time.Now())
+		now := metav1.NewMicroTime(h.clock.Now())
 		lease.Spec.RenewTime = &now
 		if lease.Spec.AcquireTime == nil {
 			lease.Spec.AcquireTime = &now
@@ -350,13 +355,13 @@ func (r *Runtime) healthyForLease(recoverWithin time.Duration) (bool, string) {
 			continue
 		}
 		// In an identify queue, the shard's place bounds its wait, not recoverWithin alone.
-		if placed, ok, why := s.turn.verdict(time.Now(), recoverWithin); placed {
+		if placed, ok, why := s.turn.verdict(r.clock.Now(), recoverWithin); placed {
 			if !ok {
 				return false, fmt.Sprintf("shard %d %s", st.ID, why)
 			}
 			continue
 		}
-		if down := time.Since(s.downSinceTime()); down > recoverWithin {
+		if down := r.clock.Since(s.downSinceTime()); down > recoverWithin {
 			return false, fmt.Sprintf("shard %d has been %s for %s", st.ID, st.State, down.Round(time.Second))
 		}
 	}

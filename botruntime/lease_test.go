@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 	"github.com/shardkeeper/shardkeeper/botruntime"
@@ -87,7 +91,9 @@ func leaseRuntime(t *testing.T, srv *discordtest.Server, c kubernetes.Interface,
 	return newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
 		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
 		cfg.LeaseDuration = 4 * time.Second
-		cfg.BotName = "demo"
+		// A bot of its own: the identify bucket Leases it shares with nobody carry no
+		// times of other tests' clocks.
+		cfg.BotName = pod.Name
 	}, append(opts, botruntime.WithKubernetes(c))...)
 }
 
@@ -116,24 +122,47 @@ func shardStates(t *testing.T, l *coordinationv1.Lease) []shardkeeperv1.LeaseSha
 	return out
 }
 
+// leaseSettled waits for the two beats rt's Lease heartbeat makes before a fake clock
+// moves: its first, and the one its shard asks for on getting ready. After them it only
+// waits on the clock (a beat on the way could miss the next step).
+func leaseSettled(t *testing.T, rt *botruntime.Runtime) {
+	t.Helper()
+	eventually(t, "the first two beats", func() bool {
+		return metric(t, rt, "shardkeeper_lease_renewals_total") == "shardkeeper_lease_renewals_total 2"
+	})
+}
+
+// renewedOnTheClock steps clk past the next beat of a 4 s Lease (one a second, plus
+// jitter) once timers timers are set on it (every goroutine waiting on it waits), and
+// waits for the Lease to be renewed at the clock's time.
+func renewedOnTheClock(t *testing.T, c kubernetes.Interface, name string, clk *clocktesting.FakeClock, timers int) {
+	t.Helper()
+	waitForTimers(t, clk, timers)
+	clk.Step(2 * time.Second)
+	eventually(t, "a renewal at the clock's time", func() bool { return renewTime(getLease(t, c, name)).Equal(clk.Now()) })
+}
+
 func TestLeaseIsRenewedAndCarriesShardAndResumeState(t *testing.T) {
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{guildOnShard(1, 0, 1)}})
+	clk := fakeClock()
+	// Heartbeats an hour apart: a step of the clock sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{guildOnShard(1, 0, 1)}})
 	defer srv.Close()
 	pod := botPod(t, c)
-	rt := leaseRuntime(t, srv, c, pod)
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithClock(clk))
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-
-	var first time.Time
-	eventually(t, "the Lease", func() bool { first = renewTime(getLease(t, c, pod.Name)); return !first.IsZero() })
-	eventually(t, "a renewal", func() bool { return renewTime(getLease(t, c, pod.Name)).After(first) })
+	leaseSettled(t, rt)
+	if first := renewTime(getLease(t, c, pod.Name)); !first.Equal(clk.Now()) {
+		t.Errorf("renewTime %s, want the clock's %s", first, clk.Now())
+	}
+	renewedOnTheClock(t, c, pod.Name, clk, 2)
 
 	lease := getLease(t, c, pod.Name)
 	if *lease.Spec.HolderIdentity != pod.Name || *lease.Spec.LeaseDurationSeconds != 4 {
 		t.Errorf("holder %q, duration %d", *lease.Spec.HolderIdentity, *lease.Spec.LeaseDurationSeconds)
 	}
-	if lease.Labels[shardkeeperv1.LabelBot] != "demo" {
+	if lease.Labels[shardkeeperv1.LabelBot] != pod.Name {
 		t.Errorf("labels %v: the operator's cache selects bot Leases by label", lease.Labels)
 	}
 	// Not owned by the pod (the garbage collector would take it with the pod, and the
@@ -156,44 +185,181 @@ func TestLeaseIsRenewedAndCarriesShardAndResumeState(t *testing.T) {
 	}
 }
 
-func TestLeaseIsNotRenewedWhileAShardCannotRecover(t *testing.T) {
+// gatewaySwitch stands between a runtime and the fake gateway like a network that can be
+// partitioned: switched off, it cuts the connections through it and turns new ones away
+// (it accepts and closes them, so dials fail at once).
+type gatewaySwitch struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	off    bool
+	open   map[net.Conn]struct{}
+}
+
+func newGatewaySwitch(t *testing.T, srv *discordtest.Server) *gatewaySwitch {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatewaySwitch{ln: ln, target: target.Host, open: map[net.Conn]struct{}{}}
+	go g.serve()
+	t.Cleanup(func() { _ = ln.Close(); g.set(false) })
+	return g
+}
+
+// URL is the gateway URL through the switch.
+func (g *gatewaySwitch) URL() string { return "ws://" + g.ln.Addr().String() }
+
+func (g *gatewaySwitch) serve() {
+	for {
+		down, err := g.ln.Accept()
+		if err != nil {
+			return
+		}
+		g.mu.Lock()
+		var up net.Conn
+		if !g.off {
+			up, err = net.Dial("tcp", g.target)
+		}
+		if g.off || err != nil {
+			g.mu.Unlock()
+			_ = down.Close()
+			continue
+		}
+		g.open[down], g.open[up] = struct{}{}, struct{}{}
+		g.mu.Unlock()
+		pipe := func(to, from net.Conn) { _, _ = io.Copy(to, from); _ = to.Close(); _ = from.Close() }
+		go pipe(up, down)
+		go pipe(down, up)
+	}
+}
+
+// set switches the way to the gateway on or off.
+func (g *gatewaySwitch) set(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.off = !on
+	if !on {
+		for c := range g.open {
+			_ = c.Close()
+		}
+		clear(g.open)
+	}
+}
+
+// The node-lease rule, on the runtime's clock: a pod renews its Lease while every shard is
+// connected or has been down for at most the recovery bound, stops once one has been down
+// longer, and renews again as soon as it reconnects. With 4 s leases a beat falls due every
+// second (plus jitter), so every step of 2 s is one beat, checked on the Lease.
+//
+// Two goroutines wait on the clock: the Lease heartbeat, and the shard (its heartbeat while
+// connected, its backoff while not). Each step waits until both are waiting again.
+func TestLeaseRenewalStopsPastTheRecoveryBoundAndResumesOnReconnect(t *testing.T) {
+	const bound, step = 10 * time.Second, 2 * time.Second
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	clk := fakeClock()
+	// Heartbeats an hour apart: the steps below send one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
+	defer srv.Close()
+	network := newGatewaySwitch(t, srv)
 	pod := botPod(t, c)
-	rt := leaseRuntime(t, srv, c, pod, botruntime.WithRecoveryBound(time.Second))
+	rt := newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
+		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = pod.Name, pod.Namespace, pod.Name, string(pod.UID)
+		cfg.LeaseDuration, cfg.BotName = 4*time.Second, pod.Name
+		cfg.GatewayURL = network.URL()
+	}, botruntime.WithKubernetes(c), botruntime.WithClock(clk), botruntime.WithRecoveryBound(bound))
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-	eventually(t, "the Lease", func() bool { return !renewTime(getLease(t, c, pod.Name)).IsZero() })
-
-	srv.Close() // Discord is gone: the shard reconnects, and keeps failing
-	var held time.Time
-	eventually(t, "renewal held back", func() bool {
-		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
+	// Two beats before the clock moves: the first, and the one the shard asked for when it
+	// became ready. After them the heartbeat only waits on the clock.
+	eventually(t, "the first two beats", func() bool {
+		return metric(t, rt, "shardkeeper_lease_renewals_total") == "shardkeeper_lease_renewals_total 2"
 	})
-	held = renewTime(getLease(t, c, pod.Name))
-	time.Sleep(2500 * time.Millisecond) // two renew intervals (4 s / 4) and more
-	if now := renewTime(getLease(t, c, pod.Name)); !now.Equal(held) {
-		t.Errorf("renewed at %s while the shard could not recover", now)
+
+	// beat steps the clock to the next beat and says whether the Lease was renewed at it;
+	// a beat that does not renew says how long the shard has been down (from downAt).
+	var downAt time.Time
+	beat := func() (renewed bool) {
+		t.Helper()
+		waitForTimers(t, clk, 2)
+		clk.Step(step)
+		now := clk.Now()
+		held := fmt.Sprintf(" for %s", now.Sub(downAt).Round(time.Second))
+		eventually(t, fmt.Sprintf("the beat at %s on the Lease", now.Format(time.TimeOnly)), func() bool {
+			l := getLease(t, c, pod.Name)
+			renewed = renewTime(l).Equal(now)
+			return renewed || (!downAt.IsZero() && strings.HasSuffix(l.Annotations[shardkeeperv1.AnnotationRenewalHeld], held))
+		})
+		return renewed
 	}
-	// The Lease still says what is wrong.
-	st := shardStates(t, getLease(t, c, pod.Name))
-	if st[0].State == "Ready" || st[0].State == "Resumed" {
-		t.Errorf("Lease says %s", st[0].State)
+	if !beat() {
+		t.Fatal("a connected pod did not renew its Lease")
+	}
+
+	// The way to Discord is cut: the shard reconnects, and keeps failing.
+	network.set(false)
+	eventually(t, "the shard down", func() bool { return rt.Shards()[0].State == botruntime.StateReconnecting })
+	downAt = clk.Now()
+	for down := step; down <= bound+2*step; down += step {
+		if renewed, want := beat(), down <= bound; renewed != want {
+			t.Fatalf("shard down for %s of a %s bound: renewed %v, want %v", down, bound, renewed, want)
+		}
+	}
+	l := getLease(t, c, pod.Name)
+	if why := l.Annotations[shardkeeperv1.AnnotationRenewalHeld]; !strings.HasPrefix(why, "shard 0 has been ") {
+		t.Errorf("renewal-held reason %q", why)
+	}
+	if st := shardStates(t, l)[0].State; st == "Ready" || st == "Resumed" {
+		t.Errorf("the Lease says %s", st)
+	}
+
+	// The way is back: the clock runs until the shard's backoff (a minute at most) ends
+	// and it connects; then it stands still while the shard gets ready.
+	network.set(true)
+	for waited := time.Duration(0); !allReady(rt); {
+		waitForTimers(t, clk, 2)
+		if rt.Shards()[0].State != botruntime.StateReconnecting {
+			eventually(t, "ready, or down again", func() bool {
+				return allReady(rt) || rt.Shards()[0].State == botruntime.StateReconnecting
+			})
+			continue
+		}
+		if waited > 2*time.Minute {
+			t.Fatalf("the shard did not reconnect within %s of the network coming back", waited)
+		}
+		clk.Step(step)
+		waited += step
+	}
+	// The shard asks for a beat as it becomes ready: renewed at once, at the clock's time.
+	eventually(t, "renewed as soon as the shard reconnected", func() bool {
+		l := getLease(t, c, pod.Name)
+		_, held := l.Annotations[shardkeeperv1.AnnotationRenewalHeld]
+		return renewTime(l).Equal(clk.Now()) && !held
+	})
+	if !beat() {
+		t.Fatal("not renewing at the next beat after the shard reconnected")
 	}
 }
 
 func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 	c := kubeClient(t)
 	g := guildOnShard(1, 0, 1)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{g}})
 	defer srv.Close()
 	pod := botPod(t, c)
-	stuck := make(chan struct{})
+	stuck, entered := make(chan struct{}), make(chan struct{}, 2)
 	defer close(stuck)
+	clk := fakeClock()
 	rt := leaseRuntime(t, srv, c, pod, botruntime.WithRecoveryBound(time.Second), botruntime.WithWorkers(1),
-		botruntime.WithShutdownTimeout(100*time.Millisecond))
+		botruntime.WithShutdownTimeout(100*time.Millisecond), botruntime.WithClock(clk))
 	_ = rt.Handle(func(ctx context.Context, ev botruntime.Event) {
 		if ev.Type == "MESSAGE_CREATE" {
+			entered <- struct{}{}
 			select { // a deadlocked handler
 			case <-stuck:
 			case <-ctx.Done():
@@ -202,12 +368,23 @@ func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 	})
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-	eventually(t, "the Lease", func() bool { return !renewTime(getLease(t, c, pod.Name)).IsZero() })
+	leaseSettled(t, rt)
 	srv.SendMessage(g, 1, "one")
 	srv.SendMessage(g, 1, "two")
+	select {
+	case <-entered:
+	case <-time.After(waitLimit):
+		t.Fatal("the handler never ran")
+	}
+	// Stuck for 2 s of a 1 s bound at the next beat.
+	waitForTimers(t, clk, 2)
+	clk.Step(2 * time.Second)
 	eventually(t, "renewal held back", func() bool {
 		return strings.Contains(metric(t, rt, "shardkeeper_lease_renewal_held"), " 1")
 	})
+	if renewed := renewTime(getLease(t, c, pod.Name)); renewed.Equal(clk.Now()) {
+		t.Error("renewed while a handler was stuck past the bound")
+	}
 	// The Lease says which worker and guild hold the pod up.
 	eventually(t, "the reason on the Lease", func() bool {
 		why := getLease(t, c, pod.Name).Annotations[shardkeeperv1.AnnotationRenewalHeld]
@@ -221,17 +398,18 @@ func TestLeaseIsNotRenewedWhileHandlersAreStuck(t *testing.T) {
 
 func TestLeaseIsRenewedWhileABotsOwnLivenessCheckFails(t *testing.T) {
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
 	defer srv.Close()
 	pod := botPod(t, c)
-	rt := leaseRuntime(t, srv, c, pod, botruntime.WithLivenessCheck("wedged", func(context.Context) error { return fmt.Errorf("on purpose") }))
+	clk := fakeClock()
+	rt := leaseRuntime(t, srv, c, pod, botruntime.WithClock(clk),
+		botruntime.WithLivenessCheck("wedged", func(context.Context) error { return fmt.Errorf("on purpose") }))
 	running(t, rt)
 	eventually(t, "ready", func() bool { return allReady(rt) })
-	var first time.Time
-	eventually(t, "the Lease", func() bool { first = renewTime(getLease(t, c, pod.Name)); return !first.IsZero() })
+	leaseSettled(t, rt)
 	// The shards are connected: the Lease says so, and the kubelet (not the operator) acts
 	// on the failing check.
-	eventually(t, "a renewal while the bot's check fails", func() bool { return renewTime(getLease(t, c, pod.Name)).After(first) })
+	renewedOnTheClock(t, c, pod.Name, clk, 2)
 	if ok, why := rt.Live(); ok || !strings.Contains(why, "check wedged: on purpose") {
 		t.Errorf("Live() = %v, %q", ok, why)
 	}
@@ -270,33 +448,40 @@ func podProcess(t *testing.T, srv *discordtest.Server, c kubernetes.Interface, n
 	return newRuntimeWithConfig(t, srv, discordtest.DefaultToken, []int{0}, 1, func(cfg *botruntime.Config) {
 		cfg.LeaseName, cfg.Namespace, cfg.PodName, cfg.PodUID = name, "default", name, uid
 		cfg.LeaseDuration = 4 * time.Second
-		cfg.BotName = "demo"
+		cfg.BotName = name // a bot of its own (see leaseRuntime)
 	}, append(opts, botruntime.WithKubernetes(c))...)
 }
 
 func TestAReplacedPodStopsItsShardsAndItsReplacementRuns(t *testing.T) {
 	c := kubeClient(t)
 	g := guildOnShard(1, 0, 1)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond, Guilds: []uint64{g}})
+	clk := fakeClock() // both processes' clock
+	// Heartbeats an hour apart: a step of the clock sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour, Guilds: []uint64{g}})
 	defer srv.Close()
 	name := botPod(t, c).Name
 
 	// The old pod runs; then it is force-deleted and a new pod of the same name starts
 	// while the old process still runs (a partitioned node).
 	oldRec, newRec := newRecorder(0), newRecorder(0)
-	old := podProcess(t, srv, c, name, "uid-old", botruntime.WithShutdownTimeout(100*time.Millisecond))
+	old := podProcess(t, srv, c, name, "uid-old", botruntime.WithShutdownTimeout(100*time.Millisecond), botruntime.WithClock(clk))
 	_ = old.Handle(oldRec.handle)
 	_, oldResult := running(t, old)
 	eventually(t, "the old pod ready", func() bool { return allReady(old) })
-	eventually(t, "the old pod's UID on the Lease", func() bool {
-		l := getLease(t, c, name)
-		return l != nil && l.Annotations[shardkeeperv1.AnnotationPodUID] == "uid-old"
-	})
-	replacement := podProcess(t, srv, c, name, "uid-new")
+	leaseSettled(t, old)
+	if uid := getLease(t, c, name).Annotations[shardkeeperv1.AnnotationPodUID]; uid != "uid-old" {
+		t.Fatalf("the Lease says pod UID %q, want the old pod's", uid)
+	}
+	replacement := podProcess(t, srv, c, name, "uid-new", botruntime.WithClock(clk))
 	_ = replacement.Handle(newRec.handle)
 	running(t, replacement)
+	eventually(t, "the replacement ready", func() bool { return allReady(replacement) })
+	leaseSettled(t, replacement)
 
-	// The old process stops its shards and returns, saying why.
+	// The old process finds out at its next beat: it stops its shards and returns, saying
+	// why. Each process waits on the clock for its Lease heartbeat and its shard.
+	waitForTimers(t, clk, 4)
+	clk.Step(2 * time.Second)
 	var replaced *botruntime.ReplacedError
 	if err := oldResult(); !errors.As(err, &replaced) || replaced.ByUID != "uid-new" || replaced.OwnUID != "uid-old" {
 		t.Fatalf("the old process returned %v; want a *ReplacedError by uid-new", err)
@@ -311,10 +496,7 @@ func TestAReplacedPodStopsItsShardsAndItsReplacementRuns(t *testing.T) {
 	}
 
 	// The replacement keeps the Lease and keeps renewing it, and alone handles events.
-	eventually(t, "the replacement ready", func() bool { return allReady(replacement) })
-	var renewed time.Time
-	eventually(t, "the replacement renewing", func() bool { renewed = renewTime(getLease(t, c, name)); return !renewed.IsZero() })
-	eventually(t, "a later renewal", func() bool { return renewTime(getLease(t, c, name)).After(renewed) })
+	renewedOnTheClock(t, c, name, clk, 2)
 	lease := getLease(t, c, name)
 	if uid := lease.Annotations[shardkeeperv1.AnnotationPodUID]; uid != "uid-new" {
 		t.Errorf("the Lease says pod UID %q", uid)
@@ -351,10 +533,12 @@ func TestAReplacedPodStopsItsShardsAndItsReplacementRuns(t *testing.T) {
 
 func TestAReplacementAfterItsPredecessorIsGoneKeepsRunning(t *testing.T) {
 	c := kubeClient(t)
-	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	clk := fakeClock()
+	// Heartbeats an hour apart: a step of the clock sends one at most, ACKed at once.
+	srv := discordtest.NewServer(discordtest.Options{HeartbeatInterval: time.Hour})
 	defer srv.Close()
 	name := botPod(t, c).Name
-	first := podProcess(t, srv, c, name, "uid-first")
+	first := podProcess(t, srv, c, name, "uid-first", botruntime.WithClock(clk))
 	stop, _ := running(t, first)
 	eventually(t, "ready", func() bool { return allReady(first) })
 	if err := stop(); err != nil {
@@ -362,17 +546,15 @@ func TestAReplacementAfterItsPredecessorIsGoneKeepsRunning(t *testing.T) {
 	}
 
 	// The predecessor's UID on the Lease is what a normal replacement reads first.
-	next := podProcess(t, srv, c, name, "uid-next")
+	next := podProcess(t, srv, c, name, "uid-next", botruntime.WithClock(clk))
 	running(t, next)
 	eventually(t, "resumed", func() bool { return srv.Stats().PerShard[0].Resumes == 1 })
-	var renewed time.Time
-	eventually(t, "its UID on the Lease", func() bool {
-		l := getLease(t, c, name)
-		renewed = renewTime(l)
-		return l.Annotations[shardkeeperv1.AnnotationPodUID] == "uid-next"
-	})
-	eventually(t, "renewing", func() bool { return renewTime(getLease(t, c, name)).After(renewed) })
-	eventually(t, "renewing again", func() bool { return renewTime(getLease(t, c, name)).After(renewed.Add(time.Second)) })
+	leaseSettled(t, next)
+	if uid := getLease(t, c, name).Annotations[shardkeeperv1.AnnotationPodUID]; uid != "uid-next" {
+		t.Fatalf("the Lease says pod UID %q", uid)
+	}
+	renewedOnTheClock(t, c, name, clk, 2)
+	renewedOnTheClock(t, c, name, clk, 2)
 	for _, st := range next.Shards() {
 		if st.State != botruntime.StateResumed && st.State != botruntime.StateReady {
 			t.Errorf("shard %d is %s", st.ID, st.State)

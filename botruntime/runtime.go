@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
 )
@@ -48,6 +49,10 @@ type Runtime struct {
 	lease         *leaseHeartbeat
 
 	livenessChecks []*livenessCheck
+
+	// clock is what every time-based decision reads: lease renewal and health, identify
+	// buckets, heartbeats, reconnect backoff, resume state ages. Network deadlines do not.
+	clock clock.WithTicker
 
 	started    atomic.Bool
 	healthAddr atomic.Value // string, once listening
@@ -99,6 +104,13 @@ func WithLivenessCheck(name string, check func(ctx context.Context) error) Optio
 	}
 }
 
+// WithClock sets the clock the runtime's time-based decisions run on: lease renewal and
+// health, identify buckets, heartbeats, reconnect backoff, resume state ages and WaitFor's
+// default bound (default: the real clock). Tests pass a fake one to step through minutes
+// of it at once. Network deadlines (websocket reads and writes, API calls, dials) stay on
+// the wall clock whatever it is: the kernel and the HTTP client know no other.
+func WithClock(c clock.WithTicker) Option { return func(r *Runtime) { r.clock = c } }
+
 // WithShutdownTimeout sets how long Run drains handlers after its context ends.
 func WithShutdownTimeout(d time.Duration) Option { return func(r *Runtime) { r.shutdownTimeout = d } }
 
@@ -115,6 +127,9 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 	}
 	for _, o := range opts {
 		o(r)
+	}
+	if r.clock == nil {
+		r.clock = clock.RealClock{}
 	}
 	if len(cfg.ShardIDs) == 0 || cfg.ShardCount < 1 {
 		return nil, &ConfigError{Problems: []string{"no shards to run"}}
@@ -133,7 +148,7 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 		}
 		r.lease = &leaseHeartbeat{
 			client: r.kube, namespace: cfg.Namespace, name: cfg.LeaseName, holder: cfg.PodName, botName: cfg.BotName,
-			podUID: types.UID(cfg.PodUID), duration: cfg.LeaseDuration, rt: r,
+			podUID: types.UID(cfg.PodUID), duration: cfg.LeaseDuration, rt: r, clock: r.clock,
 			// Identifies queue at 5 s per bucket: a pod's shards get that long on top.
 			recoverWithin: 3*time.Minute + time.Duration(len(cfg.ShardIDs))*5*time.Second,
 			nudge:         make(chan struct{}, 1),
@@ -153,19 +168,19 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 		r.store = NewMemoryResumeStore()
 	}
 	if r.limiter == nil {
-		r.limiter = newIdentifyLimiter(cfg, r.kube, r.log.WithName("identify"))
+		r.limiter = newIdentifyLimiter(cfg, r.kube, r.log.WithName("identify"), r.clock)
 	}
 	r.rest = rest.New(rest.NewClient(token, rest.WithURL(cfg.APIURL),
 		rest.WithLogger(slog.New(logr.ToSlogHandler(r.log.WithName("rest"))))))
 	r.metrics = newMetrics()
 	r.waiters = newWaiters(r.log.WithName("waitfor"))
-	r.dispatcher = newDispatcher(r.workers, r.softBacklog, r.hardBacklog, r.metrics, r.log.WithName("dispatcher"), r.waiters)
+	r.dispatcher = newDispatcher(r.workers, r.softBacklog, r.hardBacklog, r.metrics, r.log.WithName("dispatcher"), r.waiters, r.clock)
 	for _, id := range cfg.ShardIDs {
 		r.sessions = append(r.sessions, &session{
 			shard: id, shardCount: cfg.ShardCount, token: token, intents: intents,
 			gatewayURL: cfg.GatewayURL, dispatcher: r.dispatcher, limiter: r.limiter,
-			metrics: r.metrics, log: r.log.WithName("gateway"), state: StateConnecting,
-			lastProgress: time.Now(), onSettled: r.nudgeLease,
+			metrics: r.metrics, log: r.log.WithName("gateway"), clock: r.clock, state: StateConnecting,
+			lastProgress: r.clock.Now(), onSettled: r.nudgeLease,
 		})
 	}
 	return r, nil
@@ -251,7 +266,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 	// 1. Stop accepting events: sessions close with a resumable code.
 	stopSessions()
 	<-allStopped
-	// 2. Let handlers finish what was accepted, up to the deadline.
+	// 2. Let handlers finish what was accepted, up to the deadline. Wall clock: handlers
+	// get this context, and the kubelet's SIGKILL after the grace period is wall time too.
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), r.shutdownTimeout)
 	unhandled := r.dispatcher.drain(drainCtx)
 	cancelDrain()
@@ -266,6 +282,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 
 	if health != nil {
+		// Network I/O: wall clock.
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = health.Shutdown(shutdownCtx)
 		cancel()
@@ -285,7 +302,7 @@ func (r *Runtime) loadResumeState(ctx context.Context) {
 		r.log.Error(err, "cannot load resume state; identifying fresh")
 		return
 	}
-	now := time.Now()
+	now := r.clock.Now()
 	for _, s := range r.sessions {
 		st, ok := states[s.shard]
 		if !ok || st.SessionID == "" {
@@ -304,6 +321,7 @@ func (r *Runtime) loadResumeState(ctx context.Context) {
 
 func (r *Runtime) saveResumeState(unhandled map[int]int) {
 	states := r.resumeStates(unhandled)
+	// A bound on I/O (the API server, a file): wall clock.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := r.store.Save(ctx, states)

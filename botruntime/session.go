@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-
 	"math/rand/v2"
 	"net/url"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/disgoorg/snowflake/v2"
 	"github.com/go-logr/logr"
 	"github.com/gorilla/websocket"
+	"k8s.io/utils/clock"
 )
 
 // ShardState is where a shard is in its life.
@@ -87,6 +87,9 @@ type session struct {
 	limiter           IdentifyLimiter
 	metrics           *metrics
 	log               logr.Logger
+	// clock times progress, backoff and how long sessions stay up; the websocket's own
+	// deadlines are wall times (see conn).
+	clock clock.Clock
 	// onSettled is told when the shard becomes Ready, Resumed or Failed.
 	onSettled func()
 
@@ -137,7 +140,7 @@ func (s *session) status() ShardStatus {
 func (s *session) setState(st ShardState) {
 	s.mu.Lock()
 	s.state = st
-	s.lastProgress = time.Now()
+	s.lastProgress = s.clock.Now()
 	if st == StateReady || st == StateResumed {
 		s.downSince = time.Time{}
 	} else if s.downSince.IsZero() {
@@ -162,7 +165,7 @@ func (s *session) downSinceTime() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.downSince.IsZero() {
-		return time.Now()
+		return s.clock.Now()
 	}
 	return s.downSince
 }
@@ -170,7 +173,7 @@ func (s *session) downSinceTime() time.Time {
 // touchFrame records a frame read: the connection, and the session on it, are alive.
 func (s *session) touchFrame() {
 	s.mu.Lock()
-	now := time.Now()
+	now := s.clock.Now()
 	s.lastProgress = now
 	if s.sessionID != "" {
 		s.seenAt = now
@@ -180,7 +183,7 @@ func (s *session) touchFrame() {
 
 func (s *session) touch() {
 	s.mu.Lock()
-	s.lastProgress = time.Now()
+	s.lastProgress = s.clock.Now()
 	s.mu.Unlock()
 }
 
@@ -193,7 +196,7 @@ func (s *session) run(ctx context.Context) {
 			s.setState(StateStopped)
 			return
 		}
-		out, upFor := s.connect(ctx)
+		out, wasUp, upFor := s.connect(ctx)
 		if out.fatal != nil {
 			s.mu.Lock()
 			s.fatal = out.fatal
@@ -222,14 +225,14 @@ func (s *session) run(ctx context.Context) {
 			s.setState(StateStopped)
 			return
 		}
-		if upFor >= healthyAfter {
+		if wasUp && upFor >= healthyAfter {
 			attempt = 0
 		}
 		// Discord asked us to reconnect (op 7, op 9) on a session that was up: go at once
 		// (op 9's own 1-5 s wait aside). Anything else, or a connection that never got to
 		// READY/RESUMED, backs off, so no path can loop tight or burn session starts.
 		delay := out.delay
-		if !out.asked || upFor == 0 {
+		if !out.asked || !wasUp {
 			delay = max(delay, backoff(attempt))
 			attempt++
 		}
@@ -239,7 +242,7 @@ func (s *session) run(ctx context.Context) {
 		s.metrics.reconnects.WithLabelValues(shardLabel(s.shard), out.reason).Inc()
 		log.Info("reconnecting", "reason", out.reason, "resume", out.resume, "after", delay)
 		s.setState(StateReconnecting)
-		if !sleep(ctx, delay) {
+		if !sleep(ctx, s.clock, delay) {
 			s.setState(StateStopped)
 			return
 		}
@@ -255,16 +258,17 @@ func backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d on clk, or until ctx ends; it says whether the wait ran its course.
+func sleep(ctx context.Context, clk clock.Clock, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
+	t := clk.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-t.C():
 		return true
 	}
 }
@@ -275,7 +279,9 @@ func (s *session) forgetSession() {
 	s.mu.Unlock()
 }
 
-// conn is one websocket connection and the single place that decides how it ended.
+// conn is one websocket connection and the single place that decides how it ended. Its
+// deadlines are read from the wall clock, never the session's: net.Conn deadlines are
+// absolute wall times, and a fake clock's time would be hours off or long past.
 type conn struct {
 	ws      *websocket.Conn
 	writeMu sync.Mutex
@@ -326,9 +332,9 @@ type envelope struct {
 	D  json.RawMessage `json:"d"`
 }
 
-// connect runs one connection from dial to close and says how it ended and how long the
-// session was up on it.
-func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
+// connect runs one connection from dial to close and says how it ended, whether the
+// session got up on it (READY or RESUMED) and for how long.
+func (s *session) connect(ctx context.Context) (outcome, bool, time.Duration) {
 	log := s.log.WithValues("shard", s.shard)
 	s.mu.Lock()
 	base, resuming := s.gatewayURL, s.sessionID != ""
@@ -338,12 +344,13 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 	s.mu.Unlock()
 	s.setState(StateConnecting)
 
+	// A network deadline: wall clock.
 	dialCtx, cancelDial := context.WithTimeout(ctx, dialTimeout)
 	ws, _, err := websocket.DefaultDialer.DialContext(dialCtx, gatewayAddress(base), nil)
 	cancelDial()
 	if err != nil {
 		log.Info("cannot connect to the gateway", "error", err.Error())
-		return outcome{reason: "dial_failed", resume: resuming}, 0
+		return outcome{reason: "dial_failed", resume: resuming}, false, 0
 	}
 	c := &conn{ws: ws, ended: make(chan struct{})}
 	connCtx, cancelConn := context.WithCancel(ctx)
@@ -364,16 +371,18 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 		}
 	}()
 
-	// A server that upgrades and never says Hello must not hold the shard forever.
+	// A server that upgrades and never says Hello must not hold the shard forever. A
+	// net.Conn deadline: wall clock.
 	_ = ws.SetReadDeadline(time.Now().Add(helloTimeout))
 	var hb *heartbeater
 	for {
 		_, data, err := ws.ReadMessage()
 		if err != nil {
+			wasUp, upFor := s.upFor()
 			if out, ok := c.endedOnPurpose(); ok {
-				return out, s.upFor()
+				return out, wasUp, upFor
 			}
-			return s.classifyReadError(err), s.upFor()
+			return s.classifyReadError(err), wasUp, upFor
 		}
 		s.touchFrame()
 		var env envelope
@@ -399,7 +408,7 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 
 		case gateway.OpcodeHeartbeatACK:
 			if hb != nil {
-				hb.ack(time.Now())
+				hb.ack(s.clock.Now())
 			}
 
 		case gateway.OpcodeHeartbeat:
@@ -423,15 +432,17 @@ func (s *session) connect(ctx context.Context) (outcome, time.Duration) {
 	}
 }
 
-func (s *session) upFor() time.Duration {
+// upFor says whether the session got up on the connection that ends, and for how long.
+// Up for no time at all (a fake clock that did not move) is still up.
+func (s *session) upFor() (bool, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.readySince.IsZero() {
-		return 0
+		return false, 0
 	}
-	d := time.Since(s.readySince)
+	d := s.clock.Since(s.readySince)
 	s.readySince = time.Time{}
-	return d
+	return true, d
 }
 
 // classifyReadError turns the end of a connection we did not close into an outcome.
@@ -455,6 +466,7 @@ func (s *session) classifyReadError(err error) outcome {
 func (s *session) newHeartbeater(c *conn, interval time.Duration) *heartbeater {
 	label := shardLabel(s.shard)
 	hb := &heartbeater{
+		clock:     s.clock,
 		requested: make(chan struct{}, 1),
 		interval:  interval,
 		write: func() error {
@@ -561,7 +573,7 @@ func eventIDs(data gateway.EventData, raw json.RawMessage) guildOnly {
 
 // dispatch records an event's sequence and hands it to the dispatcher. It never blocks.
 func (s *session) dispatch(env envelope, log logr.Logger) {
-	now := time.Now()
+	now := s.clock.Now()
 	data, err := gateway.UnmarshalEventData(env.D, gateway.EventType(env.T))
 	if err != nil {
 		log.Error(err, "undecodable event; it is skipped", "type", env.T, "seq", env.S)

@@ -180,14 +180,18 @@ func (e *Expectation) Cancel() { e.r.waiters.remove(e.wt) }
 // expectation is cancelled when Wait returns.
 func (e *Expectation) Wait(ctx context.Context) (Event, error) {
 	defer e.Cancel()
+	// The default bound is the runtime's, on its clock; a deadline on ctx is the caller's.
+	var bound <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultWaitTimeout)
-		defer cancel()
+		t := e.r.clock.NewTimer(DefaultWaitTimeout)
+		defer t.Stop()
+		bound = t.C()
 	}
 	select {
 	case ev := <-e.wt.found:
 		return ev, nil
+	case <-bound:
+		return Event{}, fmt.Errorf("WaitFor: %w", ErrWaitTimeout)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return Event{}, fmt.Errorf("WaitFor: %w", ErrWaitTimeout)
