@@ -78,21 +78,25 @@ func botruntimeLeaseLabels(bot string) map[string]string {
 }
 
 func renewLease(ctx context.Context, ns, bot, pod string) {
-	now := metav1.NewMicroTime(time.Now())
-	var lease coordinationv1.Lease
-	err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &lease)
-	if apierrors.IsNotFound(err) {
-		lease = coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: botruntimeLeaseLabels(bot)},
-			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(pod), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
+	// The operator writes the Lease too (the pod it created for it): retry on conflicts,
+	// as botruntime does.
+	_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		now := metav1.NewMicroTime(time.Now())
+		var lease coordinationv1.Lease
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &lease)
+		if apierrors.IsNotFound(err) {
+			lease = coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns, Labels: botruntimeLeaseLabels(bot)},
+				Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(pod), LeaseDurationSeconds: ptr.To[int32](10), RenewTime: &now},
+			}
+			return k8s.Create(ctx, &lease)
 		}
-		_ = k8s.Create(ctx, &lease)
-		return
-	}
-	if err == nil {
+		if err != nil {
+			return err
+		}
 		lease.Spec.RenewTime = &now
-		_ = k8s.Update(ctx, &lease)
-	}
+		return k8s.Update(ctx, &lease)
+	})
 }
 
 func TestStaleLeaseRestartsOnlyThatPod(t *testing.T) {
