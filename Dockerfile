@@ -1,6 +1,7 @@
 # Shardkeeper images. Static Go binaries on a distroless, non-root base.
 #   docker build --target operator -t ghcr.io/shardkeeper/operator:dev .
 #   docker build --target bot -t ghcr.io/shardkeeper/bot:dev .
+#   docker build --target gateway-proxy -t ghcr.io/shardkeeper/gateway-proxy:dev .
 #   docker build --target discord-emulator -t ghcr.io/shardkeeper/discord-emulator:dev .
 # Without Docker, `make images` (hack/images) builds the same images from the same
 # flags: same paths, user, entrypoint, working directory and labels.
@@ -25,6 +26,7 @@ COPY botruntime/ botruntime/
 ARG VERSION=dev
 RUN go build -trimpath -ldflags "-s -w -buildid= -X main.version=${VERSION}" -o /out/operator ./cmd/operator && \
     go build -trimpath -ldflags "-s -w -buildid= -X main.version=${VERSION}" -o /out/bot ./cmd/bot && \
+    go build -trimpath -ldflags "-s -w -buildid= -X main.version=${VERSION}" -o /out/gateway-proxy ./cmd/gateway-proxy && \
     go build -trimpath -ldflags "-s -w -buildid= -X main.version=${VERSION}" -o /out/discord-emulator ./cmd/discord-emulator
 
 FROM gcr.io/distroless/static-debian12:nonroot AS operator
@@ -46,6 +48,16 @@ COPY --from=build /out/bot /bot
 USER 65532:65532
 WORKDIR /
 ENTRYPOINT ["/bot"]
+
+FROM gcr.io/distroless/static-debian12:nonroot AS gateway-proxy
+ARG VERSION=dev
+LABEL org.opencontainers.image.source="https://github.com/shardkeeper/shardkeeper" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.title="shardkeeper-gateway-proxy"
+COPY --from=build /out/gateway-proxy /gateway-proxy
+USER 65532:65532
+WORKDIR /
+ENTRYPOINT ["/gateway-proxy"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS discord-emulator
 ARG VERSION=dev

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/gatewaycompress"
 )
 
 // DefaultGatewayURL and DefaultAPIURL are Discord's own endpoints.
@@ -32,6 +33,9 @@ type Config struct {
 	// GatewayURL and APIURL default to Discord's.
 	GatewayURL string
 	APIURL     string
+	// Compression is the transport compression shards ask the gateway for; empty means
+	// DefaultCompression.
+	Compression Compression
 	// HealthAddr serves /healthz, /readyz and /metrics, e.g. ":8081". Empty turns it off.
 	HealthAddr string
 	// Identity, for logs, metrics and (later) the heartbeat Lease.
@@ -82,6 +86,7 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 	healthPort := orDefault(getenv(shardkeeperv1.EnvHealthPort), "8081")
 	lease := orDefault(getenv(shardkeeperv1.EnvLeaseDurationSeconds), "20")
 	maxConcurrency := orDefault(getenv(shardkeeperv1.EnvMaxConcurrency), "1")
+	compression := orDefault(getenv(shardkeeperv1.EnvGatewayCompression), string(DefaultCompression))
 	healthAddr := ":" + healthPort
 
 	if fs != nil {
@@ -91,6 +96,7 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 		fs.StringVar(&intents, "intents", intents, "Comma-separated gateway intents, e.g. GUILDS,GUILD_MESSAGES (env "+shardkeeperv1.EnvIntents+").")
 		fs.StringVar(&cfg.GatewayURL, "gateway-url", cfg.GatewayURL, "Gateway websocket URL (env "+shardkeeperv1.EnvGatewayURL+").")
 		fs.StringVar(&cfg.APIURL, "api-url", cfg.APIURL, "REST API base URL (env "+shardkeeperv1.EnvAPIURL+").")
+		fs.StringVar(&compression, "gateway-compression", compression, "Transport compression asked of the gateway: zstd-stream, zlib-stream or none (env "+shardkeeperv1.EnvGatewayCompression+").")
 		fs.StringVar(&healthAddr, "health-addr", healthAddr, "Address of /healthz, /readyz and /metrics; empty turns them off.")
 		fs.StringVar(&maxConcurrency, "max-concurrency", maxConcurrency, "Discord's identify max_concurrency for this bot (env "+shardkeeperv1.EnvMaxConcurrency+").")
 		fs.StringVar(&cfg.ResumeStateFile, "resume-state-file", "", "Keep gateway resume state in this file across restarts (outside Kubernetes).")
@@ -137,6 +143,9 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 	if err := checkURL(cfg.APIURL, "http", "https"); err != nil {
 		bad("API URL: %v", err)
 	}
+	if cfg.Compression, err = ParseCompression(compression); err != nil {
+		bad("%v", err)
+	}
 	if secs, err := strconv.Atoi(lease); err != nil || secs < 1 {
 		bad("lease duration %q must be a whole number of seconds", lease)
 	} else {
@@ -151,6 +160,42 @@ func ConfigFromEnv(getenv func(string) string, fs *flag.FlagSet, args []string) 
 		return cfg, &ConfigError{Problems: problems}
 	}
 	return cfg, nil
+}
+
+// Compression is the transport compression a shard asks the gateway for (the compress
+// query parameter). Every connection then carries one compression context from its first
+// frame to its last, decoded on the shard's read loop, never on its heartbeat's goroutine.
+type Compression string
+
+const (
+	// CompressionZstdStream is compress=zstd-stream: the fewest bytes on the wire.
+	CompressionZstdStream Compression = "zstd-stream"
+	// CompressionZlibStream is compress=zlib-stream, which every Discord library speaks.
+	CompressionZlibStream Compression = "zlib-stream"
+	// CompressionNone asks for no compression: JSON in TEXT frames.
+	CompressionNone Compression = "none"
+	// DefaultCompression is what a Config without Compression asks for.
+	DefaultCompression = CompressionZstdStream
+)
+
+// ParseCompression reads a compression name: zstd-stream, zlib-stream or none.
+func ParseCompression(s string) (Compression, error) {
+	switch c := Compression(strings.TrimSpace(s)); c {
+	case CompressionZstdStream, CompressionZlibStream, CompressionNone:
+		return c, nil
+	}
+	return "", fmt.Errorf("gateway compression %q must be %s, %s or %s", s, CompressionZstdStream, CompressionZlibStream, CompressionNone)
+}
+
+// mode is the compression as internal/gatewaycompress names it; empty is the default.
+func (c Compression) mode() gatewaycompress.Mode {
+	switch c {
+	case CompressionNone:
+		return gatewaycompress.None
+	case CompressionZlibStream:
+		return gatewaycompress.ZlibStream
+	}
+	return gatewaycompress.ZstdStream // New refuses any other name
 }
 
 // ConfigError lists everything wrong with a configuration.

@@ -1,11 +1,14 @@
 package botruntime
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shardkeeper/shardkeeper/internal/gatewaycompress"
 )
 
 func envMap(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -88,5 +91,79 @@ func TestTokenFile(t *testing.T) {
 	}
 	if _, err := readToken(filepath.Join(dir, "missing")); err == nil {
 		t.Error("missing token file accepted")
+	}
+}
+
+func TestGatewayCompressionConfig(t *testing.T) {
+	base := map[string]string{"SHARDKEEPER_TOKEN_FILE": "/x"}
+	with := func(v string) map[string]string {
+		env := map[string]string{"SHARDKEEPER_GATEWAY_COMPRESSION": v}
+		for k, val := range base {
+			env[k] = val
+		}
+		return env
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want Compression
+	}{
+		{"unset: zstd-stream", base, nil, CompressionZstdStream},
+		{"env zlib-stream", with("zlib-stream"), nil, CompressionZlibStream},
+		{"env none", with("none"), nil, CompressionNone},
+		{"flag over env", with("zlib-stream"), []string{"--gateway-compression=none"}, CompressionNone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ConfigFromEnv(envMap(tc.env), flag.NewFlagSet("bot", flag.ContinueOnError), tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Compression != tc.want {
+				t.Errorf("compression %q, want %q", cfg.Compression, tc.want)
+			}
+		})
+	}
+	for _, v := range []string{"zstd", "zlib", "true", "ZSTD-STREAM"} {
+		_, err := ConfigFromEnv(envMap(with(v)), nil, nil)
+		if err == nil || !strings.Contains(err.Error(), `gateway compression "`+v+`" must be zstd-stream, zlib-stream or none`) {
+			t.Errorf("compression %q: %v", v, err)
+		}
+	}
+}
+
+// A Config built in code with a name botruntime does not know fails in New, before
+// anything connects; left empty, it is the default.
+func TestNewRefusesAnUnknownCompression(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("abc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ShardIDs: []int{0}, ShardCount: 1, TokenFile: tokenFile, GatewayURL: DefaultGatewayURL, APIURL: DefaultAPIURL}
+	rt, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.sessions[0].transport.compression; got != "zstd-stream" {
+		t.Errorf("an empty Compression asks for %q, want zstd-stream", got)
+	}
+	cfg.Compression = "zstd"
+	var ce *ConfigError
+	if _, err := New(cfg); !errors.As(err, &ce) {
+		t.Errorf("New with compression zstd: %v, want a ConfigError", err)
+	}
+}
+
+func TestGatewayAddressAsksForTheCompression(t *testing.T) {
+	tests := map[gatewaycompress.Mode]string{
+		gatewaycompress.ZstdStream: "wss://gateway.discord.gg/?compress=zstd-stream&encoding=json&v=10",
+		gatewaycompress.ZlibStream: "wss://gateway.discord.gg/?compress=zlib-stream&encoding=json&v=10",
+		gatewaycompress.None:       "wss://gateway.discord.gg/?encoding=json&v=10",
+	}
+	for mode, want := range tests {
+		if got := gatewayAddress("wss://gateway.discord.gg/?compress=zlib-stream", mode); got != want {
+			t.Errorf("%s: %s, want %s", mode, got, want)
+		}
 	}
 }

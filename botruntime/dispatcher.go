@@ -2,6 +2,7 @@ package botruntime
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -18,11 +19,14 @@ import (
 
 // Event is one gateway dispatch, as handlers and WaitFor see it.
 type Event struct {
-	Shard    int
-	Type     gateway.EventType
-	Seq      int
-	GuildID  snowflake.ID // 0 for events outside a guild
-	Data     gateway.EventData
+	Shard   int
+	Type    gateway.EventType
+	Seq     int
+	GuildID snowflake.ID // 0 for events outside a guild
+	Data    gateway.EventData
+	// Raw is the event's "d" exactly as the gateway sent it, with WithRawEvents only. With
+	// it, an event disgo cannot decode still arrives, with Data nil.
+	Raw      json.RawMessage
 	Received time.Time
 
 	// session numbers the shard's sessions in this process, so bookkeeping of a hung

@@ -289,7 +289,7 @@ func TestOneStuckGuildCostsOnlyItsWorker(t *testing.T) {
 				}
 			}
 		}
-		waitUntil(t, "other guilds' events handled", func() bool { return others.Load() == int64(sent) })
+		eventually(t, "other guilds' events handled", func() bool { return others.Load() == int64(sent) })
 		if ok, why := r.healthyForLease(recoverWithin); ok != (round < 2) { // 0 and 2 minutes in: within the bound
 			t.Errorf("round %d (stuck for %s): healthyForLease = %v, %q", round, time.Duration(round)*2*time.Minute, ok, why)
 		}
@@ -349,6 +349,8 @@ func TestDroppedEventsHoldTheResumePointUntilTheWorkerCatchesUp(t *testing.T) {
 	}
 	close(gates[11])
 	<-handled
+	// The handler has returned 11 or is about to; the worker marks it done after that.
+	eventually(t, "11 marked done", func() bool { return d.resumePoints()[0] == 11 })
 	// 13 was dropped while 12 still waits: had it been accepted, it would not be handled yet.
 	if got := d.resumePoints(); got[0] != 11 || got[1] != 6 {
 		t.Fatalf("after 11: resume points %v, want shard 0 at 11 (12 waits), shard 1 at 6", got)
@@ -357,18 +359,7 @@ func TestDroppedEventsHoldTheResumePointUntilTheWorkerCatchesUp(t *testing.T) {
 	<-handled
 	// The worker has done everything it accepted before the drops: they are lost for
 	// good, and no longer keep later resumes from moving on.
-	waitUntil(t, "drops released", func() bool { return len(d.resumePoints()) == 0 })
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "drops released", func() bool { return len(d.resumePoints()) == 0 })
 }
 
 // A worker far behind but finishing events is slow, not stuck: its queue's age passing the
@@ -399,7 +390,7 @@ func TestASlowWorkerIsNotAStuckOne(t *testing.T) {
 		step <- struct{}{}
 		<-done
 	}
-	waitUntil(t, "the tenth event finished", func() bool { w := d.worker(d.queues[0]); return w.stalled < time.Minute })
+	eventually(t, "the tenth event finished", func() bool { w := d.worker(d.queues[0]); return w.stalled < time.Minute })
 	if w, stuck := d.stuckWorker(bound); stuck {
 		t.Fatalf("a worker finishing an event a minute was called stuck: %s", w)
 	}

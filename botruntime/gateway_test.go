@@ -25,20 +25,10 @@ import (
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
 )
 
-const waitLimit = 20 * time.Second
+// The helpers live in the package's own test files (eventually_test.go).
+const waitLimit = botruntime.WaitLimit
 
-// eventually polls cond until it holds or waitLimit passes. Behaviour, not speed: the limit
-// is far above what any check needs on a busy machine.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = botruntime.Eventually
 
 // fakeClock is a clock for a runtime under test (WithClock). It starts far from the wall
 // clock, so that a time read from the wall clock by mistake cannot pass for its time.
@@ -213,9 +203,11 @@ func TestBlockingHandlersDoNotDelayHeartbeats(t *testing.T) {
 	if st.ACKs < 5 {
 		t.Errorf("only %d heartbeats ACKed over the run", st.ACKs)
 	}
-	// A missed heartbeat shows as a gap of two intervals or more.
+	// A heartbeat held up by a handler would come a whole block (10 intervals) late. The
+	// bound is half that: a busy machine (this suite runs with -race beside others) has
+	// delayed a beat by 2.7 intervals, never by five.
 	for i := 1; i < len(st.HeartbeatTimes); i++ {
-		if gap := st.HeartbeatTimes[i].Sub(st.HeartbeatTimes[i-1]); gap >= 2*interval {
+		if gap := st.HeartbeatTimes[i].Sub(st.HeartbeatTimes[i-1]); gap >= 5*interval {
 			t.Errorf("heartbeat %d came %s after the previous one (interval %s)", i, gap, interval)
 		}
 	}

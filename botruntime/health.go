@@ -130,5 +130,8 @@ func (r *Runtime) HealthHandler() http.Handler {
 	mux.Handle("/healthz", report(r.Live))
 	mux.Handle("/readyz", report(r.Ready))
 	mux.Handle("/metrics", promhttp.HandlerFor(r.metrics.registry, promhttp.HandlerOpts{}))
+	for path, h := range r.extraHealth {
+		mux.Handle(path, h)
+	}
 	return mux
 }

@@ -20,6 +20,8 @@ type metrics struct {
 	resumes         *prometheus.CounterVec
 	identifies      *prometheus.CounterVec
 	zombies         *prometheus.CounterVec
+	resumeTimeouts  *prometheus.CounterVec
+	readyTimeouts   *prometheus.CounterVec
 	fatal           *prometheus.GaugeVec
 	events          *prometheus.CounterVec
 	handlerDuration prometheus.Histogram
@@ -27,6 +29,8 @@ type metrics struct {
 	queueDepth      prometheus.Gauge
 	droppedEvents   *prometheus.CounterVec
 	guilds          *prometheus.GaugeVec
+	wireBytes       *prometheus.CounterVec
+	payloadBytes    *prometheus.CounterVec
 	leaseRenewals   prometheus.Counter
 	leaseFailures   prometheus.Counter
 	leaseHeld       prometheus.Gauge
@@ -63,6 +67,14 @@ func newMetrics() *metrics {
 		zombies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shardkeeper_gateway_zombie_connections_total", Help: "Connections closed because a heartbeat was not ACKed in time.",
 		}, shard),
+		resumeTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_resume_timeouts_total",
+			Help: "Resumes Discord did not answer (RESUMED or op 9) within 30 s of sending them or of the last replayed event; each connection was dropped and the shard identified anew.",
+		}, shard),
+		readyTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_ready_timeouts_total",
+			Help: "Identifies Discord did not answer (READY, op 9 or a close) within 30 s; each connection was dropped and the shard identified again after a backoff.",
+		}, shard),
 		fatal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shardkeeper_shard_fatal", Help: "1 when a shard stopped for good, with the reason.",
 		}, []string{"shard", "reason", "close_code"}),
@@ -87,6 +99,13 @@ func newMetrics() *metrics {
 		guilds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shardkeeper_shard_guilds", Help: "Guilds the shard serves.",
 		}, shard),
+		// The two side by side show what transport compression saves.
+		wireBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_received_wire_bytes_total", Help: "Bytes of the gateway's websocket messages as received, compressed when the transport is (frame headers not included).",
+		}, shard),
+		payloadBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shardkeeper_gateway_received_payload_bytes_total", Help: "Bytes of JSON the gateway's messages decoded to.",
+		}, shard),
 	}
 	m.leaseRenewals = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "shardkeeper_lease_renewals_total", Help: "Heartbeat Lease renewals.",
@@ -98,9 +117,10 @@ func newMetrics() *metrics {
 		Name: "shardkeeper_lease_renewal_held", Help: "1 while the pod holds back renewal because it is not healthy.",
 	})
 	m.registry.MustRegister(m.leaseRenewals, m.leaseFailures, m.leaseHeld)
+	m.registry.MustRegister(m.resumeTimeouts, m.readyTimeouts)
 	m.registry.MustRegister(m.shardState, m.heartbeatRTT, m.heartbeatLate, m.reconnects, m.resumes,
 		m.identifies, m.zombies, m.fatal, m.events, m.handlerDuration, m.handlerPanics, m.queueDepth,
-		m.droppedEvents, m.guilds,
+		m.droppedEvents, m.guilds, m.wireBytes, m.payloadBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -136,10 +156,14 @@ func ReferenceMetrics() ([]*dto.MetricFamily, error) {
 	m.resumes.WithLabelValues(shard).Inc()
 	m.identifies.WithLabelValues(shard).Inc()
 	m.zombies.WithLabelValues(shard).Inc()
+	m.resumeTimeouts.WithLabelValues(shard).Inc()
+	m.readyTimeouts.WithLabelValues(shard).Inc()
 	m.fatal.WithLabelValues(shard, "TokenInvalid", "4004").Set(1)
 	m.events.WithLabelValues("MESSAGE_CREATE").Inc()
 	m.droppedEvents.WithLabelValues("0").Inc()
 	m.guilds.WithLabelValues(shard).Set(1)
+	m.wireBytes.WithLabelValues(shard).Add(300)
+	m.payloadBytes.WithLabelValues(shard).Add(1500)
 	idle := func() float64 { return 0 }
 	m.watchWorker("0", idle, idle)
 	return m.registry.Gather()

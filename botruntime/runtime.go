@@ -13,6 +13,7 @@ import (
 
 	"github.com/disgoorg/disgo/rest"
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
@@ -42,6 +43,8 @@ type Runtime struct {
 	workers         int
 	softBacklog     int
 	hardBacklog     int
+	maxFrameBytes   int
+	maxPayloadBytes int
 
 	rest          rest.Rest
 	recoveryBound time.Duration
@@ -53,6 +56,13 @@ type Runtime struct {
 	// clock is what every time-based decision reads: lease renewal and health, identify
 	// buckets, heartbeats, reconnect backoff, resume state ages. Network deadlines do not.
 	clock clock.WithTicker
+
+	// rawEvents: see WithRawEvents.
+	rawEvents bool
+	// extraHealth: see WithHealthHandler.
+	extraHealth map[string]http.Handler
+	// collectors: see WithCollectors.
+	collectors []prometheus.Collector
 
 	started    atomic.Bool
 	healthAddr atomic.Value // string, once listening
@@ -111,6 +121,28 @@ func WithLivenessCheck(name string, check func(ctx context.Context) error) Optio
 // the wall clock whatever it is: the kernel and the HTTP client know no other.
 func WithClock(c clock.WithTicker) Option { return func(r *Runtime) { r.clock = c } }
 
+// WithRawEvents keeps every event's payload as the gateway sent it (Event.Raw) and hands
+// on the events disgo cannot decode too, with Data nil. For code that passes events on
+// unchanged, such as a gateway proxy; it costs the payload's bytes per queued event.
+func WithRawEvents() Option { return func(r *Runtime) { r.rawEvents = true } }
+
+// WithHealthHandler serves h at path on the health address, beside /healthz, /readyz and
+// /metrics (for example a gateway proxy's probe of its client).
+func WithHealthHandler(path string, h http.Handler) Option {
+	return func(r *Runtime) {
+		if r.extraHealth == nil {
+			r.extraHealth = map[string]http.Handler{}
+		}
+		r.extraHealth[path] = h
+	}
+}
+
+// WithCollectors registers more Prometheus collectors on the runtime's registry, so they
+// are served on its /metrics beside the runtime's own.
+func WithCollectors(cs ...prometheus.Collector) Option {
+	return func(r *Runtime) { r.collectors = append(r.collectors, cs...) }
+}
+
 // WithShutdownTimeout sets how long Run drains handlers after its context ends.
 func WithShutdownTimeout(d time.Duration) Option { return func(r *Runtime) { r.shutdownTimeout = d } }
 
@@ -124,6 +156,8 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 		workers:         DefaultWorkers,
 		softBacklog:     DefaultSoftBacklog,
 		hardBacklog:     DefaultHardBacklog,
+		maxFrameBytes:   DefaultMaxFrameBytes,
+		maxPayloadBytes: DefaultMaxPayloadBytes,
 	}
 	for _, o := range opts {
 		o(r)
@@ -142,6 +176,12 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 	if err != nil {
 		return nil, &ConfigError{Problems: []string{err.Error()}}
 	}
+	if cfg.Compression != "" {
+		if _, err := ParseCompression(string(cfg.Compression)); err != nil {
+			return nil, &ConfigError{Problems: []string{err.Error()}}
+		}
+	}
+	conns := transport{compression: cfg.Compression.mode(), maxFrame: r.maxFrameBytes, maxPayload: r.maxPayloadBytes}
 	if r.kube != nil && cfg.LeaseName != "" {
 		if cfg.Namespace == "" || cfg.PodName == "" || cfg.LeaseDuration <= 0 {
 			return nil, &ConfigError{Problems: []string{"a heartbeat Lease needs the namespace, the pod name and a lease duration"}}
@@ -173,14 +213,19 @@ func New(cfg Config, opts ...Option) (*Runtime, error) {
 	r.rest = rest.New(rest.NewClient(token, rest.WithURL(cfg.APIURL),
 		rest.WithLogger(slog.New(logr.ToSlogHandler(r.log.WithName("rest"))))))
 	r.metrics = newMetrics()
+	for _, c := range r.collectors {
+		if err := r.metrics.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("registering a collector: %w", err)
+		}
+	}
 	r.waiters = newWaiters(r.log.WithName("waitfor"))
 	r.dispatcher = newDispatcher(r.workers, r.softBacklog, r.hardBacklog, r.metrics, r.log.WithName("dispatcher"), r.waiters, r.clock)
 	for _, id := range cfg.ShardIDs {
 		r.sessions = append(r.sessions, &session{
 			shard: id, shardCount: cfg.ShardCount, token: token, intents: intents,
-			gatewayURL: cfg.GatewayURL, dispatcher: r.dispatcher, limiter: r.limiter,
+			gatewayURL: cfg.GatewayURL, transport: conns, dispatcher: r.dispatcher, limiter: r.limiter,
 			metrics: r.metrics, log: r.log.WithName("gateway"), clock: r.clock, state: StateConnecting,
-			lastProgress: r.clock.Now(), onSettled: r.nudgeLease,
+			lastProgress: r.clock.Now(), onSettled: r.nudgeLease, rawEvents: r.rawEvents,
 		})
 	}
 	return r, nil
@@ -220,6 +265,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			return fmt.Errorf("health server: %w", err)
 		}
 		r.healthAddr.Store(ln.Addr().String())
+		r.log.Info("serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
 		health = &http.Server{Handler: r.HealthHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := health.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

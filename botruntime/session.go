@@ -15,6 +15,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/gorilla/websocket"
 	"k8s.io/utils/clock"
+
+	"github.com/shardkeeper/shardkeeper/internal/gatewaycompress"
 )
 
 // ShardState is where a shard is in its life.
@@ -83,6 +85,7 @@ type session struct {
 	token             string
 	intents           int64
 	gatewayURL        string
+	transport         transport
 	dispatcher        *dispatcher
 	limiter           IdentifyLimiter
 	metrics           *metrics
@@ -92,6 +95,8 @@ type session struct {
 	clock clock.Clock
 	// onSettled is told when the shard becomes Ready, Resumed or Failed.
 	onSettled func()
+	// rawEvents: events carry their payload as sent (WithRawEvents).
+	rawEvents bool
 
 	mu           sync.Mutex
 	state        ShardState
@@ -116,6 +121,11 @@ type session struct {
 	resumeDialFailures int
 	// turn is the wait for an identify turn, while there is one.
 	turn identifyWait
+	// answerWait is the wait for READY or RESUMED while an Identify or a Resume is
+	// unanswered.
+	answerWait *answerWait
+	// link is the connection the bot's commands go out on: the latest to authenticate.
+	link commandLink
 }
 
 // outcome is how one connection ended and what to do next.
@@ -190,6 +200,9 @@ func (s *session) touch() {
 // run is the shard's supervisor loop.
 func (s *session) run(ctx context.Context) {
 	log := s.log.WithValues("shard", s.shard)
+	// At zero from the start: a counter born at its first increase hides it from increase().
+	s.metrics.resumeTimeouts.WithLabelValues(shardLabel(s.shard))
+	s.metrics.readyTimeouts.WithLabelValues(shardLabel(s.shard))
 	attempt := 0
 	for {
 		if ctx.Err() != nil {
@@ -288,6 +301,9 @@ type conn struct {
 	endOnce sync.Once
 	ended   chan struct{}
 	out     outcome
+	// sends keeps the connection under Discord's send limit; set at Hello, before
+	// anything is sent.
+	sends *sendLimiter
 }
 
 func (c *conn) writeJSON(v any) error {
@@ -346,19 +362,21 @@ func (s *session) connect(ctx context.Context) (outcome, bool, time.Duration) {
 
 	// A network deadline: wall clock.
 	dialCtx, cancelDial := context.WithTimeout(ctx, dialTimeout)
-	ws, _, err := websocket.DefaultDialer.DialContext(dialCtx, gatewayAddress(base), nil)
+	ws, _, err := websocket.DefaultDialer.DialContext(dialCtx, gatewayAddress(base, s.transport.compression), nil)
 	cancelDial()
 	if err != nil {
 		log.Info("cannot connect to the gateway", "error", err.Error())
 		return outcome{reason: "dial_failed", resume: resuming}, false, 0
 	}
 	c := &conn{ws: ws, ended: make(chan struct{})}
+	frames := s.transport.reader(ws, s.shard, s.metrics, log)
 	connCtx, cancelConn := context.WithCancel(ctx)
 	var background sync.WaitGroup
 	defer func() {
 		cancelConn()
 		_ = ws.Close()
 		background.Wait()
+		frames.close()
 	}()
 
 	// Shutdown closes with a resumable code, so the next process can resume.
@@ -376,7 +394,12 @@ func (s *session) connect(ctx context.Context) (outcome, bool, time.Duration) {
 	_ = ws.SetReadDeadline(time.Now().Add(helloTimeout))
 	var hb *heartbeater
 	for {
-		_, data, err := ws.ReadMessage()
+		data, err := frames.next()
+		var bad *badFrameError
+		if errors.As(err, &bad) {
+			c.end(closeResumable, "bad frame", outcome{reason: bad.reason, resume: true})
+			continue // read on until the close handshake ends the connection
+		}
 		if err != nil {
 			wasUp, upFor := s.upFor()
 			if out, ok := c.endedOnPurpose(); ok {
@@ -401,7 +424,9 @@ func (s *session) connect(ctx context.Context) (outcome, bool, time.Duration) {
 				continue // a second Hello on one connection: keep the first heartbeat
 			}
 			_ = ws.SetReadDeadline(time.Time{})
-			hb = s.newHeartbeater(c, time.Duration(hello.HeartbeatInterval)*time.Millisecond)
+			interval := time.Duration(hello.HeartbeatInterval) * time.Millisecond
+			c.sends = newSendLimiter(s.clock, interval)
+			hb = s.newHeartbeater(c, interval)
 			background.Add(2)
 			go func() { defer background.Done(); hb.run(connCtx) }()
 			go func() { defer background.Done(); s.authenticate(connCtx, c, log) }()
@@ -447,6 +472,9 @@ func (s *session) upFor() (bool, time.Duration) {
 
 // classifyReadError turns the end of a connection we did not close into an outcome.
 func (s *session) classifyReadError(err error) outcome {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return outcome{reason: "frame_too_large", resume: true}
+	}
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) {
 		return outcome{reason: "connection_lost", resume: true}
@@ -477,7 +505,7 @@ func (s *session) newHeartbeater(c *conn, interval time.Duration) *heartbeater {
 			if seq > 0 {
 				d = seq
 			}
-			return c.writeJSON(map[string]any{"op": gateway.OpcodeHeartbeat, "d": d})
+			return c.writeOwn(map[string]any{"op": gateway.OpcodeHeartbeat, "d": d})
 		},
 		onZombie: func() {
 			s.metrics.zombies.WithLabelValues(label).Inc()
@@ -505,23 +533,28 @@ func (s *session) newHeartbeater(c *conn, interval time.Duration) *heartbeater {
 func (s *session) authenticate(ctx context.Context, c *conn, log logr.Logger) {
 	s.mu.Lock()
 	sessionID, seq := s.sessionID, s.seq
+	s.link = commandLink{c: c, gone: ctx.Done()}
 	s.mu.Unlock()
 	if sessionID != "" {
 		s.setState(StateResuming)
-		err := c.writeJSON(map[string]any{"op": gateway.OpcodeResume, "d": gateway.MessageDataResume{
+		wait := s.expectAnswer(gateway.EventTypeResumed)
+		err := c.writeOwn(map[string]any{"op": gateway.OpcodeResume, "d": gateway.MessageDataResume{
 			Token: s.token, SessionID: sessionID, Seq: seq,
 		}})
 		if err != nil {
 			log.Info("sending resume failed", "error", err.Error())
+			return
 		}
+		s.awaitAnswer(ctx, c, wait, s.metrics.resumeTimeouts, "resume_timeout", log)
 		return
 	}
 	if err := s.waitIdentifyTurn(ctx); err != nil {
 		return // the connection ended while waiting
 	}
 	s.setState(StateIdentifying)
+	wait := s.expectAnswer(gateway.EventTypeReady)
 	shard := [2]int{s.shard, s.shardCount}
-	err := c.writeJSON(map[string]any{"op": gateway.OpcodeIdentify, "d": gateway.MessageDataIdentify{
+	err := c.writeOwn(map[string]any{"op": gateway.OpcodeIdentify, "d": gateway.MessageDataIdentify{
 		Token: s.token,
 		Properties: gateway.IdentifyCommandDataProperties{
 			OS: "linux", Browser: "shardkeeper", Device: "shardkeeper",
@@ -534,6 +567,7 @@ func (s *session) authenticate(ctx context.Context, c *conn, log logr.Logger) {
 		return
 	}
 	s.metrics.identifies.WithLabelValues(shardLabel(s.shard)).Inc()
+	s.awaitAnswer(ctx, c, wait, s.metrics.readyTimeouts, "ready_timeout", log)
 }
 
 // guildOnly reads the guild ID of an event without decoding all of it.
@@ -576,7 +610,11 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	now := s.clock.Now()
 	data, err := gateway.UnmarshalEventData(env.D, gateway.EventType(env.T))
 	if err != nil {
-		log.Error(err, "undecodable event; it is skipped", "type", env.T, "seq", env.S)
+		if s.rawEvents {
+			log.Error(err, "undecodable event; it is handed on raw", "type", env.T, "seq", env.S)
+		} else {
+			log.Error(err, "undecodable event; it is skipped", "type", env.T, "seq", env.S)
+		}
 	}
 	ids := eventIDs(data, env.D)
 	guildID := ids.GuildID
@@ -596,6 +634,7 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 		s.seq = env.S
 	}
 	s.lastEvent = now
+	s.noteEventLocked(gateway.EventType(env.T), now)
 	switch ev := data.(type) {
 	case gateway.EventReady:
 		s.sessionID, s.resumeURL, s.seenAt = ev.SessionID, resumeURL, now
@@ -635,14 +674,18 @@ func (s *session) dispatch(env envelope, log logr.Logger) {
 	}
 	s.metrics.guilds.WithLabelValues(shardLabel(s.shard)).Set(float64(guilds))
 	s.metrics.events.WithLabelValues(env.T).Inc()
-	if data == nil {
+	ev := Event{Shard: s.shard, Type: gateway.EventType(env.T), Seq: env.S, GuildID: guildID, Data: data, Received: now, session: generation}
+	if s.rawEvents {
+		ev.Raw = env.D
+	} else if data == nil {
 		return
 	}
-	s.dispatcher.enqueue(Event{Shard: s.shard, Type: gateway.EventType(env.T), Seq: env.S, GuildID: guildID, Data: data, Received: now, session: generation})
+	s.dispatcher.enqueue(ev)
 }
 
-// gatewayAddress adds the version and encoding to a gateway URL.
-func gatewayAddress(base string) string {
+// gatewayAddress adds the version, the encoding and the transport compression to a
+// gateway URL (a resume URL too: the new connection must ask for the same).
+func gatewayAddress(base string, compression gatewaycompress.Mode) string {
 	u, err := url.Parse(base)
 	if err != nil {
 		return base
@@ -650,6 +693,11 @@ func gatewayAddress(base string) string {
 	q := u.Query()
 	q.Set("v", strconv.Itoa(gatewayVersion))
 	q.Set("encoding", "json")
+	if c := compression.Query(); c != "" {
+		q.Set("compress", c)
+	} else {
+		q.Del("compress")
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -105,8 +105,12 @@ func checkWatchNamespacesAccess(t *testing.T, ctx context.Context, k8s client.Cl
 			canI{verb: "get", resource: "secrets", namespace: ns, want: true},
 			canI{verb: "list", resource: "secrets", namespace: ns, want: true},
 			canI{verb: "watch", resource: "secrets", namespace: ns, want: true},
-			canI{verb: "create", resource: "secrets", namespace: ns, want: false},
+			// It makes and patches the gateway proxy's placeholder tokens (only Secrets
+			// it labelled: the admission policy); it never replaces or deletes one.
+			canI{verb: "create", resource: "secrets", namespace: ns, want: true},
+			canI{verb: "patch", resource: "secrets", namespace: ns, want: true},
 			canI{verb: "update", resource: "secrets", namespace: ns, want: false},
+			canI{verb: "delete", resource: "secrets", namespace: ns, want: false},
 			canI{verb: "create", group: "events.k8s.io", resource: "events", namespace: ns, want: true},
 			canI{verb: "list", group: "shardkeeper.dev", resource: "discordbots", namespace: ns, want: true},
 			canI{verb: "patch", group: "shardkeeper.dev", resource: "discordbots", subresource: "status", namespace: ns, want: true},
@@ -148,14 +152,16 @@ func checkWatchNamespacesAccess(t *testing.T, ctx context.Context, k8s client.Cl
 }
 
 // Without watchNamespaces RBAC has to let the operator write pods and Leases in every
-// namespace, kube-node-lease included: that is what the admission policy is for. It still
-// never writes Secrets, makes tokens or grants what it does not hold.
+// namespace, kube-node-lease included, and create and patch Secrets (the gateway proxy's
+// placeholder tokens): that is what the admission policy is for. It still never replaces
+// or deletes a Secret, makes API tokens or grants what it does not hold.
 func checkClusterWideAccess(t *testing.T, ctx context.Context, k8s client.Client, sa serviceAccount) {
 	checkAccess(t, ctx, k8s, sa, []canI{
 		{verb: "create", resource: "pods", namespace: "any", want: true},
 		{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: "kube-node-lease", want: true},
 		{verb: "list", resource: "secrets", want: true},
-		{verb: "create", resource: "secrets", namespace: "any", want: false},
+		{verb: "update", resource: "secrets", namespace: "any", want: false},
+		{verb: "delete", resource: "secrets", namespace: "any", want: false},
 		{verb: "create", resource: "serviceaccounts", subresource: "token", namespace: "any", want: false},
 		{verb: "bind", group: "rbac.authorization.k8s.io", resource: "roles", namespace: "any", want: false},
 		{verb: "escalate", group: "rbac.authorization.k8s.io", resource: "roles", namespace: "any", want: false},
@@ -189,10 +195,16 @@ func checkAdmissionPolicy(t *testing.T, ctx context.Context, env *testenv.Env, a
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "bot", Image: "registry.test/bot"}}}}
 	}
 
+	secret := func(name string, labels map[string]string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: botNS, Name: name, Labels: labels},
+			StringData: map[string]string{"token": "a-bot-token"}}
+	}
+
 	// A kubelet's node Lease, and objects made by someone else in a bot namespace.
 	nodeLease := lease("kube-node-lease", "node-1", nil)
 	foreignPod := pod("not-ours", nil)
-	for _, obj := range []client.Object{nodeLease, foreignPod, lease(botNS, "not-ours", map[string]string{"app": "other"}),
+	botToken := secret("bot-token", nil)
+	for _, obj := range []client.Object{nodeLease, foreignPod, botToken, lease(botNS, "not-ours", map[string]string{"app": "other"}),
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: botNS, Name: "lease-reader", Labels: managed},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get"}}}},
 	} {
@@ -268,6 +280,16 @@ func checkAdmissionPolicy(t *testing.T, ctx context.Context, env *testenv.Env, a
 		{"delete someone else's Lease", func() error { return operator.Delete(ctx, lease(botNS, "not-ours", nil)) }, false},
 		{"delete someone else's pod", func() error { return operator.Delete(ctx, foreignPod) }, false},
 		{"delete its Lease", func() error { return operator.Delete(ctx, lease(botNS, "ours", nil)) }, true},
+
+		// Secrets: the placeholder tokens it makes, and no bot's token.
+		{"create an unlabelled Secret", func() error { return operator.Create(ctx, secret("unlabelled", nil), client.DryRunAll) }, false},
+		{"create a labelled Secret", func() error { return operator.Create(ctx, secret("placeholders", managed), client.DryRunAll) }, true},
+		{"patch a bot's token Secret", func() error {
+			return operator.Patch(ctx, get(botToken), client.RawPatch(types.MergePatchType, []byte(`{"stringData":{"token":"stolen"}}`)))
+		}, false},
+		{"label a bot's token Secret as its own", func() error {
+			return operator.Patch(ctx, get(botToken), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"app.kubernetes.io/managed-by":"shardkeeper"}}}`)))
+		}, false},
 
 		// controller-runtime's leader election makes its Lease without labels.
 		{"create its leader election Lease", func() error { return operator.Create(ctx, leaderElection) }, true},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -33,11 +34,11 @@ func promtool(t *testing.T) string {
 // shardkeeper-metrics (the operator) and shardkeeper-system/shardkeeper-bots (the bots).
 const alertRelease, alertNamespace = "shardkeeper", "shardkeeper-system"
 
-// renderRules renders the chart's PrometheusRule with the default thresholds and extra
-// helm arguments.
+// renderRules renders the chart's PrometheusRule, with the ServiceMonitor and PodMonitor
+// whose series it reads, with the default thresholds and extra helm arguments.
 func renderRules(t *testing.T, extraArgs ...string) *unstructured.Unstructured {
 	t.Helper()
-	args := append([]string{"--set", "metrics.prometheusRule.enabled=true"}, extraArgs...)
+	args := append([]string{"--set", "metrics.prometheusRule.enabled=true,metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true"}, extraArgs...)
 	objs, err := manifests.HelmTemplate(helm(t), chartDir, alertRelease, alertNamespace, args...)
 	if err != nil {
 		t.Fatal(err)
@@ -142,8 +143,8 @@ func TestAlertRulesFireOnProblemsOnly(t *testing.T) {
 	}
 }
 
-// Every alert says what happened to which bot (or which operator), and links to its own
-// section of docs/operations.md.
+// Every alert says what happened to which bot (or which operator), links to its own
+// section of docs/operations.md, and waits a few scrapes before it fires.
 func TestAlertsHaveRunbooks(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
 	if err != nil {
@@ -178,6 +179,11 @@ func TestAlertsHaveRunbooks(t *testing.T) {
 			}
 			if r.Labels["severity"] == "" {
 				t.Errorf("%s has no severity", r.Alert)
+			}
+			// Scraped every 30 s, a for of 2 minutes is four scrapes: one odd scrape, or one
+			// pass of the operator, does not page.
+			if d, err := time.ParseDuration(r.For); err != nil || d < 2*time.Minute {
+				t.Errorf("%s has for: %q, want 2m or more (%v)", r.Alert, r.For, err)
 			}
 		}
 	}
@@ -231,5 +237,64 @@ func TestAlertValues(t *testing.T) {
 	}
 	if found["ShardkeeperBotHalted"] || !found["ShardkeeperBotShardsDown"] {
 		t.Errorf("alerts %v: want ShardkeeperBotHalted turned off and ShardkeeperBotShardsDown there", found)
+	}
+}
+
+// Rules over series nothing scrapes are refused: with no ServiceMonitor ShardkeeperOperatorDown
+// would fire for ever, and with no PodMonitor the alerts on bot pods' series could never
+// fire. A job of the user's own scrape, or the bot alerts turned off, lets them render.
+func TestAlertsNeedTheirScrapes(t *testing.T) {
+	const noBotAlerts = "metrics.prometheusRule.alerts.heartbeatLatencyHigh.enabled=false," +
+		"metrics.prometheusRule.alerts.dispatcherDroppingEvents.enabled=false,metrics.prometheusRule.alerts.handlerStuck.enabled=false"
+	tests := map[string]struct {
+		set  string
+		want string // in helm's error; "" renders, with the alerts in alerts
+		// alerts rendered (when want is "")
+		alerts []string
+	}{
+		"no ServiceMonitor": {set: "metrics.podMonitor.enabled=true",
+			want: "metrics.prometheusRule.enabled needs metrics.serviceMonitor.enabled: true, or metrics.prometheusRule.operatorJob"},
+		"no ServiceMonitor, the bot alerts off": {set: noBotAlerts,
+			want: "ShardkeeperOperatorDown fires for ever"},
+		"no PodMonitor": {set: "metrics.serviceMonitor.enabled=true",
+			want: "metrics.prometheusRule.alerts heartbeatLatencyHigh, dispatcherDroppingEvents, handlerStuck read the bot pods' own series"},
+		"no PodMonitor, one bot alert on": {set: "metrics.serviceMonitor.enabled=true,metrics.prometheusRule.alerts.heartbeatLatencyHigh.enabled=false," +
+			"metrics.prometheusRule.alerts.dispatcherDroppingEvents.enabled=false",
+			want: "metrics.prometheusRule.alerts handlerStuck read the bot pods' own series: they need metrics.podMonitor.enabled"},
+		"no PodMonitor, the bot alerts off": {set: "metrics.serviceMonitor.enabled=true," + noBotAlerts,
+			alerts: []string{"ShardkeeperOperatorDown", "ShardkeeperBotNotReady"}},
+		"jobs of the user's own scrapes": {set: "metrics.prometheusRule.operatorJob=my-operator,metrics.prometheusRule.botJob=my-bots",
+			alerts: []string{"ShardkeeperOperatorDown", "ShardkeeperHandlerStuck"}},
+		"both monitors": {set: "metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true",
+			alerts: []string{"ShardkeeperOperatorDown", "ShardkeeperHandlerStuck"}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			objs, err := manifests.HelmTemplate(helm(t), chartDir, alertRelease, alertNamespace,
+				"--set", "metrics.prometheusRule.enabled=true", "--set", tt.set)
+			if tt.want != "" {
+				if err == nil {
+					t.Fatalf("helm template --set %s rendered, want an error saying %q", tt.set, tt.want)
+				}
+				if !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("error does not say %q:\n%v", tt.want, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rendered []string
+			for _, g := range ruleGroups(t, only(t, objs, "PrometheusRule")) {
+				for _, r := range g.Rules {
+					rendered = append(rendered, r.Alert)
+				}
+			}
+			for _, want := range tt.alerts {
+				if !slices.Contains(rendered, want) {
+					t.Errorf("alerts %v, want %s among them", rendered, want)
+				}
+			}
+		})
 	}
 }

@@ -278,7 +278,7 @@ func TestChartValues(t *testing.T) {
 			replicas:   1,
 			image:      "ghcr.io/shardkeeper/operator:" + app,
 			pullPolicy: corev1.PullIfNotPresent,
-			args: []string{"--leader-elect", "--default-bot-image=ghcr.io/shardkeeper/bot:" + app, "--metrics-bind-address=:8080",
+			args: []string{"--leader-elect", "--default-bot-image=ghcr.io/shardkeeper/bot:" + app, "--gateway-proxy-image=ghcr.io/shardkeeper/gateway-proxy:" + app, "--metrics-bind-address=:8080",
 				"--health-probe-bind-address=:8081", "--zap-log-level=info", "--trusted-hosts=discord.com,*.discord.gg"},
 			serviceAccount: "shardkeeper",
 			metricsPort:    8080,
@@ -292,7 +292,8 @@ func TestChartValues(t *testing.T) {
 			replicas:   2,
 			image:      "registry.example.com/shardkeeper/operator:0.1.0-rc.1",
 			pullPolicy: corev1.PullAlways,
-			args: []string{"--leader-elect", "--default-bot-image=registry.example.com/shardkeeper/bot:0.1.0-rc.1", "--metrics-bind-address=:9090",
+			args: []string{"--leader-elect", "--default-bot-image=registry.example.com/shardkeeper/bot:0.1.0-rc.1",
+				"--gateway-proxy-image=registry.example.com/shardkeeper/gateway-proxy:0.1.0-rc.1", "--metrics-bind-address=:9090",
 				"--health-probe-bind-address=:8081", "--zap-log-level=debug", "--watch-namespaces=bots-a,bots-b",
 				"--discord-api-url=https://discord-proxy.example.com/api/v10", "--gateway-check-interval=30m",
 				"--trusted-hosts=discord.com,*.discord.gg,discord-proxy.example.com", "--plain-http-hosts=discord-emulator.bots-a.svc,127.0.0.1"},
@@ -304,7 +305,7 @@ func TestChartValues(t *testing.T) {
 			replicas:   1,
 			image:      "ghcr.io/shardkeeper/operator:" + app,
 			pullPolicy: corev1.PullIfNotPresent,
-			args: []string{"--leader-elect", "--default-bot-image=ghcr.io/shardkeeper/bot:" + app, "--metrics-bind-address=0",
+			args: []string{"--leader-elect", "--default-bot-image=ghcr.io/shardkeeper/bot:" + app, "--gateway-proxy-image=ghcr.io/shardkeeper/gateway-proxy:" + app, "--metrics-bind-address=0",
 				"--health-probe-bind-address=:8081", "--zap-log-level=info", "--trusted-hosts=discord.com,*.discord.gg"},
 			serviceAccount: "shardkeeper-preprovisioned",
 		},
@@ -391,13 +392,15 @@ func TestChartImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	var values struct {
-		Image           struct{ Repository, Tag string }
-		DefaultBotImage struct{ Repository, Tag string } `json:"defaultBotImage"`
+		Image             struct{ Repository, Tag string }
+		DefaultBotImage   struct{ Repository, Tag string } `json:"defaultBotImage"`
+		GatewayProxyImage struct{ Repository, Tag string } `json:"gatewayProxyImage"`
 	}
 	if err := yaml.Unmarshal(raw, &values); err != nil {
 		t.Fatal(err)
 	}
-	for name, repository := range map[string]string{"operator": values.Image.Repository, "bot": values.DefaultBotImage.Repository} {
+	for name, repository := range map[string]string{"operator": values.Image.Repository, "bot": values.DefaultBotImage.Repository,
+		"gateway-proxy": values.GatewayProxyImage.Repository} {
 		if want := imagebuild.DefaultRepositoryPrefix + "/" + name; repository != want {
 			t.Errorf("values.yaml names the %s repository %q; `make images` builds %q", name, repository, want)
 		}
@@ -407,16 +410,23 @@ func TestChartImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kustomizeOperator, kustomizeBot := images(t, kustomize)
+	kustomizeOperator, kustomizeBot, kustomizeProxy := images(t, kustomize)
 
 	tests := map[string]struct {
-		args                  []string
-		wantOperator, wantBot string
+		args                             []string
+		wantOperator, wantBot, wantProxy string
 	}{
-		"defaults": {wantOperator: values.Image.Repository + ":" + app, wantBot: values.DefaultBotImage.Repository + ":" + app},
+		"defaults": {wantOperator: values.Image.Repository + ":" + app, wantBot: values.DefaultBotImage.Repository + ":" + app,
+			wantProxy: values.GatewayProxyImage.Repository + ":" + app},
 		"local builds": {
-			args:         []string{"--set", "image.tag=" + imagebuild.DefaultTag + ",defaultBotImage.tag=" + imagebuild.DefaultTag},
-			wantOperator: kustomizeOperator, wantBot: kustomizeBot,
+			args: []string{"--set", "image.tag=" + imagebuild.DefaultTag + ",defaultBotImage.tag=" + imagebuild.DefaultTag +
+				",gatewayProxyImage.tag=" + imagebuild.DefaultTag},
+			wantOperator: kustomizeOperator, wantBot: kustomizeBot, wantProxy: kustomizeProxy,
+		},
+		"proxy image override": {
+			args:         []string{"--set", "gatewayProxyImage.repository=registry.example.com/proxy,gatewayProxyImage.tag=1.2.3"},
+			wantOperator: values.Image.Repository + ":" + app, wantBot: values.DefaultBotImage.Repository + ":" + app,
+			wantProxy: "registry.example.com/proxy:1.2.3",
 		},
 	}
 	for name, tt := range tests {
@@ -425,19 +435,23 @@ func TestChartImages(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			operator, bot := images(t, objs)
+			operator, bot, proxy := images(t, objs)
 			if operator != tt.wantOperator {
 				t.Errorf("operator image %q, want %q", operator, tt.wantOperator)
 			}
 			if bot != tt.wantBot {
 				t.Errorf("--default-bot-image %q, want %q", bot, tt.wantBot)
 			}
+			if proxy != tt.wantProxy {
+				t.Errorf("--gateway-proxy-image %q, want %q", proxy, tt.wantProxy)
+			}
 		})
 	}
 }
 
-// images returns the operator Deployment's image and its --default-bot-image.
-func images(t *testing.T, objs []*unstructured.Unstructured) (operator, bot string) {
+// images returns the operator Deployment's image, its --default-bot-image and its
+// --gateway-proxy-image.
+func images(t *testing.T, objs []*unstructured.Unstructured) (operator, bot, proxy string) {
 	t.Helper()
 	var deploy appsv1.Deployment
 	toTyped(t, only(t, objs, "Deployment"), &deploy)
@@ -449,11 +463,14 @@ func images(t *testing.T, objs []*unstructured.Unstructured) (operator, bot stri
 		if value, ok := strings.CutPrefix(arg, "--default-bot-image="); ok {
 			bot = value
 		}
+		if value, ok := strings.CutPrefix(arg, "--gateway-proxy-image="); ok {
+			proxy = value
+		}
 	}
-	if bot == "" {
-		t.Fatalf("the operator has no --default-bot-image: %q", container.Args)
+	if bot == "" || proxy == "" {
+		t.Fatalf("the operator has no --default-bot-image or no --gateway-proxy-image: %q", container.Args)
 	}
-	return container.Image, bot
+	return container.Image, bot, proxy
 }
 
 func checkRestricted(t *testing.T, pod corev1.PodSpec) {
@@ -647,14 +664,17 @@ func admissionPolicy(t *testing.T, objs []*unstructured.Unstructured) map[string
 	return spec
 }
 
-// withoutImages drops the value of --default-bot-image, whose tag differs by design (the
+// withoutImages drops the values of --default-bot-image and --gateway-proxy-image, whose
+// tags differ by design (the
 // chart's appVersion in the chart, the local build's in config/default; TestChartImages
 // checks both).
 func withoutImages(args []string) []string {
 	out := make([]string, len(args))
 	for i, arg := range args {
-		if strings.HasPrefix(arg, "--default-bot-image=") {
-			arg = "--default-bot-image=<image>"
+		for _, flag := range []string{"--default-bot-image=", "--gateway-proxy-image="} {
+			if strings.HasPrefix(arg, flag) {
+				arg = flag + "<image>"
+			}
 		}
 		out[i] = arg
 	}

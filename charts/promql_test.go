@@ -2,6 +2,7 @@ package charts_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -117,7 +119,8 @@ func fromGrafana(query string) string {
 func shippedQueries(t *testing.T) map[string]string {
 	t.Helper()
 	objs, err := manifests.HelmTemplate(helm(t), chartDir, alertRelease, alertNamespace,
-		"--set", "metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true")
+		"--set", "metrics.prometheusRule.enabled=true,metrics.dashboard.enabled=true",
+		"--set", "metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,5 +189,68 @@ func TestShippedQueriesUseExportedMetrics(t *testing.T) {
 				t.Logf("rejected as it should be: %v", err)
 			}
 		})
+	}
+}
+
+// counterFunctions treat a drop of their series as a counter reset: over a gauge that can
+// go down, one lower scrape reads as the whole value again.
+var counterFunctions = map[string]bool{"rate": true, "irate": true, "increase": true, "resets": true}
+
+// checkCounterFunctions returns an error when expr applies rate(), irate(), increase() or
+// resets() to a metric that types says is not a counter (metrics not in types, such as
+// controller-runtime's counters, are left alone).
+func checkCounterFunctions(expr string, types map[string]dto.MetricType) error {
+	parsed, err := promqlParser.ParseExpr(expr)
+	if err != nil {
+		return fmt.Errorf("not PromQL: %w", err)
+	}
+	var misused []string
+	parser.Inspect(parsed, func(node parser.Node, _ []parser.Node) error {
+		call, ok := node.(*parser.Call)
+		if !ok || !counterFunctions[call.Func.Name] {
+			return nil
+		}
+		parser.Inspect(call, func(node parser.Node, _ []parser.Node) error {
+			if selector, ok := node.(*parser.VectorSelector); ok {
+				if typ, known := types[selector.Name]; known && typ != dto.MetricType_COUNTER {
+					misused = append(misused, fmt.Sprintf("%s() over %s, a %s", call.Func.Name, selector.Name, strings.ToLower(typ.String())))
+				}
+			}
+			return nil
+		})
+		return nil
+	})
+	if len(misused) > 0 {
+		return errors.New(strings.Join(misused, "; "))
+	}
+	return nil
+}
+
+// rate() and increase() in the chart's queries read counters only (a histogram's _bucket,
+// _sum and _count are counters too).
+func TestShippedQueriesRateCountersOnly(t *testing.T) {
+	all, err := metricsref.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]dto.MetricType{}
+	for _, m := range all {
+		for _, series := range m.Series() {
+			types[series] = m.Type
+			if m.Type == dto.MetricType_HISTOGRAM && series != m.Name {
+				types[series] = dto.MetricType_COUNTER
+			}
+		}
+	}
+	queries := shippedQueries(t)
+	for _, where := range slices.Sorted(maps.Keys(queries)) {
+		if err := checkCounterFunctions(queries[where], types); err != nil {
+			t.Errorf("%s: %v\n%s", where, err, queries[where])
+		}
+	}
+
+	bad := `max by (namespace, bot) (increase(shardkeeper_bot_restarts[1h])) > 5`
+	if err := checkCounterFunctions(bad, types); err == nil {
+		t.Errorf("checkCounterFunctions accepted %s", bad)
 	}
 }

@@ -72,7 +72,7 @@ func TestKustomizeDefaultAndSamplesInstallCleanly(t *testing.T) {
 }
 
 // `make images` then `kubectl apply -k config/default` runs the images just built: the
-// operator's and the default bot's.
+// operator's, the default bot's and the gateway proxy's.
 func TestKustomizeDefaultRunsTheLocalBuilds(t *testing.T) {
 	objects, err := manifests.Kustomize(filepath.Join(testenv.RepoRoot(), "config", "default"))
 	if err != nil {
@@ -89,10 +89,13 @@ func TestKustomizeDefaultRunsTheLocalBuilds(t *testing.T) {
 	operator, _ := containers[0].(map[string]any)
 	image, _, _ := unstructured.NestedString(operator, "image")
 	args, _, _ := unstructured.NestedStringSlice(operator, "args")
-	bot := ""
+	bot, proxy := "", ""
 	for _, arg := range args {
 		if value, ok := strings.CutPrefix(arg, "--default-bot-image="); ok {
 			bot = value
+		}
+		if value, ok := strings.CutPrefix(arg, "--gateway-proxy-image="); ok {
+			proxy = value
 		}
 	}
 
@@ -104,5 +107,8 @@ func TestKustomizeDefaultRunsTheLocalBuilds(t *testing.T) {
 	}
 	if want := ref("bot"); bot != want {
 		t.Errorf("--default-bot-image=%q, want %q, which `make images` builds", bot, want)
+	}
+	if want := ref("gateway-proxy"); proxy != want {
+		t.Errorf("--gateway-proxy-image=%q, want %q, which `make images` builds", proxy, want)
 	}
 }

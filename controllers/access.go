@@ -80,7 +80,7 @@ func botLeaseNames(s *scope) []string {
 func identifyBuckets(s *scope) int32 {
 	buckets := maxConcurrency(s.bot)
 	for _, p := range s.pods {
-		for _, c := range p.pod.Spec.Containers {
+		for _, c := range podContainers(p.pod) {
 			for _, e := range c.Env {
 				if n, err := strconv.ParseInt(e.Value, 10, 32); e.Name == shardkeeperv1.EnvMaxConcurrency && err == nil && n > int64(buckets) {
 					buckets = int32(n)

@@ -38,6 +38,10 @@ import (
 // bot's status.restarts, so that the status counter survives pod replacement.
 const annotationCountedRestarts = "shardkeeper.dev/counted-restarts"
 
+// annotationCountedBotRestarts is, behind the gateway proxy, the bot container's share of
+// it, so that a restart of the bot container alone is told from one of the proxy.
+const annotationCountedBotRestarts = "shardkeeper.dev/counted-bot-restarts"
+
 // DiscordBotReconciler turns a DiscordBot into the bot pods that run its shards, and the
 // ServiceAccount, Role and RoleBinding those pods use.
 type DiscordBotReconciler struct {
@@ -46,6 +50,9 @@ type DiscordBotReconciler struct {
 	Recorder events.EventRecorder
 	// DefaultBotImage is used when a DiscordBot sets no spec.image.
 	DefaultBotImage string
+	// DefaultGatewayProxyImage runs the gateway proxy of bots that set no
+	// spec.gatewayProxy.image.
+	DefaultGatewayProxyImage string
 	// Clock drives every time-based decision; nil means the real clock.
 	Clock Clock
 	// APIReader reads around the cache, to check a Lease before acting on it.
@@ -100,9 +107,9 @@ type scope struct {
 	plan            rolloutPlan
 	now             time.Time
 	// newRestarts counts restarts found in this pass; recount holds the pods whose
-	// counted-restarts annotation must move once the status carrying them is saved.
+	// counted-restarts annotations must move once the status carrying them is saved.
 	newRestarts int64
-	recount     map[*corev1.Pod]int32
+	recount     map[*corev1.Pod]restartCounts
 	// health is what the heartbeat Leases said, and what judgeHealth made of them.
 	health        healthObservation
 	leases        map[string]*coordinationv1.Lease // the bot's Leases by name, listed once per pass
@@ -130,7 +137,7 @@ type scope struct {
 // +kubebuilder:rbac:groups=shardkeeper.dev,resources=discordbots,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=shardkeeper.dev,resources=discordbots/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -162,7 +169,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 	// 2. Whatever happens below, save the status once on the way out.
 	before := bot.DeepCopy()
-	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]int32{}, leases: map[string]*coordinationv1.Lease{}}
+	s := &scope{bot: bot, now: clockOrReal(r.Clock).Now(), recount: map[*corev1.Pod]restartCounts{}, leases: map[string]*coordinationv1.Lease{}}
 	defer func() {
 		statusResult, err := r.saveStatus(ctx, before, s)
 		retErr = errors.Join(retErr, err)
@@ -200,6 +207,7 @@ func (r *DiscordBotReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.reconcileGroupHalts,
 		r.checkSessionBudget,
 		r.reconcileAccess,
+		r.reconcileProxyTokens,
 		r.reconcilePodLeases,
 		r.judgeHealth,
 		r.rollOut,
@@ -262,7 +270,7 @@ func (r *DiscordBotReconciler) resolveLayout(ctx context.Context, s *scope) (ctr
 		return ctrl.Result{}, errEndPass
 	}
 	s.topo = topo
-	s.builder = newPodBuilder(bot, podDefaults{image: r.DefaultBotImage, apiURL: r.DiscordAPIURL}, topo, maxConcurrency(bot))
+	s.builder = newPodBuilder(bot, podDefaults{image: r.DefaultBotImage, apiURL: r.DiscordAPIURL, proxyImage: r.DefaultGatewayProxyImage}, topo, maxConcurrency(bot))
 	s.builder.generation = layoutGeneration(s.pods, s.leases, topo.label())
 	return ctrl.Result{}, nil
 }
@@ -298,20 +306,50 @@ func (r *DiscordBotReconciler) observePods(ctx context.Context, s *scope) (ctrl.
 	return ctrl.Result{}, nil
 }
 
-// countRestarts finds container restarts not yet added to status.restarts.
+// restartCounts are a pod's container restarts: of all its containers, and of the bot
+// container behind a gateway proxy.
+type restartCounts struct{ total, bot int32 }
+
+// countRestarts finds container restarts not yet added to status.restarts. Behind the
+// gateway proxy, a restart of the bot container alone (the proxy kept running, and the
+// Discord sessions with it) gets an event of its own: the sessions lost nothing, but the
+// bot's process crashed or stopped heartbeating.
 func (r *DiscordBotReconciler) countRestarts(_ context.Context, s *scope) (ctrl.Result, error) {
 	for _, p := range s.pods {
-		var total int32
-		for _, cs := range p.pod.Status.ContainerStatuses {
-			total += cs.RestartCount
+		var now restartCounts
+		for _, cs := range containerStatuses(p.pod) {
+			now.total += cs.RestartCount
+			if cs.Name == botContainerName {
+				now.bot = cs.RestartCount
+			}
 		}
 		counted, _ := strconv.ParseInt(p.pod.Annotations[annotationCountedRestarts], 10, 32)
-		if int64(total) > counted {
-			s.newRestarts += int64(total) - counted
-			s.recount[p.pod] = total
+		if int64(now.total) <= counted {
+			continue
+		}
+		s.newRestarts += int64(now.total) - counted
+		s.recount[p.pod] = now
+		if !hasProxy(p.pod) {
+			continue
+		}
+		countedBot, _ := strconv.ParseInt(p.pod.Annotations[annotationCountedBotRestarts], 10, 32)
+		if bot := int64(now.bot) - countedBot; bot > 0 && bot == int64(now.total)-counted {
+			r.event(s.bot, p.pod, corev1.EventTypeWarning, shardkeeperv1.ReasonBotContainerRestarted, "Restart",
+				"the bot container of pod %s restarted (%d times in all)%s; its gateway proxy kept the Discord sessions up",
+				p.pod.Name, now.bot, lastTermination(p.pod, botContainerName))
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// lastTermination says how a container last ended, for an event: ": exit code 1 (Error)".
+func lastTermination(pod *corev1.Pod, container string) string {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if t := cs.LastTerminationState.Terminated; cs.Name == container && t != nil {
+			return fmt.Sprintf(" after exit code %d (%s)", t.ExitCode, t.Reason)
+		}
+	}
+	return ""
 }
 
 // rollOut plans the pod changes and carries them out.
@@ -472,10 +510,10 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 			plan:            s.plan,
 			now:             s.now,
 			health:          s.health,
+			proxy:           s.builder.inputs.GatewayProxy != nil,
 		})
 	}
 	bot.Status.Restarts = before.Status.Restarts + s.newRestarts
-	recordBotMetrics(bot)
 
 	if !equality.Semantic.DeepEqual(before.Status, bot.Status) {
 		// Optimistic lock: restarts are a running sum, so a stale base must not win.
@@ -484,11 +522,17 @@ func (r *DiscordBotReconciler) saveStatus(ctx context.Context, before *shardkeep
 		}
 		r.conditionEvents(before, bot)
 	}
+	// After the patch: the metrics say what the API server holds, and the restarts of a
+	// pass whose patch failed are counted by the pass that saves them.
+	recordBotMetrics(bot, s.newRestarts)
 
 	var errs []error
-	for pod, total := range s.recount {
+	for pod, counts := range s.recount {
 		patch := client.MergeFrom(pod.DeepCopy())
-		metav1.SetMetaDataAnnotation(&pod.ObjectMeta, annotationCountedRestarts, strconv.Itoa(int(total)))
+		metav1.SetMetaDataAnnotation(&pod.ObjectMeta, annotationCountedRestarts, strconv.Itoa(int(counts.total)))
+		if hasProxy(pod) {
+			metav1.SetMetaDataAnnotation(&pod.ObjectMeta, annotationCountedBotRestarts, strconv.Itoa(int(counts.bot)))
+		}
 		if err := r.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("marking restarts counted on pod %s: %w", pod.Name, err))
 		}

@@ -144,7 +144,7 @@ func (r *DiscordBotReconciler) reconcileGroupHalts(ctx context.Context, s *scope
 // exitedForGood says whether the pod's bot process exited because every shard of it
 // stopped for a reason restarts cannot fix (botruntime's termination message).
 func exitedForGood(p observedPod) bool {
-	for _, cs := range p.pod.Status.ContainerStatuses {
+	for _, cs := range containerStatuses(p.pod) {
 		if _, ok := fatalBotReason(cs); ok {
 			return true
 		}
@@ -239,7 +239,7 @@ func fatalReports(s *scope) []fatalPodReport {
 			out = append(out, fatalPodReport{pod: name, report: *p.leaseReport, observed: p})
 			continue
 		}
-		for _, cs := range p.pod.Status.ContainerStatuses {
+		for _, cs := range containerStatuses(p.pod) {
 			if report, ok := fatalBotReason(cs); ok {
 				out = append(out, fatalPodReport{pod: name, report: report, observed: p})
 				break

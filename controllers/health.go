@@ -383,7 +383,7 @@ func podStarted(pod *corev1.Pod) bool {
 	if pod.Status.Phase == corev1.PodRunning {
 		return true
 	}
-	for _, cs := range pod.Status.ContainerStatuses {
+	for _, cs := range containerStatuses(pod) {
 		if cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil || cs.RestartCount > 0 {
 			return true
 		}
@@ -589,7 +589,16 @@ func (r *DiscordBotReconciler) judgeHealth(ctx context.Context, s *scope) (ctrl.
 			last, _ = r.leases.lastRenewal(key)
 		}
 		var restarts int32
-		for _, cs := range p.pod.Status.ContainerStatuses {
+		statuses := p.pod.Status.ContainerStatuses
+		if hasProxy(p.pod) {
+			// Behind the proxy, the bot container restarts on its own and costs the
+			// sessions nothing: replacing the pod would. Only the proxy's restarts count.
+			statuses = nil
+			if cs, ok := sessionContainerStatus(p.pod); ok {
+				statuses = []corev1.ContainerStatus{cs}
+			}
+		}
+		for _, cs := range statuses {
 			if _, fatal := fatalBotReason(cs); !fatal {
 				restarts += cs.RestartCount
 			}

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,7 +10,14 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/yaml"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
@@ -171,5 +180,161 @@ func TestPhaseMetricKnowsEveryPhase(t *testing.T) {
 	slices.Sort(known)
 	if !slices.Equal(enum, known) {
 		t.Errorf("the CRD's phases are %v, shardkeeper_bot_phase knows %v", enum, known)
+	}
+}
+
+// shardkeeper_bot_ready is the Ready condition, not phase Running: a bot resharding is in
+// phase Updating while its old layout serves every guild, and must not read as down.
+func TestBotReadyFollowsTheReadyCondition(t *testing.T) {
+	tests := map[string]struct {
+		phase     shardkeeperv1.BotPhase
+		condition *metav1.Condition
+		want      float64
+	}{
+		"every shard ready": {shardkeeperv1.PhaseRunning,
+			&metav1.Condition{Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionTrue, Reason: shardkeeperv1.ReasonAllShardsReady}, 1},
+		"resharding, the old layout serving": {shardkeeperv1.PhaseUpdating,
+			&metav1.Condition{Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionTrue, Reason: shardkeeperv1.ReasonOldLayoutServing}, 1},
+		"resharding, nothing serving": {shardkeeperv1.PhaseUpdating,
+			&metav1.Condition{Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: shardkeeperv1.ReasonShardsNotReady}, 0},
+		"degraded": {shardkeeperv1.PhaseDegraded,
+			&metav1.Condition{Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: shardkeeperv1.ReasonShardsNotReady}, 0},
+		"no condition yet": {shardkeeperv1.PhasePending, nil, 0},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := newOperatorMetrics()
+			bot := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: "bots", Name: "hello"}}
+			bot.Status.Phase = tt.phase
+			if tt.condition != nil {
+				bot.Status.Conditions = []metav1.Condition{*tt.condition}
+			}
+			m.record(bot)
+			if got := testutil.ToFloat64(m.ready.WithLabelValues("bots", "hello")); got != tt.want {
+				t.Errorf("shardkeeper_bot_ready = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// Shard groups halted on their own (status.haltedPods: a 4011 on one group) have series
+// of their own, counted by reason, which go when the halts are lifted.
+func TestHaltedShardGroupsMetric(t *testing.T) {
+	m := newOperatorMetrics()
+	registry := prometheus.NewPedanticRegistry()
+	registry.MustRegister(m.haltedShardGroups, m.halted)
+	bot := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: "bots", Name: "big"}}
+	bot.Status.Phase = shardkeeperv1.PhaseDegraded
+	bot.Status.HaltedPods = []shardkeeperv1.BotHalt{
+		{Reason: shardkeeperv1.ReasonShardingRequired, Pod: "big-1"},
+		{Reason: shardkeeperv1.ReasonShardingRequired, Pod: "big-3"},
+	}
+	m.record(bot)
+	checkSeries(t, "two groups halted", registry, map[string]float64{
+		`shardkeeper_bot_halted_shard_groups{bot="big",namespace="bots",reason="ShardingRequired"}`: 2,
+	})
+
+	bot.Status.HaltedPods = nil
+	m.record(bot)
+	checkSeries(t, "the halts lifted", registry, map[string]float64{})
+}
+
+// A pass that keeps a condition's reason keeps its series: it is set again, never deleted
+// and created anew, so that a scrape in between cannot find the bot without it (and an
+// alert on it resolve for one evaluation). A series that was deleted comes back as a new
+// child of the vector.
+func TestBotMetricsKeepTheirSeriesAcrossPasses(t *testing.T) {
+	m := newOperatorMetrics()
+	bot := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: "bots", Name: "hello"}}
+	bot.Status = shardkeeperv1.DiscordBotStatus{
+		Phase:      shardkeeperv1.PhaseDegraded,
+		Halted:     &shardkeeperv1.BotHalt{Reason: shardkeeperv1.ReasonTokenInvalid},
+		HaltedPods: []shardkeeperv1.BotHalt{{Reason: shardkeeperv1.ReasonShardingRequired, Pod: "hello-1"}},
+		Conditions: []metav1.Condition{
+			{Type: shardkeeperv1.ConditionReady, Status: metav1.ConditionFalse, Reason: shardkeeperv1.ReasonTokenInvalid},
+			{Type: shardkeeperv1.ConditionRemediationRestricted, Status: metav1.ConditionTrue, Reason: shardkeeperv1.ReasonTooManyUnhealthy},
+		},
+	}
+	series := func() []prometheus.Gauge {
+		return []prometheus.Gauge{
+			m.condition.WithLabelValues("bots", "hello", shardkeeperv1.ConditionReady, shardkeeperv1.ReasonTokenInvalid),
+			m.condition.WithLabelValues("bots", "hello", shardkeeperv1.ConditionRemediationRestricted, shardkeeperv1.ReasonTooManyUnhealthy),
+			m.halted.WithLabelValues("bots", "hello", shardkeeperv1.ReasonTokenInvalid),
+			m.haltedShardGroups.WithLabelValues("bots", "hello", shardkeeperv1.ReasonShardingRequired),
+		}
+	}
+	m.record(bot)
+	first := series()
+	m.record(bot)
+	for i, s := range series() {
+		if s != first[i] {
+			t.Errorf("series %d was deleted and created again by a pass that wants it", i)
+		}
+	}
+}
+
+// Metrics are recorded from a saved status only: a pass whose status patch fails (a stale
+// copy, a conflict) records nothing, and its restarts are counted once, by the pass that
+// saves them. shardkeeper_bot_restarts_total only goes up.
+func TestMetricsFollowTheSavedStatus(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	if err := shardkeeperv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	const ns, name = "metrics-saved", "counted"
+	stored := &shardkeeperv1.DiscordBot{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+	stored.Status.Restarts = 5
+	failPatch := true
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(stored).WithStatusSubresource(stored).
+		WithInterceptorFuncs(interceptor.Funcs{
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+				if failPatch {
+					return apierrors.NewConflict(shardkeeperv1.GroupVersion.WithResource("discordbots").GroupResource(), obj.GetName(), errors.New("stale"))
+				}
+				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			},
+		}).Build()
+	r := &DiscordBotReconciler{Client: c}
+	t.Cleanup(func() { forgetBotMetrics(ns, name) })
+
+	pass := func(newRestarts int64) error {
+		bot := &shardkeeperv1.DiscordBot{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, bot); err != nil {
+			t.Fatal(err)
+		}
+		s := &scope{bot: bot, newRestarts: newRestarts, recount: map[*corev1.Pod]restartCounts{}}
+		_, err := r.saveStatus(ctx, bot.DeepCopy(), s)
+		return err
+	}
+	// A first pass that cannot save: nothing is recorded.
+	if err := pass(2); err == nil {
+		t.Fatal("saveStatus succeeded through a failing patch")
+	}
+	if hasSeries(metricBotRestarts, ns, name) || hasSeries(metricRestartsTotal, ns, name) {
+		t.Error("a pass whose status patch failed recorded metrics")
+	}
+
+	failPatch = false
+	if err := pass(2); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(metricBotRestarts.WithLabelValues(ns, name)); got != 7 {
+		t.Errorf("shardkeeper_bot_restarts = %v after the save, want 7", got)
+	}
+	if got := testutil.ToFloat64(metricRestartsTotal.WithLabelValues(ns, name)); got != 2 {
+		t.Errorf("shardkeeper_bot_restarts_total = %v, want 2", got)
+	}
+
+	// A later pass fails again with a restart it found: the saved count stands.
+	failPatch = true
+	if err := pass(1); err == nil {
+		t.Fatal("saveStatus succeeded through a failing patch")
+	}
+	if got := testutil.ToFloat64(metricBotRestarts.WithLabelValues(ns, name)); got != 7 {
+		t.Errorf("shardkeeper_bot_restarts = %v after a failed save, want 7 (the saved status)", got)
+	}
+	if got := testutil.ToFloat64(metricRestartsTotal.WithLabelValues(ns, name)); got != 2 {
+		t.Errorf("shardkeeper_bot_restarts_total = %v after a failed save, want 2", got)
 	}
 }

@@ -27,6 +27,25 @@ const (
 	tokenFileName    = "token"
 	tmpVolumeName    = "tmp"
 
+	// The gateway proxy sidecar (spec.gatewayProxy, docs/gateway-proxy.md).
+	proxyContainerName    = "gateway-proxy"
+	proxyListen           = "127.0.0.1:7878"
+	proxyTmpVolumeName    = "proxy-tmp"
+	clientTokenVolumeName = "client-token"
+	clientTokenMountDir   = "/var/run/secrets/shardkeeper-client"
+	apiAccessVolumeName   = "kube-api-access"
+	apiAccessMountDir     = "/var/run/secrets/kubernetes.io/serviceaccount"
+	apiTokenExpirySeconds = 3607 // the kubelet's own for projected service account tokens
+	envDiscordGatewayURL  = "DISCORD_GATEWAY_URL"
+	envDiscordAPIURL      = "DISCORD_API_URL"
+	envDiscordTokenFile   = "DISCORD_TOKEN_FILE"
+	proxyClientHealthPath = "/client/healthz"
+	proxyClientReadyPath  = "/client/readyz"
+	proxyClientGatewayURL = "ws://" + proxyListen
+	proxyClientAPIURL     = "http://" + proxyListen + "/api/v10"
+	proxyClientTokenFile  = clientTokenMountDir + "/" + tokenFileName
+	proxyRealTokenFile    = tokenMountDir + "/" + tokenFileName
+
 	// nonRootID is the user and group bot containers run as (distroless "nonroot").
 	nonRootID = 65532
 
@@ -55,6 +74,10 @@ type podInputs struct {
 	// DefaultAPIURL is the operator's --discord-api-url for a bot that names no API, when
 	// it is not Discord's own (so that operators on the default leave existing pods alone).
 	DefaultAPIURL string `json:"defaultAPIURL,omitempty"`
+	// GatewayProxy is spec.gatewayProxy when enabled, and ProxyImage the proxy image it
+	// runs; both empty otherwise, so that bots without the proxy keep their revision.
+	GatewayProxy *shardkeeperv1.GatewayProxySpec `json:"gatewayProxy,omitempty"`
+	ProxyImage   string                          `json:"proxyImage,omitempty"`
 }
 
 // podDefaults are the operator's settings for what a bot's spec leaves out.
@@ -64,6 +87,8 @@ type podDefaults struct {
 	// apiURL is where bots without spec.gateway.apiURL send REST calls: the API the
 	// operator asks GET /gateway/bot on their behalf.
 	apiURL string
+	// proxyImage runs the gateway proxy of bots without spec.gatewayProxy.image.
+	proxyImage string
 }
 
 // revisionOf hashes the pod inputs into a short label value.
@@ -106,6 +131,13 @@ func newPodBuilder(bot *shardkeeperv1.DiscordBot, defaults podDefaults, topo top
 	}
 	if (bot.Spec.Gateway == nil || bot.Spec.Gateway.APIURL == "") && defaults.apiURL != "" && defaults.apiURL != discordapi.DefaultAPIURL {
 		in.DefaultAPIURL = defaults.apiURL
+	}
+	if proxy := bot.Spec.GatewayProxy; proxy != nil && proxy.Enabled {
+		in.GatewayProxy = proxy
+		in.ProxyImage = proxy.Image
+		if in.ProxyImage == "" {
+			in.ProxyImage = defaults.proxyImage
+		}
 	}
 	return podBuilder{bot: bot, inputs: in, topo: topo, revision: revisionOf(in)}
 }
@@ -165,7 +197,7 @@ func (b podBuilder) build(group int32) *corev1.Pod {
 	}
 	annotations[annotationShards] = b.topo.describeShards(group)
 
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
 			Namespace:   bot.Namespace,
@@ -208,6 +240,10 @@ func (b podBuilder) build(group int32) *corev1.Pod {
 			Containers: []corev1.Container{b.container(group)},
 		},
 	}
+	if b.inputs.GatewayProxy != nil {
+		b.addProxy(pod, group)
+	}
+	return pod
 }
 
 func (b podBuilder) container(group int32) corev1.Container {
@@ -270,6 +306,9 @@ func (b podBuilder) env(group int32) []corev1.EnvVar {
 		if gw.APIURL != "" {
 			env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvAPIURL, Value: gw.APIURL})
 		}
+		if gw.Compression != "" {
+			env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvGatewayCompression, Value: string(gw.Compression)})
+		}
 	}
 	if b.inputs.DefaultAPIURL != "" {
 		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvAPIURL, Value: b.inputs.DefaultAPIURL})
@@ -300,3 +339,151 @@ func httpProbe(path string, periodSeconds, failureThreshold int32) *corev1.Probe
 		FailureThreshold: failureThreshold,
 	}
 }
+
+// addProxy turns a bot pod into one whose sessions the gateway proxy holds: the proxy is
+// a native sidecar (an init container that always restarts: it starts before the bot
+// container and stops after it) with botruntime's whole contract, the real token and the
+// API access its Lease needs; the user's image is the bot container, which gets the
+// proxy's local URLs, the placeholder token and the shard variables, and neither the real
+// token (unless exposeRealToken) nor a service account token.
+func (b podBuilder) addProxy(pod *corev1.Pod, group int32) {
+	proxy := b.inputs.GatewayProxy
+	spec := &pod.Spec
+	// The kubelet would mount the API token into every container; only the proxy gets it.
+	spec.AutomountServiceAccountToken = ptr.To(false)
+	spec.Volumes = append(spec.Volumes,
+		corev1.Volume{
+			Name: clientTokenVolumeName,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName:  proxyTokenSecretName(b.bot.Name),
+				Items:       []corev1.KeyToPath{{Key: pod.Name, Path: tokenFileName}},
+				DefaultMode: ptr.To[int32](0o440),
+			}},
+		},
+		corev1.Volume{
+			Name: proxyTmpVolumeName,
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				SizeLimit: ptr.To(resource.MustParse("64Mi")),
+			}},
+		},
+		apiAccessVolume(),
+	)
+
+	sidecar := b.container(group)
+	sidecar.Name = proxyContainerName
+	sidecar.Image = b.inputs.ProxyImage
+	sidecar.ImagePullPolicy = ""
+	sidecar.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+	sidecar.Env = append(b.env(group), b.proxyEnv()...)
+	sidecar.Resources = proxy.Resources
+	sidecar.VolumeMounts = []corev1.VolumeMount{
+		{Name: tokenVolumeName, MountPath: tokenMountDir, ReadOnly: true},
+		{Name: clientTokenVolumeName, MountPath: clientTokenMountDir, ReadOnly: true},
+		{Name: apiAccessVolumeName, MountPath: apiAccessMountDir, ReadOnly: true},
+		{Name: proxyTmpVolumeName, MountPath: "/tmp"},
+	}
+	spec.InitContainers = []corev1.Container{sidecar}
+
+	bot := &spec.Containers[0]
+	bot.Env = append(b.clientEnv(group), b.inputs.Template.Env...)
+	bot.Ports = nil // the health port is the proxy's
+	// No startup probe: /client/healthz passes until the proxy's startup bound (2 min)
+	// ends without a client. Liveness fails when the bot's process stops heartbeating for
+	// the tolerance; the kubelet then restarts the bot container alone, and the Discord
+	// sessions stay up. Ready: every shard up upstream with a client connected.
+	bot.StartupProbe = nil
+	bot.LivenessProbe = proxyProbe(proxyClientHealthPath, 5, 2)
+	bot.ReadinessProbe = proxyProbe(proxyClientReadyPath, 5, 2)
+	bot.VolumeMounts = []corev1.VolumeMount{
+		{Name: clientTokenVolumeName, MountPath: clientTokenMountDir, ReadOnly: true},
+		{Name: tmpVolumeName, MountPath: "/tmp"},
+	}
+	if proxy.ExposeRealToken {
+		bot.VolumeMounts = append(bot.VolumeMounts, corev1.VolumeMount{Name: tokenVolumeName, MountPath: tokenMountDir, ReadOnly: true})
+	}
+}
+
+// proxyEnv is the proxy's own part of its contract (api/v1/env.go), beside botruntime's.
+func (b podBuilder) proxyEnv() []corev1.EnvVar {
+	proxy := b.inputs.GatewayProxy
+	env := []corev1.EnvVar{
+		{Name: shardkeeperv1.EnvProxyListen, Value: proxyListen},
+		{Name: shardkeeperv1.EnvProxyClientTokenFile, Value: proxyClientTokenFile},
+	}
+	if proxy.ReplayEvents > 0 {
+		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvProxyReplayEvents, Value: strconv.Itoa(int(proxy.ReplayEvents))})
+	}
+	if proxy.ReplayBytes != nil {
+		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvProxyReplayBytes, Value: strconv.FormatInt(proxy.ReplayBytes.Value(), 10)})
+	}
+	if proxy.ClientHeartbeatInterval != nil {
+		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvProxyClientHeartbeatInterval, Value: proxy.ClientHeartbeatInterval.Duration.String()})
+	}
+	if proxy.ClientStartupBound != nil {
+		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvProxyClientStartupBound, Value: proxy.ClientStartupBound.Duration.String()})
+	}
+	if proxy.ClientHeartbeatTolerance > 0 {
+		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvProxyClientTolerance, Value: strconv.Itoa(int(proxy.ClientHeartbeatTolerance))})
+	}
+	return env
+}
+
+// clientEnv is what the bot container behind the proxy is told: where its gateway, API and
+// token are, and the non-secret shard variables. Nothing of the Lease or the health port:
+// those are the proxy's.
+func (b podBuilder) clientEnv(group int32) []corev1.EnvVar {
+	keep := map[string]bool{
+		shardkeeperv1.EnvBotName: true, shardkeeperv1.EnvNamespace: true, shardkeeperv1.EnvPodName: true,
+		shardkeeperv1.EnvPodUID: true, shardkeeperv1.EnvShardGroup: true, shardkeeperv1.EnvShardIDs: true,
+		shardkeeperv1.EnvShardCount: true, shardkeeperv1.EnvIntents: true,
+	}
+	var env []corev1.EnvVar
+	for _, e := range b.env(group) {
+		if keep[e.Name] {
+			env = append(env, e)
+		}
+	}
+	env = append(env,
+		corev1.EnvVar{Name: envDiscordGatewayURL, Value: proxyClientGatewayURL},
+		corev1.EnvVar{Name: envDiscordAPIURL, Value: proxyClientAPIURL},
+		corev1.EnvVar{Name: envDiscordTokenFile, Value: proxyClientTokenFile},
+	)
+	if b.inputs.GatewayProxy.ExposeRealToken {
+		env = append(env, corev1.EnvVar{Name: shardkeeperv1.EnvTokenFile, Value: proxyRealTokenFile})
+	}
+	return env
+}
+
+// apiAccessVolume is what the kubelet mounts for automountServiceAccountToken (a bound,
+// expiring token, the cluster's CA and the namespace), as a volume of its own so that
+// only the proxy container mounts it.
+func apiAccessVolume() corev1.Volume {
+	return corev1.Volume{
+		Name: apiAccessVolumeName,
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: ptr.To[int32](0o444),
+			Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: ptr.To[int64](apiTokenExpirySeconds)}},
+				{ConfigMap: &corev1.ConfigMapProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+				}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
+					Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"},
+				}}}},
+			},
+		}},
+	}
+}
+
+// proxyProbe probes the proxy's health port from the bot container: by number, since a
+// port name resolves only among the probed container's own ports.
+func proxyProbe(path string, periodSeconds, failureThreshold int32) *corev1.Probe {
+	probe := httpProbe(path, periodSeconds, failureThreshold)
+	probe.HTTPGet.Port = intstr.FromInt32(healthPort)
+	return probe
+}
+
+// proxyTokenSecretName is the Secret holding the placeholder token of each of a bot's
+// pods, one key per pod name (proxytokens.go).
+func proxyTokenSecretName(bot string) string { return "shardkeeper-" + bot + "-proxy" }

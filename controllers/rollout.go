@@ -12,13 +12,16 @@ import (
 
 // observedPod is what the rollout needs to know about one existing bot pod.
 type observedPod struct {
-	pod         *corev1.Pod
-	group       int32 // -1 when the pod's group label is missing or garbage
-	generation  int32 // the layout generation; 0 without a label (pods of older operators)
-	revision    string
-	topology    string
-	ready       bool
-	running     bool // the bot container runs (a halted group's pod may still serve its other shards)
+	pod        *corev1.Pod
+	group      int32 // -1 when the pod's group label is missing or garbage
+	generation int32 // the layout generation; 0 without a label (pods of older operators)
+	revision   string
+	topology   string
+	ready      bool
+	running    bool // the container holding the sessions runs (a halted group's pod may still serve its other shards)
+	// clientReady: with the gateway proxy, the bot container is ready (its process is
+	// connected to the proxy on every shard).
+	clientReady bool
 	terminating bool
 	failed      bool // phase Failed or Succeeded: restartPolicy Always will not bring it back
 	// leaseReport is the reason a shard of the pod stopped for good, as the pod wrote it on
@@ -46,12 +49,49 @@ func observePod(pod *corev1.Pod) observedPod {
 			o.ready = c.Status == corev1.ConditionTrue
 		}
 	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == botContainerName {
-			o.running = cs.State.Running != nil
+	if cs, ok := sessionContainerStatus(pod); ok {
+		o.running = cs.State.Running != nil
+	}
+	if hasProxy(pod) {
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.Name == botContainerName {
+				o.clientReady = cs.Ready
+			}
 		}
 	}
 	return o
+}
+
+// hasProxy says whether the pod runs the gateway proxy sidecar.
+func hasProxy(pod *corev1.Pod) bool {
+	return slices.ContainsFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == proxyContainerName })
+}
+
+// containerStatuses are all of a pod's container statuses, the proxy sidecar's (an init
+// container's) included.
+func containerStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
+	return slices.Concat(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses)
+}
+
+// sessionContainerStatus is the status of the container that holds the pod's Discord
+// sessions and renews its Lease: the proxy when the pod has one, the bot container
+// otherwise.
+func sessionContainerStatus(pod *corev1.Pod) (corev1.ContainerStatus, bool) {
+	name, statuses := botContainerName, pod.Status.ContainerStatuses
+	if hasProxy(pod) {
+		name, statuses = proxyContainerName, pod.Status.InitContainerStatuses
+	}
+	for _, cs := range statuses {
+		if cs.Name == name {
+			return cs, true
+		}
+	}
+	return corev1.ContainerStatus{}, false
+}
+
+// podContainers are the pod's containers, the proxy sidecar included.
+func podContainers(pod *corev1.Pod) []corev1.Container {
+	return slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers)
 }
 
 type actionKind int

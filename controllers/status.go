@@ -35,7 +35,7 @@ func podProblem(p observedPod, now time.Time) (reason, message string, ok bool, 
 	if p.failed {
 		return shardkeeperv1.ReasonPodFailed, fmt.Sprintf("pod %s: %s", p.pod.Status.Phase, p.pod.Status.Message), false, 0
 	}
-	for _, cs := range p.pod.Status.ContainerStatuses {
+	for _, cs := range containerStatuses(p.pod) {
 		// The bot says why it stopped for good (invalid token, disallowed intents...):
 		// that reason beats the kubelet's CrashLoopBackOff.
 		if report, ok := fatalBotReason(cs); ok {
@@ -92,6 +92,8 @@ type botObservation struct {
 	plan   rolloutPlan
 	now    time.Time
 	health healthObservation
+	// proxy: the bot runs the gateway proxy; the status counts connected clients.
+	proxy bool
 }
 
 // healthObservation is what the heartbeat Leases said in this pass.
@@ -113,6 +115,10 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 	st.Revision = obs.revision
 	st.Pods, st.ReadyPods, st.UpdatedPods, st.ReadyShards = 0, 0, 0, 0
 	st.Problems, st.ProblemCount = nil, 0
+	st.ClientsConnected = nil
+	if obs.proxy {
+		st.ClientsConnected = new(int32)
+	}
 
 	var recheck time.Duration
 	starting := 0
@@ -144,6 +150,10 @@ func computeStatus(bot *shardkeeperv1.DiscordBot, obs botObservation) time.Durat
 				first, last := obs.topo.shardRange(p.group)
 				st.ReadyShards += last - first + 1
 			}
+		}
+		if p.clientReady && current && st.ClientsConnected != nil {
+			first, last := obs.topo.shardRange(p.group)
+			*st.ClientsConnected += last - first + 1
 		}
 		reason, message, ok, after := podProblem(p, obs.now)
 		if report := p.leaseReport; report != nil {

@@ -93,6 +93,7 @@ func runSuite(m *testing.M) int {
 	discord = discordtest.NewServer(discordtest.Options{Token: testToken, MaxConcurrency: 1, RecommendedShards: 1})
 	defer discord.Close()
 	reconciler := NewDiscordBotReconciler(mgr, testDefaultImage)
+	reconciler.DefaultGatewayProxyImage = testProxyImage
 	reconciler.DiscordAPIURL = discord.APIURL()
 	reconciler.TrustedHosts = testTrustedHosts
 	reconciler.MaxConcurrentReconciles = 4 // as the operator runs; -race checks what passes share

@@ -2,12 +2,16 @@ package v1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // DiscordBotSpec is what the user asks for: a bot, its token, and how to shard it.
 // +kubebuilder:validation:XValidation:rule="type(self.shards) != int || self.shardsPerPod <= self.shards",message="shardsPerPod must not be greater than shards"
+// +kubebuilder:validation:XValidation:rule="!has(self.gatewayProxy) || !self.gatewayProxy.enabled || !has(self.health.mode) || self.health.mode == 'Lease'",message="gatewayProxy renews the heartbeat Lease for the bot: it needs health.mode Lease, not Probes"
+// +kubebuilder:validation:XValidation:rule="!has(self.gatewayProxy) || !self.gatewayProxy.enabled || (has(self.image) && size(self.image) > 0)",message="gatewayProxy needs spec.image: the bot's own image, which connects through the proxy (the default bot image connects to Discord itself)"
+// +kubebuilder:validation:XValidation:rule="!has(self.gatewayProxy) || !self.gatewayProxy.enabled || !has(self.podTemplate) || !has(self.podTemplate.env) || self.podTemplate.env.all(e, !(e.name in ['DISCORD_GATEWAY_URL', 'DISCORD_API_URL', 'DISCORD_TOKEN_FILE']))",message="with gatewayProxy enabled, env DISCORD_GATEWAY_URL, DISCORD_API_URL and DISCORD_TOKEN_FILE are set by the operator"
 type DiscordBotSpec struct {
 	// TokenSecretRef names the Secret (in the bot's namespace) holding the bot token.
 	// The token is mounted into bot pods as a file; it never appears in env, status or events.
@@ -50,6 +54,14 @@ type DiscordBotSpec struct {
 	// Gateway overrides where bots connect: a gateway proxy or a self-hosted test server.
 	// +optional
 	Gateway *GatewaySpec `json:"gateway,omitempty"`
+
+	// GatewayProxy runs the gateway proxy (docs/gateway-proxy.md) beside the bot's own
+	// image, for bots not built on botruntime (discord.py, discord.js, ...): the proxy holds
+	// the Discord sessions, renews the heartbeat Lease and serves the bot's process a local
+	// Discord-compatible gateway and REST API; the bot's process gets a placeholder token.
+	// A change rolls the pods.
+	// +optional
+	GatewayProxy *GatewayProxySpec `json:"gatewayProxy,omitempty"`
 
 	// Health tunes how bot pods prove they are alive.
 	// +kubebuilder:default={}
@@ -107,6 +119,88 @@ type GatewaySpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="gateway.apiURL must be an http:// or https:// URL with a host, for example https://discord.com/api/v10"
 	APIURL string `json:"apiURL,omitempty"`
+
+	// Compression is the transport compression bots ask the gateway for: zstd-stream (the
+	// fewest bytes on the wire, about 3 MiB more memory per shard), zlib-stream (as many
+	// bytes saved, little memory, a little more CPU per event) or none. Unset, the bot
+	// image's own default applies (botruntime's: zstd-stream). A change rolls the pods.
+	// +optional
+	Compression GatewayCompression `json:"compression,omitempty"`
+}
+
+// GatewayCompression is a gateway transport compression, as the compress parameter of
+// the gateway URL names it (none: no parameter).
+// +kubebuilder:validation:Enum=zstd-stream;zlib-stream;none
+type GatewayCompression string
+
+const (
+	GatewayCompressionZstdStream GatewayCompression = "zstd-stream"
+	GatewayCompressionZlibStream GatewayCompression = "zlib-stream"
+	GatewayCompressionNone       GatewayCompression = "none"
+)
+
+// GatewayProxySpec configures the gateway proxy sidecar.
+type GatewayProxySpec struct {
+	// Enabled runs the proxy as a native sidecar of every bot pod, and spec.image as the
+	// bot container, connected to it: DISCORD_GATEWAY_URL=ws://127.0.0.1:7878,
+	// DISCORD_API_URL=http://127.0.0.1:7878/api/v10 and DISCORD_TOKEN_FILE (a placeholder
+	// token only this pod's proxy accepts). Ports 7878 and 8081 of the pod are the proxy's.
+	Enabled bool `json:"enabled"`
+
+	// Image of the proxy. When empty, the operator's --gateway-proxy-image is used.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// ReplayEvents is how many events each shard's replay buffer holds: what a restarted
+	// or resuming bot process is given of what it missed.
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	ReplayEvents int32 `json:"replayEvents,omitempty"`
+
+	// ReplayBytes bounds each shard's replay buffer in bytes (a quantity: 64Mi, or a
+	// whole number of bytes), between 1Mi and 4Gi. Count it in the proxy's memory limit
+	// once per shard of the pod.
+	// +kubebuilder:default="64Mi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isInteger() && quantity(string(self)).compareTo(quantity('1Mi')) >= 0 && quantity(string(self)).compareTo(quantity('4Gi')) <= 0",message="gatewayProxy.replayBytes must be a whole number of bytes between 1Mi and 4Gi"
+	ReplayBytes *resource.Quantity `json:"replayBytes,omitempty"`
+
+	// ClientHeartbeatInterval is the heartbeat interval the proxy tells the bot's process
+	// (Go duration, 100ms to 5m). Unset, the proxy's default applies (41.25s, Discord's).
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('5m')",message="gatewayProxy.clientHeartbeatInterval must be between 100ms and 5m"
+	ClientHeartbeatInterval *metav1.Duration `json:"clientHeartbeatInterval,omitempty"`
+
+	// ClientStartupBound is how long the bot container may go without a client connected
+	// (after the proxy starts, or after its client left) before its liveness probe fails
+	// (Go duration, 10s to 30m). Unset, the proxy's default applies (2m). Raise it for a
+	// bot that takes long to start.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('30m')",message="gatewayProxy.clientStartupBound must be between 10s and 30m"
+	ClientStartupBound *metav1.Duration `json:"clientStartupBound,omitempty"`
+
+	// ClientHeartbeatTolerance is how many heartbeat intervals the bot's process may miss
+	// before its liveness probe fails and the kubelet restarts the bot container (only
+	// it: the Discord sessions stay up).
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	ClientHeartbeatTolerance int32 `json:"clientHeartbeatTolerance,omitempty"`
+
+	// Resources of the proxy container (spec.podTemplate.resources are the bot
+	// container's).
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// ExposeRealToken also mounts the real bot token into the bot container, at
+	// /var/run/secrets/shardkeeper/token (env SHARDKEEPER_TOKEN_FILE), for bots that must
+	// call Discord around the proxy. RISK: the bot container then holds the token, so
+	// any code in it (a compromised dependency) can copy it out and use it from
+	// anywhere until it is reset; without it, the placeholder it holds works only through
+	// this pod's proxy, while the pod lives. Leave it false unless the bot needs it.
+	// +optional
+	ExposeRealToken bool `json:"exposeRealToken,omitempty"`
 }
 
 // HealthMode says how the operator judges a bot pod's health.
@@ -265,6 +359,12 @@ type DiscordBotStatus struct {
 	// +kubebuilder:default=0
 	Restarts int64 `json:"restarts"`
 
+	// ClientsConnected is, with spec.gatewayProxy enabled, the number of shards of the
+	// current layout whose bot process is connected to its pod's proxy (the bot container
+	// is ready); unset without the proxy.
+	// +optional
+	ClientsConnected *int32 `json:"clientsConnected,omitempty"`
+
 	// StaleShards is the number of shards whose pod's heartbeat Lease is stale.
 	// +optional
 	StaleShards int32 `json:"staleShards,omitempty"`
@@ -419,6 +519,7 @@ type ShardGroupProblem struct {
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.pods`,priority=1
 // +kubebuilder:printcolumn:name="Updated",type=integer,JSONPath=`.status.updatedPods`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Clients",type=integer,JSONPath=`.status.clientsConnected`,priority=1,description="Shards whose bot process is connected to its gateway proxy"
 // +kubebuilder:printcolumn:name="Stale",type=integer,JSONPath=`.status.staleShards`,priority=1
 // +kubebuilder:printcolumn:name="Latency-ms",type=integer,JSONPath=`.status.maxHeartbeatLatencyMillis`,priority=1,description="Highest heartbeat round trip of any shard"
 // +kubebuilder:printcolumn:name="Last-Restart",type=string,JSONPath=`.status.lastRestartReason`,priority=1

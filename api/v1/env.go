@@ -25,6 +25,31 @@ const (
 	EnvLeaseDurationSeconds = "SHARDKEEPER_LEASE_DURATION_SECONDS"
 )
 
+// EnvGatewayCompression is the transport compression botruntime asks the gateway for:
+// zstd-stream (the default when unset), zlib-stream or none. The operator sets it from
+// spec.gateway.compression, and only then: unset, a bot image's own ENV applies.
+const EnvGatewayCompression = "SHARDKEEPER_GATEWAY_COMPRESSION"
+
+// Environment variables of the gateway proxy sidecar (cmd/gateway-proxy), beside the ones
+// above; each has a flag of the same meaning outside Kubernetes.
+const (
+	// EnvProxyListen is where the bot container connects: host:port, loopback by default.
+	EnvProxyListen = "SHARDKEEPER_PROXY_LISTEN"
+	// EnvProxyClientTokenFile holds the placeholder token the bot container presents.
+	EnvProxyClientTokenFile = "SHARDKEEPER_PROXY_CLIENT_TOKEN_FILE"
+	// EnvProxyReplayEvents and EnvProxyReplayBytes bound each shard's replay buffer.
+	EnvProxyReplayEvents = "SHARDKEEPER_PROXY_REPLAY_EVENTS"
+	EnvProxyReplayBytes  = "SHARDKEEPER_PROXY_REPLAY_BYTES"
+	// EnvProxyClientHeartbeatInterval is the interval the proxy's Hello tells the client.
+	EnvProxyClientHeartbeatInterval = "SHARDKEEPER_PROXY_CLIENT_HEARTBEAT_INTERVAL"
+	// EnvProxyClientTolerance is how many heartbeat intervals the client may miss before
+	// its liveness probe fails.
+	EnvProxyClientTolerance = "SHARDKEEPER_PROXY_CLIENT_TOLERANCE"
+	// EnvProxyClientStartupBound is how long the client's liveness passes with no client
+	// connected, after the proxy starts or a client leaves.
+	EnvProxyClientStartupBound = "SHARDKEEPER_PROXY_CLIENT_STARTUP_BOUND"
+)
+
 // Annotations botruntime writes on its heartbeat Lease.
 const (
 	// AnnotationShards is the pod's per-shard state, JSON: a list of LeaseShardState.

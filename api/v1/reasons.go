@@ -100,6 +100,11 @@ const (
 	ReasonCreatedRoleBinding    = "CreatedRoleBinding"
 	ReasonUpdatedRoleBinding    = "UpdatedRoleBinding"
 	ReasonCreatedLease          = "CreatedLease"
+	// ReasonCreatedSecret: the Secret of the gateway proxy's placeholder tokens.
+	ReasonCreatedSecret = "CreatedSecret"
+	// ReasonBotContainerRestarted: behind the gateway proxy, the bot container restarted
+	// while the proxy kept the Discord sessions up.
+	ReasonBotContainerRestarted = "BotContainerRestarted"
 	// ReasonLeaseTakenOver: a Lease the operator did not make for this bot was taken over
 	// and reset.
 	ReasonLeaseTakenOver = "LeaseTakenOver"

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/botruntime"
 	"github.com/shardkeeper/shardkeeper/internal/testenv"
 )
 
@@ -78,6 +79,7 @@ func TestInvalidSpecsAreRejectedWithClearMessages(t *testing.T) {
 			"gateway.url must be a ws:// or wss:// URL"},
 		{"api url over websocket", botYAML("a", "  gateway:\n    apiURL: wss://discord.example/api\n"),
 			"gateway.apiURL must be an http:// or https:// URL"},
+		{"unknown gateway compression", botYAML("a", "  gateway:\n    compression: zlib\n"), `Unsupported value: "zlib"`},
 		{"lease too short", botYAML("a", "  health:\n    leaseDurationSeconds: 5\n"),
 			"should be greater than or equal to 10"},
 		{"lease too long", botYAML("a", "  health:\n    leaseDurationSeconds: 301\n"),
@@ -92,6 +94,21 @@ func TestInvalidSpecsAreRejectedWithClearMessages(t *testing.T) {
 		{"bad secret name", strings.Replace(botYAML("a", ""), "bot-token", "Bot_Token", 1),
 			"tokenSecretRef.name must be a valid Secret name"},
 		{"bad pull policy", botYAML("a", "  imagePullPolicy: Sometimes\n"), `Unsupported value: "Sometimes"`},
+		{"proxy without the bot's own image", botYAML("a", "  gatewayProxy:\n    enabled: true\n"),
+			"gatewayProxy needs spec.image"},
+		{"proxy with probes health", botYAML("a", "  image: bot:1\n  health:\n    mode: Probes\n  gatewayProxy:\n    enabled: true\n"),
+			"gatewayProxy renews the heartbeat Lease for the bot: it needs health.mode Lease"},
+		{"proxy with the operator's DISCORD_ env", botYAML("a", "  image: bot:1\n  gatewayProxy:\n    enabled: true\n  podTemplate:\n    env:\n    - name: DISCORD_TOKEN_FILE\n      value: /token\n"),
+			"DISCORD_TOKEN_FILE are set by the operator"},
+		{"proxy replay bytes too small", proxyBot("replayBytes: 64Ki"), "replayBytes must be a whole number of bytes between 1Mi and 4Gi"},
+		{"proxy replay bytes too big", proxyBot("replayBytes: 5Gi"), "replayBytes must be a whole number of bytes between 1Mi and 4Gi"},
+		{"proxy replay bytes fractional", proxyBot("replayBytes: '1500000.5'"), "replayBytes must be a whole number of bytes"},
+		{"proxy replay events zero", proxyBot("replayEvents: 0"), "should be greater than or equal to 1"},
+		{"proxy tolerance zero", proxyBot("clientHeartbeatTolerance: 0"), "should be greater than or equal to 1"},
+		{"proxy heartbeat interval too short", proxyBot("clientHeartbeatInterval: 10ms"), "clientHeartbeatInterval must be between 100ms and 5m"},
+		{"proxy heartbeat interval too long", proxyBot("clientHeartbeatInterval: 1h"), "clientHeartbeatInterval must be between 100ms and 5m"},
+		{"proxy startup bound too short", proxyBot("clientStartupBound: 1s"), "clientStartupBound must be between 10s and 30m"},
+		{"proxy without enabled", botYAML("a", "  image: bot:1\n  gatewayProxy:\n    replayEvents: 5\n"), "enabled: Required value"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +121,11 @@ func TestInvalidSpecsAreRejectedWithClearMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// proxyBot is a bot with the gateway proxy on and one more line under gatewayProxy.
+func proxyBot(line string) string {
+	return botYAML("a", "  image: bot:1\n  gatewayProxy:\n    enabled: true\n    "+line+"\n")
 }
 
 func TestValidSpecsAreAcceptedAndDefaulted(t *testing.T) {
@@ -134,6 +156,7 @@ func TestValidSpecsAreAcceptedAndDefaulted(t *testing.T) {
   gateway:
     url: wss://gateway.example:8443/ws
     apiURL: http://discord-fake.test.svc:8080/api/v10
+    compression: zlib-stream
   health:
     leaseDurationSeconds: 300
   podTemplate:
@@ -145,6 +168,29 @@ func TestValidSpecsAreAcceptedAndDefaulted(t *testing.T) {
 `)
 	if _, err := create(t, full); err != nil {
 		t.Fatalf("full bot rejected: %v", err)
+	}
+
+	// A proxy that is off may keep its settings, and any health mode or image.
+	if _, err := create(t, botYAML("proxy-off", "  health:\n    mode: Probes\n  gatewayProxy:\n    enabled: false\n    replayEvents: 5\n")); err != nil {
+		t.Fatalf("bot with the proxy off rejected: %v", err)
+	}
+	for _, line := range []string{"replayBytes: 1048576", "replayBytes: 4Gi", "clientHeartbeatInterval: 100ms", "clientHeartbeatInterval: 5m"} {
+		if _, err := create(t, proxyBot(line)); err != nil {
+			t.Errorf("proxy with %s rejected: %v", line, err)
+		}
+	}
+	obj, err = create(t, botYAML("proxy", "  image: bot:1\n  gatewayProxy:\n    enabled: true\n"))
+	if err != nil {
+		t.Fatalf("bot with the proxy rejected: %v", err)
+	}
+	bot = shardkeeperv1.DiscordBot{}
+	if err := k8s.Scheme().Convert(obj, &bot, nil); err != nil {
+		t.Fatal(err)
+	}
+	p := bot.Spec.GatewayProxy
+	if p == nil || p.ReplayEvents != 10000 || p.ReplayBytes == nil || p.ReplayBytes.Value() != 64<<20 ||
+		p.ClientHeartbeatTolerance != 3 || p.ClientHeartbeatInterval != nil || p.ExposeRealToken {
+		t.Errorf("gatewayProxy defaults = %+v; want 10000 events, 64Mi, tolerance 3, no interval, no real token", p)
 	}
 }
 
@@ -173,5 +219,25 @@ func TestEveryIntentInTheSchemaHasABit(t *testing.T) {
 	mask, err := shardkeeperv1.IntentMask([]shardkeeperv1.Intent{"GUILDS", "GUILD_MESSAGES", "MESSAGE_CONTENT"})
 	if err != nil || mask != 1|1<<9|1<<15 {
 		t.Errorf("IntentMask = %d, %v; want %d", mask, err, 1|1<<9|1<<15)
+	}
+}
+
+// The CRD offers exactly the compressions botruntime speaks: a value it accepted and the
+// bot refused would crash-loop every pod (BadConfiguration).
+func TestEveryGatewayCompressionInTheSchemaIsOneBotruntimeSpeaks(t *testing.T) {
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := k8s.Get(context.Background(), client.ObjectKey{Name: "discordbots.shardkeeper.dev"}, &crd); err != nil {
+		t.Fatal(err)
+	}
+	enum := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["gateway"].Properties["compression"].Enum
+	want := []botruntime.Compression{botruntime.CompressionZstdStream, botruntime.CompressionZlibStream, botruntime.CompressionNone}
+	if len(enum) != len(want) {
+		t.Errorf("the CRD lists %d compressions, botruntime speaks %d", len(enum), len(want))
+	}
+	for _, raw := range enum {
+		name := strings.Trim(string(raw.Raw), `"`)
+		if _, err := botruntime.ParseCompression(name); err != nil {
+			t.Errorf("the CRD accepts compression %s but botruntime refuses it: %v", name, err)
+		}
 	}
 }

@@ -15,10 +15,18 @@
 //     after another (never sharing the CPU), -runs times; the median run is reported, with
 //     the heartbeats the fake saw during the flood.
 //
+//   - transport compression: the cmd/bot binary once per mode (none, zlib-stream,
+//     zstd-stream), side by side, each against a fake Discord of its own, is sent the same
+//     batches of -compression-events MESSAGE_CREATE (chat-like contents, the last one
+//     "!ping", whose reply says every message was handled), -compression-rounds times after
+//     a warm-up batch. The fake counts the bytes it wrote for them; the bot's CPU is read to
+//     the nanosecond from /proc/<pid>/task/*/schedstat.
+//
 // Run it with:
 //
 //	go run ./bench/botside                  # about 3 minutes; or: make bench-botside
 //	go run ./bench/botside -pods 1,4,16,64 -settle 30s -runs 5
+//	go run ./bench/botside -skip-memory -skip-flood      # transport compression only
 //
 // Every wait is bounded and it exits non-zero on its own failures: a bot not Ready in time
 // or reconnecting while idle, a message lost, a client that does not connect.
@@ -47,7 +55,10 @@ type options struct {
 	window         int
 	drainTimeout   time.Duration
 
-	skipMemory, skipFlood bool
+	compressionRounds int
+	compressionEvents int
+
+	skipMemory, skipFlood, skipCompression bool
 }
 
 func main() {
@@ -64,10 +75,17 @@ func main() {
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "how long handlers may take to get the last messages after a flood")
 	flag.BoolVar(&o.skipMemory, "skip-memory", false, "skip the idle memory part")
 	flag.BoolVar(&o.skipFlood, "skip-flood", false, "skip the events per second part")
+	flag.IntVar(&o.compressionRounds, "compression-rounds", 9, "measured batches per compression mode; the median is reported")
+	flag.IntVar(&o.compressionEvents, "compression-events", 1000, "MESSAGE_CREATE per batch in the compression part")
+	flag.BoolVar(&o.skipCompression, "skip-compression", false, "skip the transport compression part")
 	flag.Parse()
 	var err error
 	if o.pods, err = parseSizes(*pods); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if o.compressionRounds < 1 || o.compressionEvents < 2 {
+		fmt.Fprintln(os.Stderr, "-compression-rounds must be at least 1 and -compression-events at least 2")
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {
@@ -92,8 +110,20 @@ func run(o options) error {
 	// A hard bound on the whole run, beyond which something is stuck.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
+	dir, err := os.MkdirTemp("", "botside")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var bin string
+	if !o.skipMemory || !o.skipCompression {
+		fmt.Println("building cmd/bot ...")
+		if bin, err = buildBot(ctx, dir); err != nil {
+			return err
+		}
+	}
 	if !o.skipMemory {
-		if err := runMemory(ctx, o); err != nil {
+		if err := runMemory(ctx, o, bin, dir); err != nil {
 			return err
 		}
 	}
@@ -102,20 +132,15 @@ func run(o options) error {
 			return err
 		}
 	}
+	if !o.skipCompression {
+		if err := runCompression(ctx, o, bin, dir); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func runMemory(ctx context.Context, o options) error {
-	dir, err := os.MkdirTemp("", "botside")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	fmt.Println("building cmd/bot ...")
-	bin, err := buildBot(ctx, dir)
-	if err != nil {
-		return err
-	}
+func runMemory(ctx context.Context, o options, bin, dir string) error {
 	var pods []podResult
 	for _, n := range o.pods {
 		r, err := measurePod(ctx, o, bin, dir, n)

@@ -152,13 +152,13 @@ func botBinary(t *testing.T) string {
 func TestBadConfigurationExitsWithCode2(t *testing.T) {
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	cmd := exec.Command(botBinary(t), "--termination-log="+termLog)
-	cmd.Env = []string{"SHARDKEEPER_SHARD_IDS=0,7", "SHARDKEEPER_SHARD_COUNT=2"}
+	cmd.Env = []string{"SHARDKEEPER_SHARD_IDS=0,7", "SHARDKEEPER_SHARD_COUNT=2", "SHARDKEEPER_GATEWAY_COMPRESSION=zlib"}
 	out, err := cmd.CombinedOutput()
 	exit, ok := err.(*exec.ExitError)
 	if !ok || exit.ExitCode() != botruntime.ExitBadConfig {
 		t.Fatalf("exit %v, want code %d\n%s", err, botruntime.ExitBadConfig, out)
 	}
-	for _, want := range []string{"shard ID 7 is outside 0..1", "no token file"} {
+	for _, want := range []string{"shard ID 7 is outside 0..1", "no token file", `gateway compression "zlib" must be zstd-stream, zlib-stream or none`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -228,8 +228,12 @@ func TestSIGTERMThenANewProcessResumes(t *testing.T) {
 	defer cancel()
 
 	first, logs := botProcess(t, srv, discordtest.DefaultToken, "--resume-state-file="+state)
-	if err := srv.WaitConnected(ctx, 0); err != nil {
-		t.Fatalf("first process never connected: %v\n%s", err, logs)
+	// Connected is not enough: the session exists for the bot once it has read READY,
+	// and the demo bot registers its slash commands right after that.
+	if _, err := srv.WaitStats(ctx, func(s discordtest.Stats) bool {
+		return s.RESTRequests["PUT /applications/{application.id}/commands"] > 0
+	}); err != nil {
+		t.Fatalf("first process never became ready: %v\n%s", err, logs)
 	}
 	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,8 @@
 // Discord does, and REST answers carry Discord's rate limit headers, with a global limit
 // (--global-rate-limit) and per-route buckets. With --enforce-heartbeats a connection whose
 // client sends no heartbeat for 2 heartbeat intervals + 1s is closed with 4009, its
-// session ended.
+// session ended; with --enforce-send-limit one whose client sends more than 120 payloads
+// within 60 s is closed with 4008.
 //
 // Control API:
 //
@@ -37,6 +38,7 @@ import (
 	"time"
 
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
+	"github.com/shardkeeper/shardkeeper/internal/emulatorapi"
 )
 
 func main() {
@@ -50,7 +52,7 @@ type config struct {
 	listen, publicHost, controlListen, token  string
 	guilds, recommendedShards, maxConcurrency int
 	heartbeat                                 time.Duration
-	enforceHeartbeats                         bool
+	enforceHeartbeats, enforceSendLimit       bool
 	globalRateLimit                           int
 }
 
@@ -67,6 +69,8 @@ func parse(args []string) (config, error) {
 	fs.DurationVar(&c.heartbeat, "heartbeat-interval", 41250*time.Millisecond, "gateway heartbeat interval sent in Hello")
 	fs.BoolVar(&c.enforceHeartbeats, "enforce-heartbeats", false,
 		"close a connection with 4009 (ending its session) when its client sends no heartbeat for 2 heartbeat intervals + 1s, as Discord drops a client that stopped heartbeating")
+	fs.BoolVar(&c.enforceSendLimit, "enforce-send-limit", false,
+		"close a connection with 4008 (rate limited; its session stays resumable) when its client sends more than 120 payloads within 60 s, as Discord does")
 	fs.IntVar(&c.globalRateLimit, "global-rate-limit", discordtest.DefaultGlobalRateLimit,
 		"REST requests per second the bot may make (interaction endpoints excepted) before a global 429, as on Discord; 0 turns the global limit off")
 	if err := fs.Parse(args); err != nil {
@@ -127,8 +131,9 @@ func (c config) options() discordtest.Options {
 	}
 	return discordtest.Options{
 		Token: c.token, Guilds: guilds, RecommendedShards: c.recommendedShards, MaxConcurrency: c.maxConcurrency,
-		HeartbeatInterval: c.heartbeat, EnforceHeartbeats: c.enforceHeartbeats, GlobalRateLimit: globalRateLimit,
-		ListenAddr: c.listen, PublicHost: c.publicHost,
+		HeartbeatInterval: c.heartbeat, EnforceHeartbeats: c.enforceHeartbeats, EnforceSendLimit: c.enforceSendLimit,
+		GlobalRateLimit: globalRateLimit,
+		ListenAddr:      c.listen, PublicHost: c.publicHost,
 	}
 }
 
@@ -196,75 +201,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// controlStats is GET /control/stats (documented in docs/discord-emulator.md). The
-// top-level counters before Shards are what internal/localcluster reads: keep them.
-type controlStats struct {
-	Connections           int `json:"connections"`
-	OpenConnections       int `json:"openConnections"`
-	Identifies            int `json:"identifies"`
-	Resumes               int `json:"resumes"`
-	BucketViolations      int `json:"bucketViolations"`
-	SessionStartRemaining int `json:"sessionStartRemaining"`
-	CoverageGaps          int `json:"coverageGaps"`
-
-	ResumeFailures           int                             `json:"resumeFailures"`
-	ConnectionsByCompression map[discordtest.Compression]int `json:"connectionsByCompression"`
-	ServerCloseCodes         map[int]int                     `json:"serverCloseCodes"`
-	BytesSent                int64                           `json:"bytesSent"`
-	REST                     restStats                       `json:"rest"`
-	Shards                   map[int]shardStats              `json:"shards"`
-}
-
-type restStats struct {
-	Requests          map[string]int `json:"requests"`
-	RateLimited       map[string]int `json:"rateLimited"`
-	GlobalRateLimited int            `json:"globalRateLimited"`
-}
-
-// shardStats is one shard ID across all its connections.
-type shardStats struct {
-	Connected       bool                      `json:"connected"`
-	Connections     int                       `json:"connections"`
-	Compression     discordtest.Compression   `json:"compression"`
-	Compressions    []discordtest.Compression `json:"compressions"`
-	Identifies      int                       `json:"identifies"`
-	Resumes         int                       `json:"resumes"`
-	ResumeFailures  int                       `json:"resumeFailures"`
-	CloseCodes      closeCodes                `json:"closeCodes"`
-	EventsDelivered int                       `json:"eventsDelivered"`
-	Replayed        int                       `json:"replayed"`
-	Heartbeats      int                       `json:"heartbeats"`
-	BytesSent       int64                     `json:"bytesSent"`
-	SessionID       string                    `json:"sessionId"`
-	LastSeq         int                       `json:"lastSeq"`
-}
-
-// closeCodes count how the shard's connections ended, by close code: the codes its
-// client sent (0: none, the connection was cut) and the codes the server sent.
-type closeCodes struct {
-	Client map[int]int `json:"client"`
-	Server map[int]int `json:"server"`
-}
-
-func newControlStats(srv *discordtest.Server) controlStats {
+// newControlStats is GET /control/stats (internal/emulatorapi, documented in
+// docs/discord-emulator.md).
+func newControlStats(srv *discordtest.Server) emulatorapi.Stats {
 	st := srv.Stats()
-	out := controlStats{
+	out := emulatorapi.Stats{
 		Connections: st.Connections, OpenConnections: st.OpenConnections, Identifies: st.Identifies,
 		Resumes: st.Resumes, BucketViolations: st.BucketViolations, SessionStartRemaining: st.SessionStartRemaining,
 		CoverageGaps:             len(srv.CoverageGaps()),
 		ResumeFailures:           st.ResumeFailures,
-		ConnectionsByCompression: st.ConnectionsByCompression,
+		ConnectionsByCompression: map[string]int{},
 		ServerCloseCodes:         st.ServerCloseCodes,
 		BytesSent:                st.BytesSent,
-		REST:                     restStats{Requests: st.RESTRequests, RateLimited: st.RESTRateLimited, GlobalRateLimited: st.RESTGlobalRateLimited},
-		Shards:                   map[int]shardStats{},
+		REST:                     emulatorapi.RESTStats{Requests: st.RESTRequests, RateLimited: st.RESTRateLimited, GlobalRateLimited: st.RESTGlobalRateLimited},
+		Shards:                   map[int]emulatorapi.ShardStats{},
+	}
+	for c, n := range st.ConnectionsByCompression {
+		out.ConnectionsByCompression[string(c)] = n
 	}
 	for id, sh := range st.PerShard {
-		out.Shards[id] = shardStats{
+		compressions := make([]string, len(sh.Compressions))
+		for i, c := range sh.Compressions {
+			compressions[i] = string(c)
+		}
+		ops := sh.OpsReceived
+		if ops == nil {
+			ops = []map[int]int{}
+		}
+		out.Shards[id] = emulatorapi.ShardStats{
 			Connected:   srv.Connected(id),
-			Connections: sh.Connections, Compression: sh.Compression, Compressions: sh.Compressions,
-			Identifies: sh.Identifies, Resumes: sh.Resumes, ResumeFailures: sh.ResumeFailures,
-			CloseCodes:      closeCodes{Client: countCodes(sh.ClientCloseCodes), Server: countCodes(sh.ServerCloseCodes)},
+			Connections: sh.Connections, Compression: string(sh.Compression), Compressions: compressions,
+			Identifies: sh.Identifies, IdentifiesUnanswered: sh.IdentifiesUnanswered,
+			Resumes: sh.Resumes, ResumeFailures: sh.ResumeFailures, ResumesUnanswered: sh.ResumesUnanswered,
+			OpsReceived:     ops,
+			CloseCodes:      emulatorapi.CloseCodes{Client: countCodes(sh.ClientCloseCodes), Server: countCodes(sh.ServerCloseCodes)},
 			EventsDelivered: sh.EventsSent, Replayed: sh.Replayed, Heartbeats: sh.Heartbeats,
 			BytesSent: sh.BytesSent, SessionID: sh.SessionID, LastSeq: sh.LastSeq,
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
+	"github.com/shardkeeper/shardkeeper/internal/emulatorapi"
 )
 
 func TestParseRejectsBadFlags(t *testing.T) {
@@ -26,6 +27,7 @@ func TestParseRejectsBadFlags(t *testing.T) {
 		"unknown flag":               {"--shards", "2"},
 		"negative global rate limit": {"--global-rate-limit", "-1"},
 		"not a bool":                 {"--enforce-heartbeats=maybe"},
+		"send limit not a bool":      {"--enforce-send-limit=often"},
 	}
 	for name, args := range tests {
 		if _, err := parse(args); err == nil {
@@ -119,8 +121,8 @@ func TestFlagsReachTheFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := c.options(); o.EnforceHeartbeats || o.GlobalRateLimit != discordtest.DefaultGlobalRateLimit || len(o.Guilds) != 4 {
-		t.Fatalf("defaults: enforce heartbeats %v, global rate limit %d, %d guilds", o.EnforceHeartbeats, o.GlobalRateLimit, len(o.Guilds))
+	if o := c.options(); o.EnforceHeartbeats || o.EnforceSendLimit || o.GlobalRateLimit != discordtest.DefaultGlobalRateLimit || len(o.Guilds) != 4 {
+		t.Fatalf("defaults: enforce heartbeats %v, send limit %v, global rate limit %d, %d guilds", o.EnforceHeartbeats, o.EnforceSendLimit, o.GlobalRateLimit, len(o.Guilds))
 	}
 	c, err = parse([]string{"--enforce-heartbeats", "--global-rate-limit", "0", "--heartbeat-interval", "2s"})
 	if err != nil {
@@ -145,7 +147,7 @@ func startEmulator(t *testing.T, flags ...string) (*discordtest.Server, string) 
 	return srv, control.URL
 }
 
-func getStats(t *testing.T, controlURL string) (controlStats, map[string]any) {
+func getStats(t *testing.T, controlURL string) (emulatorapi.Stats, map[string]any) {
 	t.Helper()
 	resp, err := http.Get(controlURL + "/control/stats")
 	if err != nil {
@@ -153,7 +155,7 @@ func getStats(t *testing.T, controlURL string) (controlStats, map[string]any) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	var st controlStats
+	var st emulatorapi.Stats
 	var raw map[string]any
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("stats %s: %v", body, err)
@@ -204,11 +206,11 @@ func TestEnforcedHeartbeatsAndStats(t *testing.T) {
 	if !ok {
 		t.Fatalf("no shard 0 in %+v", st)
 	}
-	if shard.Connections != 1 || shard.Identifies != 1 || shard.Connected || shard.Compression != discordtest.CompressionZstdStream ||
+	if shard.Connections != 1 || shard.Identifies != 1 || shard.Connected || shard.Compression != string(discordtest.CompressionZstdStream) ||
 		len(shard.Compressions) != 1 || shard.EventsDelivered != 1 || shard.CloseCodes.Server[4009] != 1 || shard.BytesSent == 0 {
 		t.Fatalf("shard 0 stats %+v", shard)
 	}
-	if st.ServerCloseCodes[4009] != 1 || st.ConnectionsByCompression[discordtest.CompressionZstdStream] != 1 || st.Identifies != 1 {
+	if st.ServerCloseCodes[4009] != 1 || st.ConnectionsByCompression[string(discordtest.CompressionZstdStream)] != 1 || st.Identifies != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 	// The JSON keys are the documented ones.
@@ -336,4 +338,76 @@ func dialGateway(t *testing.T, srv *discordtest.Server) *websocket.Conn {
 	t.Cleanup(func() { _ = ws.Close() })
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	return ws
+}
+
+// TestEnforcedSendLimitAndWhatEachConnectionSent: with --enforce-send-limit a client that
+// sends more than 120 payloads within 60 s is closed with 4008, and /control/stats lists
+// each connection's payloads by opcode and the resumes left unanswered.
+func TestEnforcedSendLimitAndWhatEachConnectionSent(t *testing.T) {
+	srv, control := startEmulator(t, "--enforce-send-limit", "--guilds", "0")
+	ws := dialGateway(t, srv)
+	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
+		"token": discordtest.DefaultToken, "intents": 1, "shard": []int{0, 1},
+		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var sessionID string
+	for sessionID == "" {
+		var f gatewayFrame
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatal(err)
+		}
+		if f.T == "READY" {
+			var d struct {
+				SessionID string `json:"session_id"`
+			}
+			_ = json.Unmarshal(f.D, &d)
+			sessionID = d.SessionID
+		}
+	}
+	presence := map[string]any{"op": 3, "d": map[string]any{"since": nil, "activities": []any{}, "status": "online", "afk": false}}
+	for range 120 { // with the identify, one more than the limit
+		if err := ws.WriteJSON(presence); err != nil {
+			break
+		}
+	}
+	var closeErr *websocket.CloseError
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if !errors.As(err, &closeErr) || closeErr.Code != discordtest.CloseRateLimited {
+				t.Fatalf("connection ended with %v, want close 4008", err)
+			}
+			break
+		}
+	}
+
+	// A resume the fake is told to leave unanswered.
+	srv.SetResumeAnswer(0, discordtest.ResumeUnanswered)
+	ws = dialGateway(t, srv)
+	if err := ws.WriteJSON(map[string]any{"op": 6, "d": map[string]any{"token": discordtest.DefaultToken, "session_id": sessionID, "seq": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var st emulatorapi.Stats
+	var raw map[string]any
+	for {
+		st, raw = getStats(t, control)
+		if st.Shards[0].ResumesUnanswered == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	shard := st.Shards[0]
+	if shard.ResumesUnanswered != 1 || shard.CloseCodes.Server[4008] != 1 || st.ServerCloseCodes[4008] != 1 {
+		t.Fatalf("shard 0 stats %+v", shard)
+	}
+	if len(shard.OpsReceived) != 2 || shard.OpsReceived[0][2] != 1 || shard.OpsReceived[0][3] != 120 || shard.OpsReceived[1][6] != 1 {
+		t.Fatalf("opsReceived %v, want the identify and 120 presence updates, then the resume", shard.OpsReceived)
+	}
+	// The JSON keys are the documented ones.
+	jsonShard := raw["shards"].(map[string]any)["0"].(map[string]any)
+	if jsonShard["resumesUnanswered"] != 1.0 || jsonShard["opsReceived"].([]any)[1].(map[string]any)["6"] != 1.0 {
+		t.Fatalf("shards.0 = %v", jsonShard)
+	}
 }

@@ -30,6 +30,7 @@ var version = "dev"
 
 type options struct {
 	defaultBotImage         string
+	gatewayProxyImage       string
 	watchNamespaces         string
 	metricsAddr             string
 	probeAddr               string
@@ -46,6 +47,8 @@ func main() {
 	var o options
 	flag.StringVar(&o.defaultBotImage, "default-bot-image", "ghcr.io/shardkeeper/bot:"+version,
 		"Bot image for DiscordBots that set no spec.image.")
+	flag.StringVar(&o.gatewayProxyImage, "gateway-proxy-image", "ghcr.io/shardkeeper/gateway-proxy:"+version,
+		"Gateway proxy image for DiscordBots with spec.gatewayProxy that set no spec.gatewayProxy.image.")
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch for DiscordBots; empty watches all namespaces.")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
@@ -80,6 +83,9 @@ func run(o options) error {
 	log := ctrl.Log.WithName("setup")
 	if strings.TrimSpace(o.defaultBotImage) == "" {
 		return errors.New("--default-bot-image must not be empty")
+	}
+	if strings.TrimSpace(o.gatewayProxyImage) == "" {
+		return errors.New("--gateway-proxy-image must not be empty")
 	}
 	namespaces, err := parseNamespaces(o.watchNamespaces)
 	if err != nil {
@@ -118,6 +124,7 @@ func run(o options) error {
 
 	ctx := ctrl.SetupSignalHandler()
 	reconciler := controllers.NewDiscordBotReconciler(mgr, o.defaultBotImage)
+	reconciler.DefaultGatewayProxyImage = o.gatewayProxyImage
 	reconciler.DiscordAPIURL = o.discordAPIURL
 	reconciler.TrustedHosts = trusted
 	reconciler.GatewayCheckInterval = o.gatewayCheckInterval
@@ -138,7 +145,7 @@ func run(o options) error {
 		return err
 	}
 
-	log.Info("starting operator", "version", version, "defaultBotImage", o.defaultBotImage,
+	log.Info("starting operator", "version", version, "defaultBotImage", o.defaultBotImage, "gatewayProxyImage", o.gatewayProxyImage,
 		"watchNamespaces", namespaces, "leaderElection", o.leaderElect, "tokenHosts", trusted.String())
 	return mgr.Start(ctx)
 }

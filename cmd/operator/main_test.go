@@ -42,11 +42,18 @@ func TestRunRefusesAnUntrustedDiscordAPIURL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.o.defaultBotImage = "bot:test"
+			tc.o.defaultBotImage, tc.o.gatewayProxyImage = "bot:test", "proxy:test"
 			err := run(tc.o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("run = %v, want an error about %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRunRefusesAnEmptyGatewayProxyImage(t *testing.T) {
+	err := run(options{defaultBotImage: "bot:test", gatewayProxyImage: " "})
+	if err == nil || !strings.Contains(err.Error(), "--gateway-proxy-image") {
+		t.Fatalf("run = %v, want an error about --gateway-proxy-image", err)
 	}
 }

@@ -46,10 +46,13 @@
 // connection), and the server then records 0 — exactly what Discord would see.
 //
 // Tests script failures through hooks that act on a shard's current connection
-// (SetACKs, Cut, CloseWith, Reconnect, InvalidSession), inject events (Dispatch,
+// (SetACKs, Cut, CloseWith, Reconnect, InvalidSession), on its identifies
+// (SetIdentifyAnswer: never answered) or on the resumes of its sessions
+// (SetResumeAnswer: never answered, or replayed without RESUMED), inject events (Dispatch,
 // DispatchToShard, SendMessage, SendSlashCommand, SendButtonPress) and observe the
-// client through Stats (identifies, resumes, heartbeat arrival times, the close code
-// the client sent, the identify log with bucket violations, ...), WaitConnected,
+// client through Stats (identifies, resumes, heartbeat arrival times, the payloads
+// received on each connection by opcode, the close code the client sent, the identify
+// log with bucket violations, ...), WaitConnected,
 // WaitStats, Replies and WaitReply. Every method is safe for concurrent use.
 //
 // The REST side serves what discord.py and discord.js call from login to a reply:
@@ -102,12 +105,23 @@
 //     Options.RouteRateLimits says otherwise. Sub-limits (shared-resource 429s with
 //     X-RateLimit-Scope: shared), the invalid-request (Cloudflare) ban and per-IP limits
 //     of unauthenticated requests are not modelled.
-//   - No caching, no state beyond what is listed above: channels, members, roles are
-//     not modelled; a guild's only channel is a text channel "general" whose ID equals
-//     the guild ID.
+//   - Guilds are modelled only as far as a gateway cache needs: settings, channels,
+//     threads, roles, listed members and member_count, emojis (guilds.go). Each change
+//     (UpdateGuild, Create/Update/DeleteChannel, ...Thread, ...Role, Add/Update/
+//     RemoveMember, SetEmojis, SetGuildUnavailable, AddGuild, RemoveGuild) dispatches
+//     its event to the guild's shard, and GuildCreate is the GUILD_CREATE sent on
+//     identify. A new guild has a text channel "general" and an @everyone role whose
+//     IDs are the guild's, and the bot listed as a member. Voice states, presences,
+//     stickers, stage instances and scheduled events stay empty; REST does not read or
+//     change this state.
 //   - Gateway commands other than Heartbeat, Identify and Resume (presence update,
 //     voice state update, request guild members, ...) are accepted once authenticated
-//     and otherwise ignored.
+//     and counted (ShardStats.OpsReceived). Request guild members is answered with one
+//     GUILD_MEMBERS_CHUNK of the listed members (query or user_ids, limit, nonce); the
+//     others are otherwise ignored. Discord's send limit (120
+//     payloads per connection every 60 s, else a 4008 close) is counted, and enforced
+//     only with Options.EnforceSendLimit: tests of a client's limiter may run it on a
+//     fake clock the server does not share.
 //   - Voice, sharded "max_concurrency" waiting rooms, guild subscriptions and
 //     everything else Discord does are out of scope.
 package discordtest

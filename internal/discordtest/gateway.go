@@ -106,6 +106,11 @@ type wsConn struct {
 	lastBeat    time.Time
 	earlyBeats  []time.Time // heartbeats before the shard was known
 	earlyACKs   int
+	// opsReceived counts the client's payloads by opcode; its shard's
+	// ShardStats.OpsReceived shares the map once the connection is counted.
+	opsReceived map[int]int
+	// sends is the client's payloads within the send limit's window (EnforceSendLimit).
+	sends sendLimitWindow
 
 	outbox []outFrame
 	wake   chan struct{} // capacity 1: outbox has frames
@@ -438,7 +443,14 @@ func (s *Server) attachLocked(c *wsConn, sess *session) {
 	s.coverageDirty = true
 	c.sess = sess
 	sess.conn = c
-	st := s.shardLocked(sess.shard)
+	st := s.claimLocked(c, sess.shard)
+	st.stats.SessionID = sess.id
+}
+
+// claimLocked makes the connection the shard's current one and counts it in the shard's
+// stats, with what it carried before the shard was known. Server.mu must be held.
+func (s *Server) claimLocked(c *wsConn, shard int) *shardState {
+	st := s.shardLocked(shard)
 	if c.shard < 0 {
 		// Heartbeats that arrived before the shard was known.
 		st.stats.Heartbeats += len(c.earlyBeats)
@@ -446,15 +458,19 @@ func (s *Server) attachLocked(c *wsConn, sess *session) {
 		st.stats.ACKs += c.earlyACKs
 		c.earlyBeats, c.earlyACKs = nil, 0
 	}
-	c.shard = sess.shard
+	c.shard = shard
 	if !c.counted {
 		c.counted = true
 		st.stats.Connections++
 		st.stats.Compression = c.compression
 		st.stats.Compressions = append(st.stats.Compressions, c.compression)
+		if c.opsReceived == nil {
+			c.opsReceived = map[int]int{}
+		}
+		st.stats.OpsReceived = append(st.stats.OpsReceived, c.opsReceived)
 	}
 	st.conn = c
-	st.stats.SessionID = sess.id
+	return st
 }
 
 // countServerCloseLocked records a close frame the server sends on c. Server.mu must be
@@ -495,6 +511,14 @@ func (s *Server) handleLocked(c *wsConn, mt int, data []byte) {
 		s.closeConnLocked(c, CloseDecodeError, "Error while decoding payload.")
 		return
 	}
+	if c.opsReceived == nil {
+		c.opsReceived = map[int]int{}
+	}
+	c.opsReceived[*p.Op]++
+	if s.opts.EnforceSendLimit && c.sends.overLimit(time.Now()) {
+		s.closeConnLocked(c, CloseRateLimited, "You are being rate limited.")
+		return
+	}
 	switch *p.Op {
 	case opHeartbeat:
 		s.handleHeartbeatLocked(c)
@@ -505,8 +529,12 @@ func (s *Server) handleLocked(c *wsConn, mt int, data []byte) {
 	case opPresenceUpdate, opVoiceStateUpdate, opRequestGuildMembers, opRequestSoundboardSounds:
 		if c.sess == nil {
 			s.closeConnLocked(c, CloseNotAuthenticated, "Not authenticated.")
+			return
 		}
-		// Accepted and otherwise ignored.
+		if *p.Op == opRequestGuildMembers {
+			s.answerMembersLocked(c.sess, p.D)
+		}
+		// The others are accepted and otherwise ignored.
 	default:
 		s.closeConnLocked(c, CloseUnknownOpcode, "Unknown opcode.")
 	}
@@ -577,10 +605,6 @@ func (s *Server) handleIdentifyLocked(c *wsConn, d json.RawMessage) {
 	}
 
 	now := time.Now()
-	sess := &session{id: randomHex(16), shard: shard, shardCount: count, intents: intents}
-	s.sessions[sess.id] = sess
-
-	s.identifies++
 	bucket := shard % s.opts.MaxConcurrency
 	violation := false
 	if last, ok := s.lastIdentify[bucket]; ok && now.Sub(last) < s.opts.IdentifyInterval {
@@ -588,21 +612,31 @@ func (s *Server) handleIdentifyLocked(c *wsConn, d json.RawMessage) {
 		s.bucketViolations++
 	}
 	s.lastIdentify[bucket] = now
-	s.identifyLog = append(s.identifyLog, IdentifyRecord{
-		Shard: shard, Bucket: bucket, At: now, ShardCount: count, Intents: intents,
-		SessionID: sess.id, Violation: violation,
-	})
 	s.refillSessionStartsLocked(now)
 	if s.sessionRemaining > 0 {
 		s.sessionRemaining--
 	}
+	if s.identifyAnswers[shard] == IdentifyUnanswered {
+		// Read and forgotten: the connection stays unauthenticated, its heartbeats ACKed.
+		s.claimLocked(c, shard).stats.IdentifiesUnanswered++
+		return
+	}
+
+	sess := &session{id: randomHex(16), shard: shard, shardCount: count, intents: intents}
+	s.sessions[sess.id] = sess
+	s.identifies++
+	s.identifyLog = append(s.identifyLog, IdentifyRecord{
+		Shard: shard, Bucket: bucket, At: now, ShardCount: count, Intents: intents,
+		SessionID: sess.id, Violation: violation,
+	})
 	s.shardLocked(shard).stats.Identifies++
 
 	s.attachLocked(c, sess)
 	s.dispatchLocked(sess, "READY", mustMarshal(s.readyPayload(sess)), false, false)
-	for _, g := range s.opts.Guilds {
-		if ShardForGuild(g, count) == shard {
-			s.dispatchLocked(sess, "GUILD_CREATE", mustMarshal(s.guildCreatePayload(g)), true, true)
+	for _, id := range s.guildOrder {
+		// A guild in an outage stays unavailable: its GUILD_CREATE comes when it is back.
+		if g := s.guilds[id]; ShardForGuild(id, count) == shard && !g.unavailable {
+			s.dispatchLocked(sess, "GUILD_CREATE", mustMarshal(g.object(s)), true, true)
 		}
 	}
 }
@@ -647,19 +681,29 @@ func (s *Server) handleResumeLocked(c *wsConn, d json.RawMessage) {
 		s.closeConnLocked(c, CloseInvalidSeq, "Invalid seq.")
 		return
 	}
+	answer := s.resumeAnswers[sess.shard]
+	if answer == ResumeUnanswered {
+		// Read and forgotten: the connection stays unauthenticated, its heartbeats ACKed.
+		s.claimLocked(c, sess.shard).stats.ResumesUnanswered++
+		return
+	}
 	if old := sess.conn; old != nil && old != c {
 		// The session moves to the new connection; the old one is closed.
 		s.closeConnLocked(old, CloseSessionTimedOut, "Session resumed on another connection.")
 	}
 
-	s.resumes++
-	s.shardLocked(sess.shard).stats.Resumes++
 	s.attachLocked(c, sess)
 	for _, ev := range sess.events {
 		if ev.seq > seq {
 			c.enqueueLocked(outFrame{data: ev.frame, event: true, replay: true, shard: sess.shard})
 		}
 	}
+	if answer == ResumeWithoutResumed {
+		s.shardLocked(sess.shard).stats.ResumesUnanswered++
+		return
+	}
+	s.resumes++
+	s.shardLocked(sess.shard).stats.Resumes++
 	s.dispatchLocked(sess, "RESUMED", json.RawMessage(`{}`), false, false)
 }
 

@@ -121,7 +121,7 @@ type readyPayload struct {
 
 func (s *Server) readyPayload(sess *session) readyPayload {
 	guilds := []unavailableGuild{}
-	for _, g := range s.opts.Guilds {
+	for _, g := range s.guildOrder {
 		if ShardForGuild(g, sess.shardCount) == sess.shard {
 			guilds = append(guilds, unavailableGuild{ID: jsonID(g), Unavailable: true})
 		}
@@ -218,84 +218,57 @@ func newMember(u *userObject, joined time.Time) memberObject {
 	return memberObject{User: u, Roles: []jsonID{}, JoinedAt: timestamp(joined)}
 }
 
-type guildObject struct {
-	ID                          jsonID          `json:"id"`
-	Name                        string          `json:"name"`
-	Icon                        *string         `json:"icon"`
-	Splash                      *string         `json:"splash"`
-	DiscoverySplash             *string         `json:"discovery_splash"`
-	OwnerID                     jsonID          `json:"owner_id"`
-	AfkChannelID                *jsonID         `json:"afk_channel_id"`
-	AfkTimeout                  int             `json:"afk_timeout"`
-	VerificationLevel           int             `json:"verification_level"`
-	DefaultMessageNotifications int             `json:"default_message_notifications"`
-	ExplicitContentFilter       int             `json:"explicit_content_filter"`
-	Roles                       []roleObject    `json:"roles"`
-	Emojis                      []empty         `json:"emojis"`
-	Stickers                    []empty         `json:"stickers"`
-	Features                    []string        `json:"features"`
-	MFALevel                    int             `json:"mfa_level"`
-	ApplicationID               *jsonID         `json:"application_id"`
-	SystemChannelID             *jsonID         `json:"system_channel_id"`
-	SystemChannelFlags          int             `json:"system_channel_flags"`
-	RulesChannelID              *jsonID         `json:"rules_channel_id"`
-	MaxPresences                *int            `json:"max_presences"`
-	MaxMembers                  int             `json:"max_members"`
-	VanityURLCode               *string         `json:"vanity_url_code"`
-	Description                 *string         `json:"description"`
-	Banner                      *string         `json:"banner"`
-	PremiumTier                 int             `json:"premium_tier"`
-	PremiumSubscriptionCount    int             `json:"premium_subscription_count"`
-	PreferredLocale             string          `json:"preferred_locale"`
-	PublicUpdatesChannelID      *jsonID         `json:"public_updates_channel_id"`
-	NSFWLevel                   int             `json:"nsfw_level"`
-	PremiumProgressBarEnabled   bool            `json:"premium_progress_bar_enabled"`
-	JoinedAt                    string          `json:"joined_at"`
-	Large                       bool            `json:"large"`
-	Unavailable                 bool            `json:"unavailable"`
-	MemberCount                 int             `json:"member_count"`
-	VoiceStates                 []empty         `json:"voice_states"`
-	Members                     []memberObject  `json:"members"`
-	Channels                    []channelObject `json:"channels"`
-	Threads                     []empty         `json:"threads"`
-	Presences                   []empty         `json:"presences"`
-	StageInstances              []empty         `json:"stage_instances"`
-	GuildScheduledEvents        []empty         `json:"guild_scheduled_events"`
-	SoundboardSounds            []empty         `json:"soundboard_sounds"`
+// guildFields are the fields of a guild object that GUILD_UPDATE carries.
+type guildFields struct {
+	ID                          jsonID        `json:"id"`
+	Name                        string        `json:"name"`
+	Icon                        *string       `json:"icon"`
+	Splash                      *string       `json:"splash"`
+	DiscoverySplash             *string       `json:"discovery_splash"`
+	OwnerID                     jsonID        `json:"owner_id"`
+	AfkChannelID                *jsonID       `json:"afk_channel_id"`
+	AfkTimeout                  int           `json:"afk_timeout"`
+	VerificationLevel           int           `json:"verification_level"`
+	DefaultMessageNotifications int           `json:"default_message_notifications"`
+	ExplicitContentFilter       int           `json:"explicit_content_filter"`
+	Roles                       []roleObject  `json:"roles"`
+	Emojis                      []emojiObject `json:"emojis"`
+	Stickers                    []empty       `json:"stickers"`
+	Features                    []string      `json:"features"`
+	MFALevel                    int           `json:"mfa_level"`
+	ApplicationID               *jsonID       `json:"application_id"`
+	SystemChannelID             *jsonID       `json:"system_channel_id"`
+	SystemChannelFlags          int           `json:"system_channel_flags"`
+	RulesChannelID              *jsonID       `json:"rules_channel_id"`
+	MaxPresences                *int          `json:"max_presences"`
+	MaxMembers                  int           `json:"max_members"`
+	VanityURLCode               *string       `json:"vanity_url_code"`
+	Description                 *string       `json:"description"`
+	Banner                      *string       `json:"banner"`
+	PremiumTier                 int           `json:"premium_tier"`
+	PremiumSubscriptionCount    int           `json:"premium_subscription_count"`
+	PreferredLocale             string        `json:"preferred_locale"`
+	PublicUpdatesChannelID      *jsonID       `json:"public_updates_channel_id"`
+	NSFWLevel                   int           `json:"nsfw_level"`
+	PremiumProgressBarEnabled   bool          `json:"premium_progress_bar_enabled"`
 }
 
-// guildCreatePayload is the GUILD_CREATE of a fake guild: named "guild-<id>", one
-// @everyone role (ID = guild ID), one text channel "general" (ID = guild ID), and two
-// members (the bot, listed, and the test user).
-func (s *Server) guildCreatePayload(guildID uint64) guildObject {
-	bot := s.botUser()
-	joined := time.Now()
-	return guildObject{
-		ID:      jsonID(guildID),
-		Name:    "guild-" + strconv.FormatUint(guildID, 10),
-		OwnerID: jsonID(GuildOwnerID),
-		Roles: []roleObject{{
-			ID:          jsonID(guildID),
-			Name:        "@everyone",
-			Permissions: memberPermissions,
-		}},
-		Emojis:               []empty{},
-		Stickers:             []empty{},
-		Features:             []string{},
-		SystemChannelID:      sfPtr(guildID),
-		MaxMembers:           500000,
-		PreferredLocale:      "en-US",
-		JoinedAt:             timestamp(joined),
-		MemberCount:          2,
-		VoiceStates:          []empty{},
-		Members:              []memberObject{newMember(&bot, joined)},
-		Channels:             []channelObject{generalChannel(guildID)},
-		Threads:              []empty{},
-		Presences:            []empty{},
-		StageInstances:       []empty{},
-		GuildScheduledEvents: []empty{},
-		SoundboardSounds:     []empty{},
-	}
+// guildObject is the "d" of GUILD_CREATE: the guild and what only GUILD_CREATE has.
+// Built from the server's guild state (guilds.go).
+type guildObject struct {
+	guildFields
+	JoinedAt             string          `json:"joined_at"`
+	Large                bool            `json:"large"`
+	Unavailable          bool            `json:"unavailable"`
+	MemberCount          int             `json:"member_count"`
+	VoiceStates          []empty         `json:"voice_states"`
+	Members              []memberObject  `json:"members"`
+	Channels             []channelObject `json:"channels"`
+	Threads              []threadObject  `json:"threads"`
+	Presences            []empty         `json:"presences"`
+	StageInstances       []empty         `json:"stage_instances"`
+	GuildScheduledEvents []empty         `json:"guild_scheduled_events"`
+	SoundboardSounds     []empty         `json:"soundboard_sounds"`
 }
 
 type messageObject struct {

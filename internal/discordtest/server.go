@@ -80,6 +80,12 @@ type Options struct {
 	// session) when the client sent no heartbeat for 2*HeartbeatInterval + 1s.
 	// Off by default.
 	EnforceHeartbeats bool
+	// EnforceSendLimit makes the server close a connection with 4008 (Rate limited; the
+	// session stays resumable) on the client's payload that is one more than SendLimit
+	// (120) within SendLimitWindow (60 s), counting every payload it sent (heartbeats,
+	// identify, resume, commands), as Discord does. Off by default: tests of a client's
+	// own limiter may run it on a fake clock the server does not share.
+	EnforceSendLimit bool
 	// Guilds are the guild IDs the bot is in. After READY each one that routes to the
 	// identifying shard is sent as GUILD_CREATE.
 	Guilds []uint64
@@ -211,8 +217,8 @@ type Stats struct {
 	PerShard map[int]ShardStats
 	// IdentifyLog has one record per accepted identify, in order.
 	IdentifyLog []IdentifyRecord
-	// BucketViolations counts identifies that came less than Options.IdentifyInterval
-	// after the previous identify of the same bucket.
+	// BucketViolations counts identifies (answered or not, SetIdentifyAnswer) that came
+	// less than Options.IdentifyInterval after the previous identify of the same bucket.
 	BucketViolations int
 	// SessionStartRemaining is the current session_start_limit.remaining.
 	SessionStartRemaining int
@@ -256,11 +262,17 @@ type ShardStats struct {
 	// compression it used.
 	Compressions []Compression
 	Identifies   int
-	Resumes      int
+	// IdentifiesUnanswered counts identifies of this shard that got no READY because
+	// SetIdentifyAnswer said so; they are not in Identifies.
+	IdentifiesUnanswered int
+	Resumes              int
 	// ResumeFailures counts resumes of this shard's sessions answered with op 9 d=false
 	// or closed with 4007. A resume naming a session the server never had has no shard
 	// and is only in Stats.ResumeFailures.
 	ResumeFailures int
+	// ResumesUnanswered counts resumes of this shard's sessions that got no RESUMED
+	// because SetResumeAnswer said so; they are not in Resumes.
+	ResumesUnanswered int
 	// Heartbeats is the number of op 1 heartbeats received (including those received
 	// on the connection before it identified/resumed).
 	Heartbeats int
@@ -285,6 +297,11 @@ type ShardStats struct {
 	// BytesSent is the number of websocket message bytes written on this shard's
 	// connections once they authenticated, after transport compression.
 	BytesSent int64
+	// OpsReceived has one entry per connection of this shard, in order: the payloads the
+	// client sent on it, by opcode (heartbeats, identify, resume, presence updates, ...),
+	// counting those sent before the connection authenticated. Discord allows 120 per
+	// connection every 60 s.
+	OpsReceived []map[int]int
 	// SessionID is the ID of the shard's most recent session (from identify or resume).
 	SessionID string
 	// LastSeq is the last sequence number of that session.
@@ -296,6 +313,13 @@ func (st ShardStats) clone() ShardStats {
 	st.ClientCloseCodes = append([]int(nil), st.ClientCloseCodes...)
 	st.ServerCloseCodes = append([]int(nil), st.ServerCloseCodes...)
 	st.Compressions = append([]Compression(nil), st.Compressions...)
+	if st.OpsReceived != nil {
+		ops := make([]map[int]int, len(st.OpsReceived))
+		for i, m := range st.OpsReceived {
+			ops[i] = maps.Clone(m)
+		}
+		st.OpsReceived = ops
+	}
 	return st
 }
 
@@ -339,6 +363,14 @@ type Server struct {
 	serverCloseCodes         map[int]int
 	bytesSent                int64
 
+	resumeAnswers   map[int]ResumeAnswer   // by shard (SetResumeAnswer); none: ResumeAnswered
+	identifyAnswers map[int]IdentifyAnswer // by shard (SetIdentifyAnswer); none: IdentifyAnswered
+
+	// guilds is the state of every guild the bot is in (guilds.go); guildOrder lists
+	// them in the order READY does.
+	guilds     map[uint64]*guildState
+	guildOrder []uint64
+
 	commands      map[uint64][]json.RawMessage // guild ID (0 = global) -> commands
 	channelGuilds map[uint64]uint64            // channel ID -> guild ID, from SendMessage
 	replies       []Reply
@@ -375,6 +407,14 @@ func NewServer(opts Options) *Server {
 		serverCloseCodes:         map[int]int{},
 		rateBuckets:              map[string]*rateWindow{},
 		restRateLimited:          map[string]int{},
+	}
+	s.guilds = make(map[uint64]*guildState, len(s.opts.Guilds))
+	joined := time.Now()
+	for _, id := range s.opts.Guilds {
+		if _, dup := s.guilds[id]; !dup {
+			s.guilds[id] = s.newGuildState(id, joined)
+			s.guildOrder = append(s.guildOrder, id)
+		}
 	}
 	s.sessionRemaining = s.opts.SessionStartRemaining
 	s.sessionResetAt = time.Now().Add(s.opts.SessionStartResetAfter)
@@ -631,12 +671,7 @@ func (s *Server) Dispatch(guildID uint64, eventType string, data any) {
 	raw := mustMarshal(data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, sess := range s.liveSessionsLocked() {
-		if ShardForGuild(guildID, sess.shardCount) == sess.shard {
-			s.dispatchLocked(sess, eventType, raw, true, true)
-		}
-	}
-	s.notifyLocked()
+	s.dispatchGuildLocked(guildID, eventType, raw)
 }
 
 // DispatchToShard is Dispatch for events that belong to no guild (e.g. direct

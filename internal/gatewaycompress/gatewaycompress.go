@@ -109,21 +109,56 @@ func (e *Encoder) Close() { _ = e.w.Close() }
 // bytes the peer has not sent. The connection's context is unusable after it.
 var ErrIncomplete = errors.New("a compressed gateway frame does not hold a whole message")
 
+// ErrPayloadTooLarge means a frame decoded to more than the decoder's payload limit
+// (Decoder.LimitPayload). Decoding stops at the limit, so a small frame that inflates to
+// gigabytes costs no more memory than the limit.
+var ErrPayloadTooLarge = errors.New("a gateway payload is larger than the limit")
+
 // SyncFlush ends every zlib-stream message.
 var SyncFlush = []byte{0x00, 0x00, 0xff, 0xff}
 
 // Decoder decompresses the frames of one connection, through one context, into one JSON
 // payload each. It is not safe for concurrent use.
 type Decoder struct {
-	mode Mode
-	in   frameBytes
-	r    io.Reader // created on the first frame (zlib reads its header there)
-	zstd *zstd.Decoder
-	json *json.Decoder
+	mode   Mode
+	in     frameBytes
+	r      io.Reader // created on the first frame (zlib reads its header there)
+	zstd   *zstd.Decoder
+	json   *json.Decoder
+	budget payloadBudget
 }
 
 // NewDecoder returns the decoder for a mode; None passes frames through.
 func NewDecoder(mode Mode) *Decoder { return &Decoder{mode: mode} }
+
+// LimitPayload bounds the JSON a single frame may decode to, in bytes (0, the default,
+// leaves it unbounded), and returns d. A frame over it is an ErrPayloadTooLarge.
+func (d *Decoder) LimitPayload(maxBytes int) *Decoder {
+	d.budget.limit = int64(maxBytes)
+	return d
+}
+
+// payloadBudget is what the JSON decoder reads through: the decompressed bytes of one
+// payload, at most limit of them (while limit > 0).
+type payloadBudget struct {
+	r           io.Reader
+	limit, left int64
+}
+
+func (b *payloadBudget) Read(p []byte) (int, error) {
+	if b.limit <= 0 {
+		return b.r.Read(p)
+	}
+	if b.left <= 0 {
+		return 0, ErrPayloadTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
 
 // frameBytes hands the decompressor the received bytes and nothing more; an io.ByteReader
 // so that flate reads it directly, with no read-ahead past the frame.
@@ -147,6 +182,9 @@ func (f *frameBytes) ReadByte() (byte, error) {
 // the connection must be dropped.
 func (d *Decoder) Decode(frame []byte) (json.RawMessage, error) {
 	if d.mode == None || d.mode == "" {
+		if d.budget.limit > 0 && int64(len(frame)) > d.budget.limit {
+			return nil, fmt.Errorf("a frame of %d bytes, over the limit of %d: %w", len(frame), d.budget.limit, ErrPayloadTooLarge)
+		}
 		return frame, nil
 	}
 	if d.mode == ZlibStream && !bytes.HasSuffix(frame, SyncFlush) {
@@ -162,7 +200,10 @@ func (d *Decoder) Decode(frame []byte) (json.RawMessage, error) {
 			}
 			d.r = r
 		case ZstdStream:
-			z, err := zstd.NewReader(&d.in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdWindow*8))
+			// The history a decoder keeps is what the peer's window asks for: twice the
+			// window up to 2 MiB windows, the window plus 1 MiB in low-memory mode above
+			// (without it, twice: 16 MiB a connection for an 8 MiB window).
+			z, err := zstd.NewReader(&d.in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdWindow*8), zstd.WithDecoderLowmem(true))
 			if err != nil {
 				return nil, fmt.Errorf("%s: opening the stream: %w", d.mode, err)
 			}
@@ -170,15 +211,22 @@ func (d *Decoder) Decode(frame []byte) (json.RawMessage, error) {
 		default:
 			return nil, fmt.Errorf("unknown gateway compression %q", d.mode)
 		}
-		d.json = json.NewDecoder(d.r)
+		d.budget.r = d.r
+		d.json = json.NewDecoder(&d.budget)
 	}
+	d.budget.left = d.budget.limit
 	var payload json.RawMessage
 	if err := d.json.Decode(&payload); err != nil {
+		if errors.Is(err, ErrPayloadTooLarge) {
+			return nil, fmt.Errorf("%s: a frame of %d bytes decodes to more than the limit of %d: %w", d.mode, len(frame), d.budget.limit, err)
+		}
 		return nil, fmt.Errorf("%s: decoding a frame of %d bytes: %w", d.mode, len(frame), err)
 	}
-	// A zlib reader may stop before the empty stored block that ends the message (5
-	// bytes at most); the next frame reads on from it. More is a second message.
-	if n := d.in.buf.Len(); n > 5 || (n > 0 && d.mode != ZlibStream) {
+	// A zlib reader may stop right after the payload's last byte, before the block's
+	// end-of-block code (up to 15 bits) and the empty stored block that ends the message
+	// (3 bits of header, padding, 00 00 ff ff): 7 bytes at most, which the next frame
+	// reads on from. More is a second message.
+	if n := d.in.buf.Len(); n > 7 || (n > 0 && d.mode != ZlibStream) {
 		return nil, fmt.Errorf("%s: %d bytes left in a frame after its payload", d.mode, n)
 	}
 	return payload, nil

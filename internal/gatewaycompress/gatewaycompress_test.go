@@ -138,3 +138,49 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// The payload limit holds in every mode, at the byte: a frame that decodes to exactly the
+// limit passes, one more byte is ErrPayloadTooLarge, and a small frame that inflates far
+// past it (a few KiB of zstd or zlib for a MiB of JSON) is refused too.
+func TestPayloadLimit(t *testing.T) {
+	const limit = 64 << 10
+	atLimit := payload(0, 0)
+	atLimit = payload(0, limit-len(atLimit))
+	if len(atLimit) != limit {
+		t.Fatalf("built a %d-byte payload, want %d", len(atLimit), limit)
+	}
+	overLimit := payload(0, limit-len(payload(0, 0))+1)
+	bomb := payload(0, 1<<20)
+	for _, mode := range []Mode{None, ZlibStream, ZstdStream} {
+		t.Run(string(mode), func(t *testing.T) {
+			frame := func(enc *Encoder, msg []byte) []byte {
+				if enc == nil {
+					return msg
+				}
+				f, err := enc.Encode(msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return append([]byte(nil), f...)
+			}
+			enc, dec := NewEncoder(mode), NewDecoder(mode).LimitPayload(limit)
+			for i := range 3 { // the budget is per payload, not per connection
+				if got, err := dec.Decode(frame(enc, atLimit)); err != nil || !bytes.Equal(got, atLimit) {
+					t.Fatalf("payload %d at the limit: %v", i, err)
+				}
+			}
+			if _, err := dec.Decode(frame(enc, overLimit)); !errors.Is(err, ErrPayloadTooLarge) {
+				t.Errorf("a payload one byte over the limit: %v", err)
+			}
+
+			enc, dec = NewEncoder(mode), NewDecoder(mode).LimitPayload(limit)
+			f := frame(enc, bomb)
+			if _, err := dec.Decode(f); !errors.Is(err, ErrPayloadTooLarge) {
+				t.Errorf("a %d-byte frame of a %d-byte payload: %v", len(f), len(bomb), err)
+			}
+			if mode != None && len(f) > limit/4 {
+				t.Errorf("the compressed frame took %d bytes; the test wants one far under the limit", len(f))
+			}
+		})
+	}
+}

@@ -34,8 +34,10 @@ const fakeCABundle = "-----BEGIN CERTIFICATE-----\nshardkeeper test bundle\n----
 // helpMentions is, per image, what the binary's --help must print: proof that the
 // entrypoint runs, and for the operator that -X main.version reached it.
 var helpMentions = map[string][]string{
-	"operator":         {"Usage of", "-default-bot-image", "ghcr.io/shardkeeper/bot:" + testVersion},
+	"operator": {"Usage of", "-default-bot-image", "ghcr.io/shardkeeper/bot:" + testVersion,
+		"-gateway-proxy-image", "ghcr.io/shardkeeper/gateway-proxy:" + testVersion},
 	"bot":              {"Usage of bot", "-token-file"},
+	"gateway-proxy":    {"Usage of gateway-proxy", "-client-token-file", "-listen"},
 	"discord-emulator": {"Usage of discord-emulator", "-control-listen"},
 	"pause":            {"Usage of pause"},
 	"clustercheck":     {"Usage of clustercheck"},

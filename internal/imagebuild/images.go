@@ -24,6 +24,8 @@ const (
 var Images = []Image{
 	{Name: "operator", Package: "./cmd/operator", Entrypoint: "/operator"},
 	{Name: "bot", Package: "./cmd/bot", Entrypoint: "/bot"},
+	// The gateway proxy the operator runs beside bots not built on botruntime.
+	{Name: "gateway-proxy", Package: "./cmd/gateway-proxy", Entrypoint: "/gateway-proxy"},
 	// The fake Discord as a server, for bots in a local cluster with no Discord account.
 	{Name: "discord-emulator", Package: "./cmd/discord-emulator", Entrypoint: "/discord-emulator"},
 	// The local cluster's sandbox image (hack/cluster): no registry serves one here.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/shardkeeper/shardkeeper/internal/emulatorapi"
 )
 
 // Emulator is a client of cmd/discord-emulator's control API: it plays a Discord user.
@@ -15,17 +17,6 @@ type Emulator struct {
 	// URL is the control API's base, e.g. http://10.97.0.12:8090.
 	URL    string
 	Client *http.Client
-}
-
-// EmulatorStats is GET /control/stats.
-type EmulatorStats struct {
-	Connections           int `json:"connections"`
-	OpenConnections       int `json:"openConnections"`
-	Identifies            int `json:"identifies"`
-	Resumes               int `json:"resumes"`
-	BucketViolations      int `json:"bucketViolations"`
-	SessionStartRemaining int `json:"sessionStartRemaining"`
-	CoverageGaps          int `json:"coverageGaps"`
 }
 
 // EmulatorReply is one entry of GET /control/replies: something a bot sent.
@@ -65,8 +56,8 @@ func (e Emulator) Replies(ctx context.Context) ([]EmulatorReply, error) {
 }
 
 // Stats reads the emulator's counters.
-func (e Emulator) Stats(ctx context.Context) (EmulatorStats, error) {
-	var out EmulatorStats
+func (e Emulator) Stats(ctx context.Context) (emulatorapi.Stats, error) {
+	var out emulatorapi.Stats
 	return out, e.do(ctx, http.MethodGet, "/control/stats", nil, &out)
 }
 

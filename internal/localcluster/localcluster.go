@@ -183,7 +183,7 @@ func (c *Cluster) InstallOperator(ctx context.Context, operatorImage string, ext
 	args := append([]string{
 		"upgrade", "--install", Release, filepath.Join(c.ModuleDir, "charts", "shardkeeper"),
 		"--namespace", OperatorNamespace, "--create-namespace",
-		"--set", "image.tag=" + ImageTag + ",defaultBotImage.tag=" + ImageTag + ",image.pullPolicy=IfNotPresent",
+		"--set", "image.tag=" + ImageTag + ",defaultBotImage.tag=" + ImageTag + ",gatewayProxyImage.tag=" + ImageTag + ",image.pullPolicy=IfNotPresent",
 		"--set-string", `podAnnotations.shardkeeper\.dev/image-tarball=` + digest,
 		// The Discord emulator of config/demo, in whichever namespace (make run's, each
 		// end-to-end test's): the operator sends tokens to it in plain text.

@@ -22,7 +22,7 @@ const heartbeatInterval = 2 * time.Second
 func TestDiscordPyBlockedEventLoop(t *testing.T) {
 	enabled(t)
 	e := startEmulator(t, "--enforce-heartbeats", "--heartbeat-interval", heartbeatInterval.String())
-	b := discordPy(t, e, false)
+	b := discordPy(t, e.target(), false)
 	b.waitEvent(t, "ready", 1, time.Minute)
 	warm := e.send(t, e.guilds[0], "!ping")
 	if !eventually(30*time.Second, func() bool { n, _ := answers(e.replies(t)); return n[warm.id] > 0 }) {

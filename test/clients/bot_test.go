@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -20,6 +21,7 @@ const botLifetime = 5 * time.Minute
 type bot struct {
 	name   string
 	stderr *syncBuffer
+	cmd    *exec.Cmd
 
 	mu      sync.Mutex
 	events  []botEvent
@@ -41,7 +43,7 @@ func startBot(t *testing.T, name string, argv []string, env ...string) *bot {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), env...)
-	b := &bot{name: name, stderr: &syncBuffer{}, changed: make(chan struct{})}
+	b := &bot{name: name, stderr: &syncBuffer{}, cmd: cmd, changed: make(chan struct{})}
 	cmd.Stderr = b.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -122,6 +124,9 @@ func (b *bot) waitEvent(t *testing.T, name string, n int, timeout time.Duration)
 		}
 	}
 }
+
+// kill sends the bot's process a signal.
+func (b *bot) kill(sig syscall.Signal) { _ = b.cmd.Process.Signal(sig) }
 
 // eventsNamed are the bot's events of that name so far.
 func (b *bot) eventsNamed(name string) []botEvent {

@@ -19,14 +19,21 @@ const systemPython = "/usr/bin/python3"
 // python3-zstandard is installed (docs/clients.md).
 const withoutZstandard = "test/clients/python/without-zstandard"
 
-// discordPy starts test/clients/python/bot.py against the emulator. -s keeps a user's
-// own site-packages out: only Debian's discord.py and zstandard are importable.
-func discordPy(t *testing.T, e *emulator, zstandard bool) *bot {
+// target is where a bot connects: the emulator itself, or a gateway proxy in front of it.
+type target struct{ api, gateway, token string }
+
+func (e *emulator) target() target {
+	return target{api: e.api, gateway: e.gateway, token: "test-token"}
+}
+
+// discordPy starts test/clients/python/bot.py against to. -s keeps a user's own
+// site-packages out: only Debian's discord.py and zstandard are importable.
+func discordPy(t *testing.T, to target, zstandard bool) *bot {
 	t.Helper()
 	if _, err := os.Stat(systemPython); err != nil {
 		t.Fatalf("%s: %v (make test-clients installs python3-discord)", systemPython, err)
 	}
-	env := []string{"DISCORD_TOKEN=test-token", "DISCORD_API_URL=" + e.api, "DISCORD_GATEWAY_URL=" + e.gateway, "PYTHONPATH="}
+	env := []string{"DISCORD_TOKEN=" + to.token, "DISCORD_API_URL=" + to.api, "DISCORD_GATEWAY_URL=" + to.gateway, "PYTHONPATH="}
 	if !zstandard {
 		env[len(env)-1] = "PYTHONPATH=" + filepath.Join(repoRoot, withoutZstandard)
 	}
@@ -42,7 +49,7 @@ func discordPy(t *testing.T, e *emulator, zstandard bool) *bot {
 // discordJS starts test/clients/node/bot.js with the packages of test/clients/node/<dir>.
 // discord.js takes the REST API root without the version (rest.api) and finds the
 // gateway through GET /gateway/bot.
-func discordJS(t *testing.T, e *emulator, dir string, zlibSync bool) *bot {
+func discordJS(t *testing.T, to target, dir string, zlibSync bool) *bot {
 	t.Helper()
 	modules := filepath.Join(repoRoot, "test/clients/node", dir, "node_modules")
 	if _, err := os.Stat(filepath.Join(modules, "discord.js")); err != nil {
@@ -52,7 +59,7 @@ func discordJS(t *testing.T, e *emulator, dir string, zlibSync bool) *bot {
 		t.Fatalf("node: %v", err)
 	}
 	b := startBot(t, "discord.js/"+dir, []string{"node", "test/clients/node/bot.js"},
-		"DISCORD_TOKEN=test-token", "DISCORD_API_URL="+strings.TrimSuffix(e.api, "/v10"), "NODE_PATH="+modules)
+		"DISCORD_TOKEN="+to.token, "DISCORD_API_URL="+strings.TrimSuffix(to.api, "/v10"), "NODE_PATH="+modules)
 	start := b.waitEvent(t, "start", 1, 30*time.Second)
 	if v, _ := start.Fields["discordjs"].(string); !strings.HasPrefix(v, "14.") || start.Fields["zlibSync"] != zlibSync {
 		t.Fatalf("discord.js %v with zlib-sync %v, want 14.x and %v", start.Fields["discordjs"], start.Fields["zlibSync"], zlibSync)
@@ -68,7 +75,7 @@ func TestDiscordPy(t *testing.T) {
 	for _, zstandard := range []bool{false, true} {
 		t.Run(fmt.Sprintf("zstandard importable %v", zstandard), func(t *testing.T) {
 			e := startEmulator(t)
-			b := discordPy(t, e, zstandard)
+			b := discordPy(t, e.target(), zstandard)
 			pingAndResume(t, e, b, "zlib-stream")
 		})
 	}
@@ -89,7 +96,7 @@ func TestDiscordJS(t *testing.T) {
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			e := startEmulator(t)
-			b := discordJS(t, e, tc.dir, tc.zlibSync)
+			b := discordJS(t, e.target(), tc.dir, tc.zlibSync)
 			pingAndResume(t, e, b, tc.compression)
 		})
 	}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardkeeper/shardkeeper/internal/emulatorapi"
 )
 
 // emulator is a cmd/discord-emulator process, driven through its control API.
@@ -149,32 +151,10 @@ func (e *emulator) replies(t *testing.T) []reply {
 	return out
 }
 
-// stats is the part of GET /control/stats (docs/discord-emulator.md) the tests read.
-type stats struct {
-	Connections              int            `json:"connections"`
-	Identifies               int            `json:"identifies"`
-	Resumes                  int            `json:"resumes"`
-	ResumeFailures           int            `json:"resumeFailures"`
-	ConnectionsByCompression map[string]int `json:"connectionsByCompression"`
-	Shards                   map[int]struct {
-		Connected      bool     `json:"connected"`
-		Connections    int      `json:"connections"`
-		Compressions   []string `json:"compressions"`
-		Identifies     int      `json:"identifies"`
-		Resumes        int      `json:"resumes"`
-		ResumeFailures int      `json:"resumeFailures"`
-		CloseCodes     struct {
-			Client map[int]int `json:"client"`
-			Server map[int]int `json:"server"`
-		} `json:"closeCodes"`
-		Replayed   int `json:"replayed"`
-		Heartbeats int `json:"heartbeats"`
-	} `json:"shards"`
-}
-
-func (e *emulator) stats(t *testing.T) stats {
+// stats reads GET /control/stats (docs/discord-emulator.md).
+func (e *emulator) stats(t *testing.T) emulatorapi.Stats {
 	t.Helper()
-	var st stats
+	var st emulatorapi.Stats
 	e.get(t, "/control/stats", &st)
 	return st
 }

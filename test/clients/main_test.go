@@ -25,8 +25,8 @@ const enabledVar = "SHARDKEEPER_CLIENT_TESTS"
 var (
 	// repoRoot is the module's root: the bots' paths are relative to it.
 	repoRoot string
-	// emulatorBin is cmd/discord-emulator, built by TestMain.
-	emulatorBin string
+	// emulatorBin is cmd/discord-emulator and proxyBin cmd/gateway-proxy, built by TestMain.
+	emulatorBin, proxyBin string
 )
 
 func TestMain(m *testing.M) {
@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := 1
-	if err := buildEmulator(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "building cmd/discord-emulator:", err)
+	if err := buildBinaries(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "building cmd/discord-emulator and cmd/gateway-proxy:", err)
 	} else {
 		code = m.Run()
 	}
@@ -49,14 +49,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func buildEmulator(dir string) error {
+func buildBinaries(dir string) error {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		return err
 	}
 	repoRoot = root
-	emulatorBin = filepath.Join(dir, "discord-emulator")
-	build := exec.Command("go", "build", "-o", emulatorBin, "./cmd/discord-emulator")
+	emulatorBin, proxyBin = filepath.Join(dir, "discord-emulator"), filepath.Join(dir, "gateway-proxy")
+	build := exec.Command("go", "build", "-o", dir, "./cmd/discord-emulator", "./cmd/gateway-proxy")
 	build.Dir = repoRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("%w\n%s", err, out)

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	shardkeeperv1 "github.com/shardkeeper/shardkeeper/api/v1"
+	"github.com/shardkeeper/shardkeeper/internal/emulatorapi"
 	"github.com/shardkeeper/shardkeeper/internal/imagebuild"
 	"github.com/shardkeeper/shardkeeper/internal/localcluster"
 )
@@ -217,7 +218,7 @@ func (d demo) pods(ctx context.Context, t *testing.T) []corev1.Pod {
 	return pods.Items
 }
 
-func (d demo) stats(ctx context.Context, t *testing.T) localcluster.EmulatorStats {
+func (d demo) stats(ctx context.Context, t *testing.T) emulatorapi.Stats {
 	t.Helper()
 	st, err := d.emulator.Stats(ctx)
 	if err != nil {

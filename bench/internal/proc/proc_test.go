@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,39 @@ not a number NaNx
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d series %v, want %d", len(got), got, len(want))
+	}
+}
+
+// ThreadsCPU counts what /proc/<pid>/stat counts, to the nanosecond instead of the tick.
+func TestThreadsCPU(t *testing.T) {
+	pid := os.Getpid()
+	statBefore, err := Read(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := ThreadsCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until stat counted 10 ticks: CPU time, however busy the machine is.
+	statAfter := statBefore
+	for n := 0; statAfter.CPU-statBefore.CPU < 100*time.Millisecond; n++ {
+		if n%100_000 == 0 {
+			statAfter, _ = Read(pid)
+		}
+	}
+	after, err := ThreadsCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spent, ticks := after-before, statAfter.CPU-statBefore.CPU
+	if spent < ticks-30*time.Millisecond || spent > ticks+30*time.Millisecond {
+		t.Errorf("schedstat counted %s where stat counted %s", spent, ticks)
+	}
+	if _, err := parseSchedstat("12 3 4\n"); err != nil {
+		t.Error(err)
+	}
+	if _, err := parseSchedstat("x 3 4"); err == nil {
+		t.Error("a schedstat line without a number parsed")
 	}
 }

@@ -51,6 +51,8 @@ func Botruntime(ctx context.Context, srv *discordtest.Server, onMessage func()) 
 		ShardIDs: []int{0}, ShardCount: 1, TokenFile: tokenFile,
 		Intents:    []shardkeeperv1.Intent{"GUILDS", "GUILD_MESSAGES"},
 		GatewayURL: srv.URL(), APIURL: srv.APIURL(), MaxConcurrency: 1, IdentifyInterval: time.Millisecond,
+		// As the disgo clients here and the raw reader: compression is measured on its own.
+		Compression: botruntime.CompressionNone,
 	}, botruntime.WithLogger(logr.Discard()), botruntime.WithShutdownTimeout(time.Second))
 	if err != nil {
 		return err

@@ -61,6 +61,10 @@ app.kubernetes.io/component: operator
 {{- printf "%s:%s" .Values.defaultBotImage.repository (.Values.defaultBotImage.tag | default .Chart.AppVersion) }}
 {{- end }}
 
+{{- define "shardkeeper.gatewayProxyImage" -}}
+{{- printf "%s:%s" .Values.gatewayProxyImage.repository (.Values.gatewayProxyImage.tag | default .Chart.AppVersion) }}
+{{- end }}
+
 {{/*
 The rules of a generated Role or ClusterRole under files/rbac (copies of config/rbac that
 `make manifests` writes), so the chart grants exactly what the generated RBAC grants.
