@@ -3,6 +3,8 @@
 // containerd, installs the operator with the helm chart, applies config/demo (the Discord
 // emulator and a two-shard bot connected to it), waits until the bot is Ready, has a user
 // say !ping through the emulator and shows the bot's answer, then prints what to try next.
+// Then config/demo-python: examples/python-bot (discord.py) behind the gateway proxy, with
+// an emulator of its own that enforces heartbeats, Ready and answering !ping.
 // The cluster keeps running afterwards; `make cluster-down` removes it.
 //
 // With DISCORD_TOKEN set, the bot runs against real Discord instead: the token goes into a
@@ -116,12 +118,32 @@ func run(ctx context.Context, helm, images string, timeout time.Duration, token 
 	}
 
 	step("a user says !ping through the emulator")
-	answer, err := ping(ctx, c)
+	answer, err := ping(ctx, c, ns)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("    the bot answered: %q\n", answer)
-	fmt.Printf("\nShardkeeper runs: operator, emulator and bot Ready in %s.\n", time.Since(start).Round(time.Second))
+
+	pyNS := localcluster.PythonDemoNamespace
+	step("kubectl apply -k config/demo-python (examples/python-bot behind the gateway proxy, its own emulator enforcing heartbeats)")
+	if _, err := c.Kubectl(ctx, nil, "apply", "-k", "config/demo-python"); err != nil {
+		return err
+	}
+	step("waiting for discordbot/%s to be Ready", localcluster.PythonDemoBot)
+	if err := waitReady(ctx, c, pyNS, localcluster.PythonDemoBot, timeout); err != nil {
+		return err
+	}
+	step("a user says !ping to the Python bot")
+	if answer, err = ping(ctx, c, pyNS); err != nil {
+		return err
+	}
+	fmt.Printf("    the Python bot answered: %q\n", answer)
+	out, err = c.Kubectl(ctx, nil, "get", "discordbots", "--all-namespaces", "-o", "wide")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n$ kubectl get discordbots -A -o wide\n%s\n", out)
+	fmt.Printf("\nShardkeeper runs: operator, emulators, the Go bot and the Python bot Ready in %s.\n", time.Since(start).Round(time.Second))
 	printNext(c, ns, true)
 	return nil
 }
@@ -205,9 +227,10 @@ func waitReady(ctx context.Context, c *localcluster.Cluster, ns, bot string, tim
 	})
 }
 
-// ping sends !ping to a guild of shard 1 and waits for the bot's answer.
-func ping(ctx context.Context, c *localcluster.Cluster) (string, error) {
-	url, err := c.EmulatorURL(ctx, localcluster.DemoNamespace)
+// ping sends !ping to a guild (of shard 1 for the two-shard demo) through the emulator
+// of namespace ns and waits for the bot's answer.
+func ping(ctx context.Context, c *localcluster.Cluster, ns string) (string, error) {
+	url, err := c.EmulatorURL(ctx, ns)
 	if err != nil {
 		return "", err
 	}
@@ -264,7 +287,22 @@ Try next:
   id=$(kubectl get pod %[2]s-0 -n %[1]s -o jsonpath='{.status.containerStatuses[0].containerID}')
   ctr --address %[3]s -n k8s.io tasks kill --signal SIGSTOP ${id#containerd://}
   kubectl get discordbots -n %[1]s -o wide -w
-`, ns, localcluster.DemoBot, c.ContainerdSocket)
+
+  # the Python bot (examples/python-bot) behind the gateway proxy; its emulator closes a
+  # session that misses heartbeats for 10 s (4009), as Discord does after 41.25 s
+  kubectl port-forward -n %[4]s svc/discord-emulator 8091:8090 &
+  # block its event loop for 30 s, then ask: the answer comes after the block, and the
+  # stats show one connection and one identify (the proxy kept the session)
+  curl -s localhost:8091/control/messages -d '{"guild": 4194305, "channel": 1, "content": "!block 30"}'
+  curl -s localhost:8091/control/messages -d '{"guild": 4194305, "channel": 1, "content": "!ping"}'
+  curl -s localhost:8091/control/replies; curl -s localhost:8091/control/stats
+  # freeze the Python process: after 30 s without its heartbeats the kubelet restarts the
+  # bot container alone (RESTARTS of the pod's bot container; the proxy stays up), and
+  # what was said meanwhile is answered when it is back
+  id=$(kubectl get pod %[5]s-0 -n %[4]s -o jsonpath='{.status.containerStatuses[0].containerID}')
+  ctr --address %[3]s -n k8s.io tasks kill --signal SIGSTOP ${id#containerd://}
+  kubectl get pods -n %[4]s -w
+`, ns, localcluster.DemoBot, c.ContainerdSocket, localcluster.PythonDemoNamespace, localcluster.PythonDemoBot)
 	}
 	fmt.Print(`
   make cluster-down     # stop the cluster and remove everything it made

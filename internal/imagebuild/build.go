@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -46,6 +47,9 @@ type Options struct {
 	ModuleDir string
 	// Images is the table to pick from; nil means Images.
 	Images []Image
+	// DebCache keeps the Debian packages downloaded for images of Debian packages, across
+	// builds; empty means DefaultDebCache().
+	DebCache string
 }
 
 // Result is one image written by Build.
@@ -106,12 +110,18 @@ func Build(ctx context.Context, o Options) ([]Result, error) {
 	}
 
 	results := make([]Result, 0, len(selected))
+	layers := layerCache{}
 	for i, img := range selected {
-		binPath := filepath.Join(binDir, img.Name)
-		if err := o.goBuild(ctx, img.Package, binPath); err != nil {
-			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		var image v1.Image
+		if img.Package != "" {
+			binPath := filepath.Join(binDir, img.Name)
+			if err := o.goBuild(ctx, img.Package, binPath); err != nil {
+				return nil, fmt.Errorf("image %s: %w", img.Name, err)
+			}
+			image, err = o.assemble(img, base, binPath)
+		} else {
+			image, err = o.assembleDebian(ctx, img, base, layers)
 		}
-		image, err := o.assemble(img, base, binPath)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", img.Name, err)
 		}
@@ -137,6 +147,9 @@ func (o Options) withDefaults() Options {
 	if o.Images == nil {
 		o.Images = Images
 	}
+	if o.DebCache == "" {
+		o.DebCache = DefaultDebCache()
+	}
 	if o.Created.IsZero() {
 		o.Created = time.Unix(0, 0)
 	}
@@ -158,6 +171,16 @@ func (o Options) validate() error {
 	case o.Version == "" || strings.ContainsAny(o.Version, " \t\n'\""):
 		// It goes into -ldflags, which splits on spaces and quotes.
 		return fmt.Errorf("version %q must be non-empty and hold no spaces or quotes", o.Version)
+	}
+	for _, img := range o.Images {
+		switch {
+		case (img.Package == "") == (len(img.Debian) == 0):
+			return fmt.Errorf("image %s: give it a Go package or Debian packages, one of the two", img.Name)
+		case img.App != "" && len(img.Debian) == 0:
+			return fmt.Errorf("image %s: an App directory goes on an image of Debian packages", img.Name)
+		case !path.IsAbs(img.Entrypoint):
+			return fmt.Errorf("image %s: entrypoint %q is not an absolute path", img.Name, img.Entrypoint)
+		}
 	}
 	return nil
 }
@@ -221,6 +244,59 @@ func (o Options) assemble(img Image, base v1.Layer, binPath string) (v1.Image, e
 	if err != nil {
 		return nil, err
 	}
+	return o.image(img, "/",
+		layerAt{base, "imagebuild: base (nonroot user, /tmp, CA certificates)"},
+		layerAt{binLayer, "imagebuild: go build " + img.Package})
+}
+
+// layerCache holds the layers of one Build that several images share (a runtime's
+// packages under both the runtime and its example bot), built once.
+type layerCache map[string]layerAt
+
+func (c layerCache) get(key string, build func() (layerAt, error)) (layerAt, error) {
+	if l, ok := c[key]; ok {
+		return l, nil
+	}
+	l, err := build()
+	if err == nil {
+		c[key] = l
+	}
+	return l, err
+}
+
+// assembleDebian puts the base layer, the Debian packages and the App directory (if any)
+// under a config that runs the entrypoint as the nonroot user in AppDir.
+func (o Options) assembleDebian(ctx context.Context, img Image, base v1.Layer, cache layerCache) (v1.Image, error) {
+	pkgs, err := cache.get("debian:"+strings.Join(img.Debian, " "), func() (layerAt, error) {
+		layer, closure, err := o.debianLayer(ctx, img.Debian, o.Created)
+		if err != nil {
+			return layerAt{}, err
+		}
+		return layerAt{layer, fmt.Sprintf("imagebuild: Debian packages %s (%d with their dependencies)", strings.Join(img.Debian, " "), len(closure))}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	layers := []layerAt{{base, "imagebuild: base (nonroot user, /tmp, CA certificates)"}, pkgs}
+	if img.App != "" {
+		app, err := o.appLayer(ctx, img.App, o.Created)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, layerAt{app, "imagebuild: " + img.App + " in " + AppDir})
+	}
+	return o.image(img, AppDir, layers...)
+}
+
+// layerAt is a layer and the history line that says what made it.
+type layerAt struct {
+	layer     v1.Layer
+	createdBy string
+}
+
+// image is the config every image shares (nonroot user, labels, PATH and CA bundle), the
+// image's entrypoint and environment, and its layers.
+func (o Options) image(img Image, workingDir string, layers ...layerAt) (v1.Image, error) {
 	created := v1.Time{Time: o.Created}
 	cfg := &v1.ConfigFile{
 		Architecture: o.GOARCH,
@@ -230,11 +306,11 @@ func (o Options) assemble(img Image, base v1.Layer, binPath string) (v1.Image, e
 			User:       fmt.Sprintf("%d:%d", nonrootUID, nonrootGID),
 			Entrypoint: []string{img.Entrypoint},
 			Cmd:        img.Args,
-			WorkingDir: "/",
-			Env: []string{
+			WorkingDir: workingDir,
+			Env: append([]string{
 				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 				"SSL_CERT_FILE=" + CABundlePath,
-			},
+			}, img.Env...),
 			Labels: map[string]string{
 				"org.opencontainers.image.source":  Source,
 				"org.opencontainers.image.version": o.Version,
@@ -247,10 +323,23 @@ func (o Options) assemble(img Image, base v1.Layer, binPath string) (v1.Image, e
 	if err != nil {
 		return nil, err
 	}
-	return mutate.Append(image,
-		mutate.Addendum{Layer: base, History: v1.History{Created: created, CreatedBy: "imagebuild: base (nonroot user, /tmp, CA certificates)"}},
-		mutate.Addendum{Layer: binLayer, History: v1.History{Created: created, CreatedBy: "imagebuild: go build " + img.Package}},
-	)
+	adds := make([]mutate.Addendum, len(layers))
+	for i, l := range layers {
+		adds[i] = mutate.Addendum{Layer: l.layer, History: v1.History{Created: created, CreatedBy: l.createdBy}}
+	}
+	return mutate.Append(image, adds...)
+}
+
+// DefaultDebCache is where downloaded Debian packages are kept: SHARDKEEPER_CACHE/debs,
+// else ~/.cache/shardkeeper/debs, beside the cluster's other cached components.
+func DefaultDebCache() string {
+	if root := os.Getenv("SHARDKEEPER_CACHE"); root != "" {
+		return filepath.Join(root, "debs")
+	}
+	if cache, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(cache, "shardkeeper", "debs")
+	}
+	return filepath.Join(os.TempDir(), "shardkeeper-debs")
 }
 
 // writeTarball writes the docker archive next to its final path and renames it, so an

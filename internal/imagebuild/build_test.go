@@ -91,6 +91,28 @@ func TestBuildRefusesBadOptionsBeforeCompiling(t *testing.T) {
 			change:  func(o *imagebuild.Options) { o.Tag = "" },
 			wantErr: []string{"no tag"},
 		},
+		"image with both a Go package and Debian packages": {
+			change: func(o *imagebuild.Options) {
+				o.Images = []imagebuild.Image{{Name: "both", Package: "./cmd/bot", Entrypoint: "/bot", Debian: []string{"python3"}}}
+			},
+			wantErr: []string{"image both", "one of the two"},
+		},
+		"app directory on a Go image": {
+			change: func(o *imagebuild.Options) {
+				o.Images = []imagebuild.Image{{Name: "goapp", Debian: nil, Package: "./cmd/bot", Entrypoint: "/bot", App: "examples/python-bot"}}
+			},
+			wantErr: []string{"image goapp", "App directory"},
+		},
+		"Debian packages for another architecture": {
+			change: func(o *imagebuild.Options) {
+				o.GOARCH = map[string]string{"amd64": "arm64"}[runtime.GOARCH]
+				if o.GOARCH == "" {
+					o.GOARCH = "amd64"
+				}
+				o.Only = []string{"python-runtime"}
+			},
+			wantErr: []string{"python-runtime", "this host's architecture"},
+		},
 		"tag that is not a tag": {
 			change:  func(o *imagebuild.Options) { o.Tag = "not a tag" },
 			wantErr: []string{"registry.test/shardkeeper/operator:not a tag"},
@@ -125,6 +147,11 @@ func TestImages(t *testing.T) {
 		t.Skip("compiles the operator and the bot")
 	}
 	o := testOptions(t)
+	var wantNames []string
+	for _, img := range imagebuild.GoImages() {
+		wantNames = append(wantNames, img.Name)
+	}
+	o.Only = wantNames // TestDebianImages builds the others
 	results, err := imagebuild.Build(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -133,12 +160,8 @@ func TestImages(t *testing.T) {
 	for _, r := range results {
 		names = append(names, r.Image.Name)
 	}
-	var wantNames []string
-	for _, img := range imagebuild.Images {
-		wantNames = append(wantNames, img.Name)
-	}
 	if !slices.Equal(names, wantNames) {
-		t.Fatalf("built %v, want every image: %v", names, wantNames)
+		t.Fatalf("built %v, want every Go image: %v", names, wantNames)
 	}
 
 	for _, r := range results {
@@ -400,4 +423,113 @@ func fileSHA256(t *testing.T, path string) [sha256.Size]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(b)
+}
+
+// TestDebianImages builds the runtimes and example bots of Debian packages and runs each
+// interpreter in the image's own filesystem (chroot: root only): the packages must be
+// complete without any maintainer script having run.
+func TestDebianImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("downloads Debian packages and npm packages")
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		t.Skip("images of Debian packages need apt-get")
+	}
+	o := testOptions(t)
+	o.Only = []string{"python-runtime", "node-runtime", "python-bot", "node-bot"}
+	results, err := imagebuild.Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[string][]string{
+		"python-runtime": {"/usr/bin/python3", "-c", "import discord, aiohttp, ssl; print('discord.py', discord.__version__)"},
+		"node-runtime":   {"/usr/bin/node", "-e", "console.log('node', process.version)"},
+		"python-bot":     {"/usr/bin/python3", "-c", "import ast; ast.parse(open('/app/bot.py').read()); import discord; print('discord.py', discord.__version__)"},
+		"node-bot":       {"/usr/bin/node", "-e", "process.chdir('/app'); console.log('discord.js', require('/app/node_modules/discord.js').version)"},
+	}
+	wants := map[string]string{"python-runtime": "discord.py 2.", "node-runtime": "node v", "python-bot": "discord.py 2.", "node-bot": "discord.js 14."}
+	for _, r := range results {
+		t.Run(r.Image.Name, func(t *testing.T) {
+			img := loadImage(t, r)
+			cfg := img.configFile.Config
+			if uid, _ := numericUser(t, cfg.User); uid == 0 {
+				t.Errorf("user %q is root", cfg.User)
+			}
+			if want := append([]string{r.Image.Entrypoint}, r.Image.Args...); !slices.Equal(append(cfg.Entrypoint, cfg.Cmd...), want) {
+				t.Errorf("entrypoint %q cmd %q, want %q", cfg.Entrypoint, cfg.Cmd, want)
+			}
+			if cfg.WorkingDir != imagebuild.AppDir {
+				t.Errorf("working dir %q, want %s", cfg.WorkingDir, imagebuild.AppDir)
+			}
+			files := extract(t, img.image)
+			if _, ok := files["var/lib/dpkg/status.d/libc6"]; !ok {
+				t.Errorf("no /var/lib/dpkg/status.d/libc6: scanners cannot tell the versions inside")
+			}
+			for p, f := range files {
+				if f.hdr.Mode&0o6000 != 0 {
+					t.Errorf("%s has mode %o: setuid or setgid", p, f.hdr.Mode)
+				}
+				if strings.HasPrefix(p, "app/") && (f.hdr.Uid != 0 || f.hdr.Mode&0o022 != 0) {
+					t.Errorf("%s (uid %d, mode %o) is writable by others than root", p, f.hdr.Uid, f.hdr.Mode)
+				}
+			}
+			if os.Geteuid() != 0 {
+				t.Skip("running the interpreter in the image's filesystem needs chroot (root)")
+			}
+			root := t.TempDir()
+			writeTree(t, root, files)
+			cmd := exec.Command("chroot", append([]string{"--userspec=65532:65532", root}, runs[r.Image.Name]...)...)
+			cmd.Env = append(cfg.Env, "HOME=/home/nonroot")
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), wants[r.Image.Name]) {
+				t.Fatalf("%q in the image: %v\n%s", runs[r.Image.Name], err, out)
+			}
+			t.Logf("%s: %s (%.1f MB)", r.Image.Name, strings.TrimSpace(string(out)), float64(r.Size)/1e6)
+		})
+	}
+
+	t.Run("rebuilding gives the same digests", func(t *testing.T) {
+		again := o
+		again.OutDir = t.TempDir()
+		rebuilt, err := imagebuild.Build(context.Background(), again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rebuilt {
+			if r.Digest != results[i].Digest {
+				t.Errorf("%s: digest %s, first build %s", r.Image.Name, r.Digest, results[i].Digest)
+			}
+		}
+	})
+}
+
+// writeTree writes an image's flattened filesystem under root.
+func writeTree(t *testing.T, root string, files map[string]*file) {
+	t.Helper()
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		f, dst := files[p], filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch f.hdr.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(dst, os.FileMode(f.hdr.Mode&0o777)|0o700)
+			if err == nil {
+				err = os.Chmod(dst, os.FileMode(f.hdr.Mode&0o777))
+			}
+		case tar.TypeSymlink:
+			err = os.Symlink(f.hdr.Linkname, dst)
+		default:
+			err = os.WriteFile(dst, f.contents, os.FileMode(f.hdr.Mode&0o777))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -42,6 +42,8 @@ type entry struct {
 	mode     int64 // permission bits, plus the sticky bit for /tmp
 	uid, gid int
 	contents []byte
+	// symlink, when set, makes the entry a symbolic link to it (Debian packages have many).
+	symlink string
 }
 
 // baseLayer holds what distroless's static image gives a Go binary: users and groups
@@ -99,10 +101,14 @@ func layerOf(modTime time.Time, entries ...entry) (v1.Layer, error) {
 			Gid:     e.gid,
 			ModTime: modTime,
 		}
-		if e.dir {
+		switch {
+		case e.dir:
 			hdr.Typeflag = tar.TypeDir
 			hdr.Name += "/"
-		} else {
+		case e.symlink != "":
+			hdr.Typeflag = tar.TypeSymlink
+			hdr.Linkname = e.symlink
+		default:
 			hdr.Typeflag = tar.TypeReg
 			hdr.Size = int64(len(e.contents))
 		}

@@ -27,6 +27,10 @@ const (
 	DemoBot           = "demo-bot"
 	// DemoToken is the token the demo's emulator accepts (config/demo).
 	DemoToken = "demo-token"
+	// The Python bot behind the gateway proxy, with an emulator of its own
+	// (config/demo-python).
+	PythonDemoNamespace = "shardkeeper-demo-python"
+	PythonDemoBot       = "python-bot"
 	// ImageTag is the tag `make images` gives local builds.
 	ImageTag = "dev"
 	// KubernetesVersion is the cluster's (hack/cluster, hack/envtest-assets.sh).
@@ -34,7 +38,7 @@ const (
 )
 
 // Images are the tarballs `make images` writes that the cluster needs, by name.
-var Images = []string{"operator", "bot", "discord-emulator"}
+var Images = []string{"operator", "bot", "gateway-proxy", "discord-emulator", "python-bot", "node-bot"}
 
 // Cluster is the running local cluster and the tools that drive it.
 type Cluster struct {
@@ -213,15 +217,10 @@ func fileDigest(path string) (string, error) {
 // the bot's token replaced by token when it is not empty. The emulator keeps accepting
 // DemoToken, so another token is an invalid one.
 func (c *Cluster) DemoManifests(ns, token string) ([]byte, error) {
-	var docs []string
-	for _, f := range []string{"namespace.yaml", "discord-emulator.yaml", "bot.yaml"} {
-		b, err := os.ReadFile(filepath.Join(c.ModuleDir, "config", "demo", f))
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, string(b))
+	out, err := c.manifests("demo", DemoNamespace, ns, "namespace.yaml", "discord-emulator.yaml", "bot.yaml")
+	if err != nil {
+		return nil, err
 	}
-	out := strings.ReplaceAll(strings.Join(docs, "\n---\n"), DemoNamespace, ns)
 	if token != "" {
 		const tokenLine = "token: " + DemoToken + "\n"
 		if strings.Count(out, tokenLine) != 1 {
@@ -230,6 +229,26 @@ func (c *Cluster) DemoManifests(ns, token string) ([]byte, error) {
 		out = strings.Replace(out, tokenLine, "token: "+token+"\n", 1)
 	}
 	return []byte(out), nil
+}
+
+// PythonDemoManifests are config/demo-python's namespace, emulator and Python bot, moved
+// to namespace ns.
+func (c *Cluster) PythonDemoManifests(ns string) ([]byte, error) {
+	out, err := c.manifests("demo-python", PythonDemoNamespace, ns, "namespace.yaml", "discord-emulator.yaml", "python-bot.yaml")
+	return []byte(out), err
+}
+
+// manifests joins files of config/<dir> into one stream, with every fromNS made toNS.
+func (c *Cluster) manifests(dir, fromNS, toNS string, files ...string) (string, error) {
+	var docs []string
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(c.ModuleDir, "config", dir, f))
+		if err != nil {
+			return "", err
+		}
+		docs = append(docs, string(b))
+	}
+	return strings.ReplaceAll(strings.Join(docs, "\n---\n"), fromNS, toNS), nil
 }
 
 // WaitFor polls cond every interval until it says done, returns an error, or timeout

@@ -112,10 +112,12 @@ func suite(t *testing.T) context.Context {
 	return ctx
 }
 
-// demo is config/demo applied into a namespace of the test's own.
+// demo is config/demo (or config/demo-python) applied into a namespace of the test's own.
 type demo struct {
 	ns       string
 	emulator localcluster.Emulator
+	// botName is the DiscordBot's name.
+	botName string
 }
 
 // newDemo applies config/demo (the emulator and demo-bot) into a new namespace, after
@@ -123,12 +125,34 @@ type demo struct {
 // the emulator accepts). The namespace is deleted when the test ends.
 func newDemo(ctx context.Context, t *testing.T, edit func(string) string, token string) demo {
 	t.Helper()
-	name := strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
-	ns := fmt.Sprintf("e2e-%s-%04x", name[:min(20, len(name))], rand.IntN(1<<16))
+	ns := testNamespace(t)
 	manifests, err := k.DemoManifests(ns, token)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return applyDemo(ctx, t, ns, manifests, edit, localcluster.DemoBot)
+}
+
+// newPythonDemo applies config/demo-python (an emulator enforcing heartbeats and
+// examples/python-bot behind the gateway proxy) into a new namespace, after edit.
+func newPythonDemo(ctx context.Context, t *testing.T, edit func(string) string) demo {
+	t.Helper()
+	ns := testNamespace(t)
+	manifests, err := k.PythonDemoManifests(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return applyDemo(ctx, t, ns, manifests, edit, localcluster.PythonDemoBot)
+}
+
+// testNamespace is a new namespace name for the test, labelled for removal by later runs.
+func testNamespace(t *testing.T) string {
+	name := strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
+	return fmt.Sprintf("e2e-%s-%04x", name[:min(20, len(name))], rand.IntN(1<<16))
+}
+
+func applyDemo(ctx context.Context, t *testing.T, ns string, manifests []byte, edit func(string) string, botName string) demo {
+	t.Helper()
 	if edit != nil {
 		manifests = []byte(edit(string(manifests)))
 	}
@@ -149,7 +173,7 @@ func newDemo(ctx context.Context, t *testing.T, edit func(string) string, token 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return demo{ns: ns, emulator: localcluster.Emulator{URL: url}}
+	return demo{ns: ns, emulator: localcluster.Emulator{URL: url}, botName: botName}
 }
 
 // dump logs what a failed test leaves behind, for the CI log.
@@ -160,6 +184,7 @@ func dump(t *testing.T, ns string) {
 		{"get", "discordbots,pods,leases", "-o", "wide", "--namespace", ns},
 		{"get", "discordbots", "-o", "yaml", "--namespace", ns},
 		{"get", "events", "--sort-by=.lastTimestamp", "--namespace", ns},
+		{"logs", "--namespace", ns, "--selector", shardkeeperv1.LabelBot, "--all-containers", "--prefix", "--tail=40"},
 	} {
 		out, err := k.Kubectl(ctx, nil, args...)
 		t.Logf("$ kubectl %s\n%s%v", strings.Join(args, " "), out, errOrEmpty(err))
@@ -203,7 +228,7 @@ func getJSON(ctx context.Context, out any, args ...string) error {
 func (d demo) bot(ctx context.Context, t *testing.T) shardkeeperv1.DiscordBot {
 	t.Helper()
 	var bot shardkeeperv1.DiscordBot
-	if err := getJSON(ctx, &bot, "discordbot", localcluster.DemoBot, "--namespace", d.ns); err != nil {
+	if err := getJSON(ctx, &bot, "discordbot", d.botName, "--namespace", d.ns); err != nil {
 		t.Fatal(err)
 	}
 	return bot
@@ -212,7 +237,7 @@ func (d demo) bot(ctx context.Context, t *testing.T) shardkeeperv1.DiscordBot {
 func (d demo) pods(ctx context.Context, t *testing.T) []corev1.Pod {
 	t.Helper()
 	var pods corev1.PodList
-	if err := getJSON(ctx, &pods, "pods", "--namespace", d.ns, "--selector", shardkeeperv1.LabelBot+"="+localcluster.DemoBot); err != nil {
+	if err := getJSON(ctx, &pods, "pods", "--namespace", d.ns, "--selector", shardkeeperv1.LabelBot+"="+d.botName); err != nil {
 		t.Fatal(err)
 	}
 	return pods.Items
@@ -231,8 +256,8 @@ func (d demo) stats(ctx context.Context, t *testing.T) emulatorapi.Stats {
 func (d demo) waitReady(ctx context.Context, t *testing.T, timeout time.Duration) shardkeeperv1.DiscordBot {
 	t.Helper()
 	var bot shardkeeperv1.DiscordBot
-	waitFor(ctx, t, "discordbot "+d.ns+"/"+localcluster.DemoBot+" Ready", timeout, func() (bool, string) {
-		if err := getJSON(ctx, &bot, "discordbot", localcluster.DemoBot, "--namespace", d.ns); err != nil {
+	waitFor(ctx, t, "discordbot "+d.ns+"/"+d.botName+" Ready", timeout, func() (bool, string) {
+		if err := getJSON(ctx, &bot, "discordbot", d.botName, "--namespace", d.ns); err != nil {
 			return false, err.Error()
 		}
 		c := meta.FindStatusCondition(bot.Status.Conditions, shardkeeperv1.ConditionReady)
