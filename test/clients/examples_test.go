@@ -19,26 +19,27 @@ type exampleBot struct {
 	argv []string // the image's entry point, relative to dir
 	// env is what the image sets beyond the DISCORD_* variables the operator gives.
 	env []string
+	// requires is a file (absolute, or relative to the repository's root) the bot cannot
+	// run without; make test-clients installs it.
+	requires string
 }
 
 var exampleBots = []exampleBot{
-	{dir: "python-bot", argv: []string{systemPython, "bot.py"}, env: []string{"PYTHONDONTWRITEBYTECODE=1"}},
-	{dir: "node-bot", argv: []string{"node", "bot.js"}},
+	{dir: "python-bot", argv: []string{systemPython, "bot.py"}, env: []string{"PYTHONDONTWRITEBYTECODE=1"},
+		requires: "/usr/lib/python3/dist-packages/discord/__init__.py"}, // Debian's python3-discord
+	{dir: "node-bot", argv: []string{"node", "bot.js"}, requires: "examples/node-bot/node_modules/discord.js/package.json"},
 }
 
 // command is the bot's process with only the environment its container would have: no
 // writable HOME, TMPDIR the test's scratch directory, and env. It is killed when ctx ends.
 func (x exampleBot) command(ctx context.Context, t *testing.T, tmp string, env ...string) *exec.Cmd {
 	t.Helper()
-	switch x.dir {
-	case "python-bot":
-		if _, err := os.Stat(systemPython); err != nil {
-			t.Fatalf("%s: %v (make test-clients installs python3-discord)", systemPython, err)
-		}
-	case "node-bot":
-		if _, err := os.Stat(filepath.Join(repoRoot, "examples/node-bot/node_modules/discord.js")); err != nil {
-			t.Fatalf("discord.js is not installed in examples/node-bot: run make test-clients (%v)", err)
-		}
+	required := x.requires
+	if !filepath.IsAbs(required) {
+		required = filepath.Join(repoRoot, required)
+	}
+	if _, err := os.Stat(required); err != nil {
+		t.Fatalf("%s cannot run: %v (make test-clients installs it)", x.dir, err)
 	}
 	cmd := exec.CommandContext(ctx, x.argv[0], x.argv[1:]...)
 	cmd.Dir = filepath.Join(repoRoot, "examples", x.dir)
@@ -85,7 +86,10 @@ func TestExampleBotsRefuseToStartWithoutTheirSettings(t *testing.T) {
 				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 				defer cancel()
 				cmd := x.command(ctx, t, t.TempDir(), tc.env...)
-				out, _ := cmd.CombinedOutput()
+				out, err := cmd.CombinedOutput()
+				if cmd.ProcessState == nil {
+					t.Fatalf("%s did not start: %v", x.dir, err)
+				}
 				if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.want) {
 					t.Errorf("exit code %d, output %q; want 2 and %q", code, out, tc.want)
 				}
