@@ -3,8 +3,9 @@
 # (docs/clients.md), so that a new machine needs nothing installed by hand:
 #   - discord.py 2.2.2 and zstandard from Debian (apt, root), for /usr/bin/python3;
 #   - discord.js 14 from the npm registry, exactly as the committed lock files say (npm ci),
-#     in two package directories: test/clients/node/plain (no zlib-sync: a plain JSON
-#     gateway) and test/clients/node/zlib-sync (zlib-sync, built by node-gyp: zlib-stream).
+#     in three package directories: test/clients/node/plain (no zlib-sync: a plain JSON
+#     gateway), test/clients/node/zlib-sync (zlib-sync, built by node-gyp: zlib-stream) and
+#     examples/node-bot (the example bot, no native addons).
 # Idempotent and quiet: a package already installed is not asked for again, and a package
 # directory whose node_modules was installed from the same lock file, Node and npm is left
 # as it is (npm ci always deletes node_modules and would rebuild zlib-sync every run).
@@ -36,7 +37,7 @@ node_prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
 if [ -f "$node_prefix/include/node/common.gypi" ]; then
 	export npm_config_nodedir="$node_prefix"
 fi
-for dir in test/clients/node/plain test/clients/node/zlib-sync; do
+for dir in test/clients/node/plain test/clients/node/zlib-sync examples/node-bot; do
 	stamp="$dir/node_modules/.installed-from"
 	want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1) node $(node --version) npm $(npm --version)"
 	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

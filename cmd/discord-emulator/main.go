@@ -14,6 +14,7 @@
 // Control API:
 //
 //	POST /control/messages  {"guild": 1, "channel": 2, "content": "!ping"}  a user sends a message
+//	POST /control/interactions  {"guild": 1, "command": "ping"}  a user runs a slash command
 //	GET  /control/replies   what bots sent (messages, interaction answers), oldest first
 //	POST /control/cut       {"shard": 0}  drop the shard's connection without a close frame
 //	GET  /control/stats     connections, identifies, resumes, close codes, compression, REST
@@ -156,6 +157,32 @@ func controlAPI(srv *discordtest.Server) http.Handler {
 			return
 		}
 		id := srv.SendMessageWithID(m.Guild, m.Channel, m.Content)
+		writeJSON(w, http.StatusCreated, map[string]uint64{"id": id})
+	})
+	// A slash command comes from the guild's "general" channel, whose ID is the guild's, as
+	// every interaction the fake makes (discordtest.Server.SendSlashCommand).
+	mux.HandleFunc("POST /control/interactions", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Guild   uint64 `json:"guild"`
+			Channel uint64 `json:"channel"`
+			Command string `json:"command"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
+			http.Error(w, "want JSON {\"guild\": <id>, \"command\": \"ping\"}: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		switch {
+		case in.Guild == 0 || strings.TrimSpace(in.Command) == "":
+			http.Error(w, "guild and command are required: {\"guild\": <id>, \"command\": \"ping\"}", http.StatusBadRequest)
+			return
+		case srv.GuildCreate(in.Guild) == nil:
+			http.Error(w, fmt.Sprintf("the bot is not in guild %d: the emulator's guilds are 1<<22|1, 2<<22|1, ... (--guilds)", in.Guild), http.StatusBadRequest)
+			return
+		case in.Channel != 0 && in.Channel != in.Guild:
+			http.Error(w, fmt.Sprintf("slash commands come from the guild's general channel, whose ID is the guild's: leave channel out or pass %d", in.Guild), http.StatusBadRequest)
+			return
+		}
+		id := srv.SendSlashCommand(in.Guild, in.Command)
 		writeJSON(w, http.StatusCreated, map[string]uint64{"id": id})
 	})
 	mux.HandleFunc("GET /control/replies", func(w http.ResponseWriter, _ *http.Request) {

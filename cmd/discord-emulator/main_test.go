@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,6 +112,139 @@ func TestAUserMessageReachesTheBotAndItsReplyIsListed(t *testing.T) {
 	resp, _ = http.Post(control.URL+"/control/messages", "application/json", strings.NewReader(`{"content": "hi"}`))
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("a message without guild and channel: %s", resp.Status)
+	}
+}
+
+// TestASlashCommandReachesTheBotAndItsAnswerIsListed: POST /control/interactions
+// dispatches an INTERACTION_CREATE for the command the bot registered, answers with the
+// interaction's ID, and the bot's callback shows up in GET /control/replies.
+func TestASlashCommandReachesTheBotAndItsAnswerIsListed(t *testing.T) {
+	guild := uint64(1)<<22 | 1
+	srv, control := startEmulator(t, "--guilds", "1")
+	ws := dialGateway(t, srv)
+	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
+		"token": discordtest.DefaultToken, "intents": 1, "shard": []int{0, 1},
+		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.WaitConnected(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	app := srv.Options().ApplicationID
+	registered := restCall(t, srv, http.MethodPut, fmt.Sprintf("/applications/%d/commands", app), `[{"name": "ping", "description": "pong"}]`)
+	var commands []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(registered, &commands); err != nil || len(commands) != 1 {
+		t.Fatalf("registering /ping: %s, %v", registered, err)
+	}
+
+	resp, err := http.Post(control+"/control/interactions", "application/json", strings.NewReader(`{"guild": `+jsonNumber(guild)+`, "command": "ping"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		ID uint64 `json:"id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusCreated || created.ID == 0 {
+		t.Fatalf("POST /control/interactions: %s, id %d, %v", resp.Status, created.ID, err)
+	}
+	_ = resp.Body.Close()
+
+	var interaction struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+		Type  int    `json:"type"`
+		Data  struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"data"`
+		ChannelID string `json:"channel_id"`
+	}
+	for interaction.ID == "" {
+		var f gatewayFrame
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("waiting for the interaction: %v", err)
+		}
+		if f.T == "INTERACTION_CREATE" {
+			if err := json.Unmarshal(f.D, &interaction); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if interaction.ID != fmt.Sprint(created.ID) || interaction.Type != 2 || interaction.Data.Name != "ping" ||
+		interaction.Data.ID != commands[0].ID || interaction.ChannelID != fmt.Sprint(guild) {
+		t.Fatalf("INTERACTION_CREATE %+v, want interaction %d of the registered command %s in channel %d", interaction, created.ID, commands[0].ID, guild)
+	}
+
+	restCall(t, srv, http.MethodPost, fmt.Sprintf("/interactions/%s/%s/callback", interaction.ID, interaction.Token), `{"type": 4, "data": {"content": "pong"}}`)
+	var replies []struct {
+		Kind string `json:"kind"`
+		Path string `json:"path"`
+		Body struct {
+			Data struct {
+				Content string `json:"content"`
+			} `json:"data"`
+		} `json:"body"`
+	}
+	getJSON(t, control+"/control/replies", &replies)
+	if len(replies) != 1 || replies[0].Kind != discordtest.ReplyInteractionCallback || replies[0].Body.Data.Content != "pong" ||
+		!strings.HasPrefix(replies[0].Path, "/interactions/"+interaction.ID+"/") {
+		t.Fatalf("replies %+v, want the interaction's pong", replies)
+	}
+
+	// Bad requests say what is wanted.
+	for body, want := range map[string]string{
+		`{"command": "ping"}`: "guild and command are required",
+		`{"guild": ` + jsonNumber(guild) + `, "command": " "}`:                  "guild and command are required",
+		`{"guild": 42, "command": "ping"}`:                                      "not in guild 42",
+		`{"guild": ` + jsonNumber(guild) + `, "channel": 7, "command": "ping"}`: "general channel",
+		`{"guild": "` + jsonNumber(guild) + `"}`:                                "want JSON",
+	} {
+		resp, err := http.Post(control+"/control/interactions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), want) {
+			t.Errorf("POST /control/interactions %s: %s %q, want 400 saying %q", body, resp.Status, msg, want)
+		}
+	}
+}
+
+// restCall makes a REST request as the bot and returns the answer's body; it fails the
+// test on anything but 2xx.
+func restCall(t *testing.T, srv *discordtest.Server, method, path, body string) []byte {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.APIURL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bot "+discordtest.DefaultToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s %s", method, path, resp.Status, out)
+	}
+	return out
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
 	}
 }
 

@@ -49,6 +49,14 @@ func (e Emulator) SendMessage(ctx context.Context, guild, channel uint64, conten
 	return e.do(ctx, http.MethodPost, "/control/messages", body, nil)
 }
 
+// SendSlashCommand makes a user run a slash command (its name, without the slash) in a
+// guild's "general" channel; the bot's answer shows up in Replies, its Content the
+// interaction response's data.content.
+func (e Emulator) SendSlashCommand(ctx context.Context, guild uint64, command string) error {
+	body, _ := json.Marshal(map[string]any{"guild": guild, "command": command})
+	return e.do(ctx, http.MethodPost, "/control/interactions", body, nil)
+}
+
 // Replies lists what bots sent, oldest first.
 func (e Emulator) Replies(ctx context.Context) ([]EmulatorReply, error) {
 	var out []EmulatorReply

@@ -25,7 +25,7 @@ func TestDiscordPyBlockedEventLoop(t *testing.T) {
 	b := discordPy(t, e.target(), false)
 	b.waitEvent(t, "ready", 1, time.Minute)
 	warm := e.send(t, e.guilds[0], "!ping")
-	if !eventually(30*time.Second, func() bool { n, _ := answers(e.replies(t)); return n[warm.id] > 0 }) {
+	if !e.answered(t, 30*time.Second, warm) {
 		t.Fatalf("discord.py did not answer !ping before the block")
 	}
 

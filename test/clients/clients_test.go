@@ -23,7 +23,7 @@ const withoutZstandard = "test/clients/python/without-zstandard"
 type target struct{ api, gateway, token string }
 
 func (e *emulator) target() target {
-	return target{api: e.api, gateway: e.gateway, token: "test-token"}
+	return target{api: e.api, gateway: e.gateway, token: realToken}
 }
 
 // discordPy starts test/clients/python/bot.py against to. -s keeps a user's own
@@ -114,7 +114,7 @@ func pingAndResume(t *testing.T, e *emulator, b *bot, compression string) {
 	b.waitEvent(t, "ready", 1, time.Minute)
 
 	first := e.send(t, e.guilds[0], "!ping")
-	if !eventually(30*time.Second, func() bool { n, _ := answers(e.replies(t)); return n[first.id] > 0 }) {
+	if !e.answered(t, 30*time.Second, first) {
 		t.Fatalf("%s did not answer !ping: replies %+v", b.name, e.replies(t))
 	}
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/shardkeeper/shardkeeper/internal/emulatorapi"
 )
+
+// realToken is the bot token the emulator accepts (its default --token).
+const realToken = "test-token"
 
 // emulator is a cmd/discord-emulator process, driven through its control API.
 type emulator struct {
@@ -93,38 +97,55 @@ type ping struct {
 // send plays a user writing content in guild's general channel.
 func (e *emulator) send(t *testing.T, guild uint64, content string) ping {
 	t.Helper()
-	body := fmt.Sprintf(`{"guild": %d, "channel": %d, "content": %q}`, guild, guild, content)
 	sentAt := time.Now()
-	resp, err := http.Post(e.control+"/control/messages", "application/json", strings.NewReader(body))
+	var out struct {
+		ID uint64 `json:"id"`
+	}
+	e.post(t, "/control/messages", fmt.Sprintf(`{"guild": %d, "channel": %d, "content": %q}`, guild, guild, content), http.StatusCreated, &out)
+	return ping{id: out.ID, sentAt: sentAt}
+}
+
+// post sends body to the control API and decodes the answer, which must have status want.
+func (e *emulator) post(t *testing.T, path, body string, want int, out any) {
+	t.Helper()
+	resp, err := http.Post(e.control+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("POST %s %s: %s %s", path, body, resp.Status, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("POST %s: %v in %s", path, err, raw)
+		}
+	}
+}
+
+// slash plays a user running the slash command /command in guild's general channel; the
+// ping's ID is the interaction's.
+func (e *emulator) slash(t *testing.T, guild uint64, command string) ping {
+	t.Helper()
+	sentAt := time.Now()
 	var out struct {
 		ID uint64 `json:"id"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST /control/messages: %s, %v", resp.Status, err)
-	}
+	e.post(t, "/control/interactions", fmt.Sprintf(`{"guild": %d, "command": %q}`, guild, command), http.StatusCreated, &out)
 	return ping{id: out.ID, sentAt: sentAt}
 }
 
 // cut drops the shard's connection without a close frame.
 func (e *emulator) cut(t *testing.T, shard int) {
 	t.Helper()
-	resp, err := http.Post(e.control+"/control/cut", "application/json", strings.NewReader(fmt.Sprintf(`{"shard": %d}`, shard)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("POST /control/cut: %s", resp.Status)
-	}
+	e.post(t, "/control/cut", fmt.Sprintf(`{"shard": %d}`, shard), http.StatusNoContent, nil)
 }
 
 // reply is one entry of GET /control/replies, with what the bots here send: a message
-// replying to another (message_reference).
+// replying to another (message_reference), or an interaction's response (its callback).
 type reply struct {
+	Kind string    `json:"kind"`
 	Path string    `json:"path"`
 	At   time.Time `json:"at"`
 	Body struct {
@@ -132,7 +153,44 @@ type reply struct {
 		Reference *struct {
 			MessageID snowflake `json:"message_id"`
 		} `json:"message_reference"`
+		Data struct {
+			Content string `json:"content"`
+		} `json:"data"`
 	} `json:"body"`
+}
+
+// interactionCallback is the path of an interaction's response: the ID, then the token.
+var interactionCallback = regexp.MustCompile(`^/interactions/(\d+)/[^/]+/callback$`)
+
+// inReplyTo is the message or interaction the reply answers, and what it says.
+func (r reply) inReplyTo() (id uint64, content string, ok bool) {
+	if r.Body.Reference != nil {
+		return uint64(r.Body.Reference.MessageID), r.Body.Content, true
+	}
+	if m := interactionCallback.FindStringSubmatch(r.Path); m != nil {
+		id, err := strconv.ParseUint(m[1], 10, 64)
+		return id, r.Body.Data.Content, err == nil
+	}
+	return 0, "", false
+}
+
+// awaitReply waits up to timeout for the first reply to the message or interaction m; the
+// test fails without one.
+func (e *emulator) awaitReply(t *testing.T, m ping, timeout time.Duration) reply {
+	t.Helper()
+	var found reply
+	if !eventually(timeout, func() bool {
+		for _, r := range e.replies(t) {
+			if to, _, ok := r.inReplyTo(); ok && to == m.id {
+				found = r
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("message %d unanswered after %v: replies %+v", m.id, timeout, e.replies(t))
+	}
+	return found
 }
 
 // snowflake reads an ID sent as a string (discord.js) or a number (discord.py).
@@ -161,34 +219,62 @@ func (e *emulator) stats(t *testing.T) emulatorapi.Stats {
 
 func (e *emulator) get(t *testing.T, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(e.control + path)
+	getJSON(t, e.control+path, "", v)
+}
+
+// apiGet reads the REST API as the bot: with the real token, which only the emulator and
+// the proxy know.
+func (e *emulator) apiGet(t *testing.T, path string, v any) {
+	t.Helper()
+	getJSON(t, e.api+path, "Bot "+realToken, v)
+}
+
+func getJSON(t *testing.T, url, authorization string, v any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", path, resp.Status, body)
+		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v in %s", path, err, body)
+		t.Fatalf("GET %s: %v in %s", url, err, body)
 	}
 }
 
-// answers counts the pong replies to each message, and when the first came.
+// answers counts the pong replies to each message or interaction, and when the first came.
 func answers(replies []reply) (count map[uint64]int, first map[uint64]time.Time) {
 	count, first = map[uint64]int{}, map[uint64]time.Time{}
 	for _, r := range replies {
-		if r.Body.Reference == nil || r.Body.Content != "pong" {
+		id, content, ok := r.inReplyTo()
+		if !ok || content != "pong" {
 			continue
 		}
-		id := uint64(r.Body.Reference.MessageID)
 		if count[id] == 0 {
 			first[id] = r.At
 		}
 		count[id]++
 	}
 	return count, first
+}
+
+// answered waits up to timeout for a pong to each of pings.
+func (e *emulator) answered(t *testing.T, timeout time.Duration, pings ...ping) bool {
+	t.Helper()
+	return eventually(timeout, func() bool {
+		n, _ := answers(e.replies(t))
+		return !slices.ContainsFunc(pings, func(p ping) bool { return n[p.id] == 0 })
+	})
 }
 
 // eventually polls cond every 100ms until it holds or timeout passes.

@@ -4,7 +4,9 @@
 // registry, run without and with zlib-sync (docs/clients.md). Each bot answers !ping with
 // pong through REST and resumes after the emulator cuts its connection with no event lost;
 // a discord.py bot that blocks its event loop past the heartbeat deadline records what the
-// client does after the 4009 (docs/performance.md).
+// client does after the 4009 (docs/performance.md). The example bots users copy
+// (examples/python-bot, examples/node-bot) run through a gateway proxy as their images run
+// them (examples_test.go).
 //
 // `make test-clients` installs the clients (hack/install-client-deps.sh) and runs this
 // package with SHARDKEEPER_CLIENT_TESTS=1. Without that variable every test skips (so

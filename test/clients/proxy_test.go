@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +15,7 @@ import (
 )
 
 // placeholderToken is what the bots behind the proxy are given; the emulator accepts only
-// the real one ("test-token"), which only the proxy holds.
+// the real one (realToken), which only the proxy holds.
 const placeholderToken = "placeholder-for-the-bot-process"
 
 // gatewayProxy is a cmd/gateway-proxy process in front of an emulator.
@@ -31,7 +30,7 @@ func startProxy(t *testing.T, e *emulator, shards string, count int, flags ...st
 	t.Helper()
 	dir := t.TempDir()
 	tokenFile, clientTokenFile := filepath.Join(dir, "token"), filepath.Join(dir, "client-token")
-	if err := os.WriteFile(tokenFile, []byte("test-token"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(realToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(clientTokenFile, []byte(placeholderToken), 0o600); err != nil {
@@ -141,10 +140,7 @@ func TestPlainClientInAPodOfFourShards(t *testing.T) {
 			for _, g := range e.guilds {
 				sent = append(sent, e.send(t, g, "!ping"))
 			}
-			if !eventually(30*time.Second, func() bool {
-				n, _ := answers(e.replies(t))
-				return !slices.ContainsFunc(sent, func(p ping) bool { return n[p.id] == 0 })
-			}) {
+			if !e.answered(t, 30*time.Second, sent...) {
 				n, _ := answers(e.replies(t))
 				t.Fatalf("%s: answers per message %v for %d guilds on 4 shards", b.name, n, len(e.guilds))
 			}
@@ -153,15 +149,24 @@ func TestPlainClientInAPodOfFourShards(t *testing.T) {
 	}
 }
 
+// proxyWithHeartbeatsEnforced is an emulator that closes a connection whose heartbeats
+// stop (2 heartbeatIntervals + 1 s), and a proxy for shard 0 in front of it that tells its
+// client the same interval: a bot whose loop is blocked misses its heartbeats to the proxy,
+// and the emulator would see it if the proxy passed that on.
+func proxyWithHeartbeatsEnforced(t *testing.T) (*emulator, *gatewayProxy) {
+	t.Helper()
+	e := startEmulator(t, "--enforce-heartbeats", "--heartbeat-interval", heartbeatInterval.String())
+	return e, startProxy(t, e, "0", 1, "--client-heartbeat-interval", heartbeatInterval.String())
+}
+
 // blockedBehindProxy is TestDiscordPyBlockedEventLoop's run behind the proxy: the same bot
 // blocks its loop, the emulator enforces heartbeats, a user pings every half second.
 func blockedBehindProxy(t *testing.T, block time.Duration) {
-	e := startEmulator(t, "--enforce-heartbeats", "--heartbeat-interval", heartbeatInterval.String())
-	p := startProxy(t, e, "0", 1, "--client-heartbeat-interval", heartbeatInterval.String())
+	e, p := proxyWithHeartbeatsEnforced(t)
 	b := discordPy(t, p.target, false)
 	b.waitEvent(t, "ready", 1, time.Minute)
 	warm := e.send(t, e.guilds[0], "!ping")
-	if !eventually(30*time.Second, func() bool { n, _ := answers(e.replies(t)); return n[warm.id] > 0 }) {
+	if !e.answered(t, 30*time.Second, warm) {
 		t.Fatalf("discord.py did not answer !ping before the block")
 	}
 	e.send(t, e.guilds[0], fmt.Sprintf("!block %g", block.Seconds()))
@@ -173,10 +178,7 @@ func blockedBehindProxy(t *testing.T, block time.Duration) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	blockEnd := b.waitEvent(t, "block_end", 1, 30*time.Second).At
-	if !eventually(time.Minute, func() bool {
-		n, _ := answers(e.replies(t))
-		return !slices.ContainsFunc(pings, func(p ping) bool { return n[p.id] == 0 })
-	}) {
+	if !e.answered(t, time.Minute, pings...) {
 		n, _ := answers(e.replies(t))
 		t.Fatalf("pings unanswered after the block: %v", n)
 	}
@@ -223,7 +225,7 @@ func TestBotProcessRestartedBehindTheProxy(t *testing.T) {
 	first := discordPy(t, p.target, false)
 	first.waitEvent(t, "ready", 1, time.Minute)
 	sent := []ping{e.send(t, e.guilds[0], "!ping")}
-	if !eventually(30*time.Second, func() bool { n, _ := answers(e.replies(t)); return n[sent[0].id] > 0 }) {
+	if !e.answered(t, 30*time.Second, sent[0]) {
 		t.Fatal("no answer before the restart")
 	}
 	first.kill(syscall.SIGKILL)
@@ -235,10 +237,7 @@ func TestBotProcessRestartedBehindTheProxy(t *testing.T) {
 	second := discordPy(t, p.target, false)
 	second.waitEvent(t, "ready", 1, time.Minute)
 	sent = append(sent, e.send(t, e.guilds[0], "!ping"))
-	if !eventually(time.Minute, func() bool {
-		n, _ := answers(e.replies(t))
-		return !slices.ContainsFunc(sent, func(p ping) bool { return n[p.id] == 0 })
-	}) {
+	if !e.answered(t, time.Minute, sent...) {
 		n, _ := answers(e.replies(t))
 		for i, p := range sent {
 			if n[p.id] == 0 {
