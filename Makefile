@@ -111,7 +111,7 @@ build: ## Build the operator, bot and gateway proxy binaries into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/gateway-proxy ./cmd/gateway-proxy
 
 .PHONY: images
-images: ## Build the operator and bot images without Docker: bin/images/*.tar, for ctr import or docker load.
+images: ## Build every image without Docker (Go binaries; Python and Node runtimes from Debian packages): bin/images/*.tar, for ctr import or docker load.
 	go run ./hack/images --out $(LOCALBIN)/images --repository-prefix $(IMAGE_REPOSITORY_PREFIX) --tag $(IMAGE_TAG) --version $(VERSION)
 
 .PHONY: bench
@@ -140,7 +140,7 @@ bench-scale: envtest-assets kwok ## Measure the operator at 100 and 1,000 shard 
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" go run ./bench/scale -kwok $(KWOK) -pods $(BENCH_SCALE_PODS)
 
 .PHONY: run
-run: cluster-up images helm ## Shardkeeper on a real local cluster (root): operator by helm, the Discord emulator, a Ready bot answering !ping.
+run: cluster-up images helm ## Shardkeeper on a real local cluster (root): operator by helm, the Discord emulator, a Ready Go bot and a Python bot behind the gateway proxy answering !ping.
 	go run ./hack/run --helm $(HELM) --images $(LOCALBIN)/images
 
 .PHONY: run-localplane
