@@ -10,6 +10,7 @@ import (
 	"github.com/disgoorg/disgo/discord"
 	"github.com/disgoorg/disgo/gateway"
 	"github.com/disgoorg/snowflake/v2"
+	"github.com/gorilla/websocket"
 )
 
 // ErrNotConnected is returned for a gateway command the shard cannot take now: it is not
@@ -137,4 +138,27 @@ func (s *session) command(ctx context.Context, payload any) error {
 		return fmt.Errorf("%w: shard %d is %s", ErrNotConnected, s.shard, state)
 	}
 	return link.c.writeCommand(ctx, link.gone, payload)
+}
+
+// StartNewSession ends the shard's session for good and identifies anew, once the
+// shard's turn to identify comes. It is for a gateway proxy that resumed a session a
+// previous process started: what Discord replayed on the resume has been dispatched, but
+// the READY and the guilds that came with the session never reached this process, and
+// only a new session sends them again. Closing with 1000 tells Discord the session is
+// over. It returns ErrNotConnected when the shard has no connection to end.
+func (r *Runtime) StartNewSession(shard int) error {
+	for _, s := range r.sessions {
+		if s.shard != shard {
+			continue
+		}
+		s.mu.Lock()
+		link := s.link
+		s.mu.Unlock()
+		if link.c == nil {
+			return fmt.Errorf("%w: shard %d", ErrNotConnected, shard)
+		}
+		link.c.end(websocket.CloseNormalClosure, "new session", outcome{reason: "new_session"})
+		return nil
+	}
+	return fmt.Errorf("%w: shard %d (it runs shards %v of %d)", ErrShardNotHere, shard, r.cfg.ShardIDs, r.cfg.ShardCount)
 }

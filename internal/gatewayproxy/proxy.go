@@ -33,6 +33,7 @@ import (
 type Upstream interface {
 	SendRawCommand(ctx context.Context, shard int, op gateway.Opcode, d json.RawMessage) error
 	Shards() []botruntime.ShardStatus
+	StartNewSession(shard int) error
 }
 
 // Cache is one shard's guild state, kept from its dispatches: *guildcache.Cache.
@@ -108,6 +109,10 @@ type Proxy struct {
 	ready   map[int]json.RawMessage // each shard's last upstream READY data
 	// readyChanged is closed, and replaced, when a shard gets a READY.
 	readyChanged chan struct{}
+	// held are, per shard, the events Discord replayed when this process resumed a
+	// session a previous one started: they reach the buffer once the new session's
+	// guilds are in, so that no client gets a message before its guild's GUILD_CREATE.
+	held map[int][]entry
 
 	mu       sync.Mutex
 	sessions map[string]*clientSession
@@ -160,7 +165,7 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		opts: opts, hub: newHub(opts.ShardIDs, opts.ReplayEvents, opts.ReplayBytes),
 		log: opts.Log, clock: opts.Clock, metrics: newMetrics(), started: opts.Clock.Now(),
-		caches: map[int]Cache{}, ready: map[int]json.RawMessage{}, readyChanged: make(chan struct{}),
+		caches: map[int]Cache{}, ready: map[int]json.RawMessage{}, readyChanged: make(chan struct{}), held: map[int][]entry{},
 		sessions: map[string]*clientSession{}, beats: map[int]time.Time{}, attachedTo: map[int]int{},
 		leftAt: map[int]time.Time{}, nonces: map[string]*clientSession{},
 	}
@@ -197,13 +202,30 @@ func (p *Proxy) HandleEvent(_ context.Context, ev botruntime.Event) {
 		p.ready[ev.Shard] = ev.Raw
 		close(p.readyChanged)
 		p.readyChanged = make(chan struct{})
+		p.releaseHeldOnceGuildsAreIn(ev.Shard, cache)
 		return
 	case string(gateway.EventTypeResumed):
-		return // the upstream resume is the proxy's business only
+		// The upstream resume is the proxy's business only. One of a session that a
+		// previous process (the pod this one replaces) started leaves this process without
+		// the session's READY and guilds, which no client can do without: what Discord
+		// replayed is kept for the client, and a new session brings the guilds.
+		if p.ready[ev.Shard] == nil && p.up != nil {
+			p.log.Info("resumed the previous process's session; starting a new one for its guilds, the replayed events kept", "shard", ev.Shard)
+			go func(up Upstream, shard int) {
+				if err := up.StartNewSession(shard); err != nil {
+					p.log.Error(err, "cannot start a new upstream session; the client waits for the next READY", "shard", shard)
+				}
+			}(p.up, ev.Shard)
+		}
+		return
 	}
-	if err := cache.Apply(t, ev.Raw); err != nil {
-		p.metrics.cacheErrors.Inc()
-		p.log.Error(err, "event not cached; it is passed on", "shard", ev.Shard, "type", t)
+	// Before a READY there is no state to update: these are events Discord replayed on
+	// resuming a previous process's session, and the new session's guilds will be current.
+	if p.ready[ev.Shard] != nil {
+		if err := cache.Apply(t, ev.Raw); err != nil {
+			p.metrics.cacheErrors.Inc()
+			p.log.Error(err, "event not cached; it is passed on", "shard", ev.Shard, "type", t)
+		}
 	}
 	e := entry{shard: ev.Shard, t: t, d: ev.Raw}
 	switch t {
@@ -227,8 +249,34 @@ func (p *Proxy) HandleEvent(_ context.Context, ev botruntime.Event) {
 			}
 		}
 	}
+	if p.ready[ev.Shard] == nil {
+		p.held[ev.Shard] = append(p.held[ev.Shard], e)
+		return
+	}
+	if t != string(gateway.EventTypeGuildCreate) {
+		p.releaseHeld(ev.Shard) // live events come after what was replayed
+	}
 	p.hub.add(e)
+	if t == string(gateway.EventTypeGuildCreate) {
+		p.releaseHeldOnceGuildsAreIn(ev.Shard, cache)
+	}
 	p.evictLagging(ev.Shard)
+}
+
+// releaseHeldOnceGuildsAreIn buffers the shard's held events once none of its guilds
+// waits for its GUILD_CREATE.
+func (p *Proxy) releaseHeldOnceGuildsAreIn(shard int, cache Cache) {
+	if len(p.held[shard]) == 0 || slices.ContainsFunc(cache.Guilds(), func(g guildcache.Guild) bool { return g.Unavailable }) {
+		return
+	}
+	p.releaseHeld(shard)
+}
+
+func (p *Proxy) releaseHeld(shard int) {
+	for _, e := range p.held[shard] {
+		p.hub.add(e)
+	}
+	delete(p.held, shard)
 }
 
 // evictLagging disconnects the clients of the shard that are more than ClientQueue

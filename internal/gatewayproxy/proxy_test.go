@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -641,5 +642,38 @@ func TestAShardAtItsSendLimitHoldsUpOnlyItsOwnCommands(t *testing.T) {
 			t.Fatalf("upstream ops: shard 0 %v, shard 1 %v; shard 1's request waited behind shard 0's", ops0, ops1)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A proxy that replaces another (a new pod, with the old one's resume state) resumes
+// the Discord session, so nothing said meanwhile is lost, then starts a new session for
+// the READY and guilds it never saw: its client gets the guilds, then what was said.
+func TestAReplacementProxyResumesThenStartsANewSessionForTheGuilds(t *testing.T) {
+	g := guildOnShard(1, 0, 1)
+	state := filepath.Join(t.TempDir(), "resume-state.json")
+	first := proxytest.New(t, proxytest.Config{Discord: discordtest.Options{Guilds: []uint64{g}}, ResumeStateFile: state})
+	c := dial(t, first.URL(), gatewaycompress.None)
+	c.identify(nil)
+	c.ready()
+	first.Discord.SendMessage(g, 1, "before")
+	c.messages(1)
+	first.Stop()
+	first.Discord.SendMessage(g, 1, "while replaced")
+
+	second := proxytest.New(t, proxytest.Config{Server: first.Discord, ResumeStateFile: state})
+	c2 := dial(t, second.URL(), gatewaycompress.None)
+	c2.identify(nil)
+	if _, guilds := c2.ready(); len(guilds) != 1 {
+		t.Fatalf("guilds %v, want the one guild", guilds)
+	}
+	if got := c2.messages(1); got[0] != "while replaced" {
+		t.Fatalf("after the guilds: %v, want what was said while the proxy was replaced", got)
+	}
+	second.Discord.SendMessage(g, 1, "live")
+	if f := c2.nextDispatch(); messageContent(f) != "live" {
+		t.Fatalf("then %s %s, want the live message", f.T, f.D)
+	}
+	if st := second.Discord.Stats(); st.Resumes != 1 || st.Identifies != 2 {
+		t.Errorf("upstream resumes %d, identifies %d; want the resume, then a new session", st.Resumes, st.Identifies)
 	}
 }

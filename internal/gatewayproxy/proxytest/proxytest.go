@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,12 @@ type Config struct {
 	Compression botruntime.Compression
 	// AdjustProxy, if set, changes the proxy's options before it is built.
 	AdjustProxy func(*gatewayproxy.Options)
+	// Server, if set, is the fake to connect to (an earlier rig's), instead of a new one
+	// made from Discord.
+	Server *discordtest.Server
+	// ResumeStateFile keeps the runtime's resume state across rigs, as the Lease does
+	// across pods.
+	ResumeStateFile string
 }
 
 // Rig is a fake Discord, a runtime holding the pod's sessions and the proxy in front,
@@ -47,6 +54,9 @@ type Rig struct {
 	Runtime *botruntime.Runtime
 	Proxy   *gatewayproxy.Proxy
 	HTTP    *httptest.Server
+	// Stop stops the runtime (saving its resume state) and the proxy's server, as a pod
+	// going away does; the test's end does it too.
+	Stop func()
 }
 
 // URL is the proxy's gateway address, as a client is given it.
@@ -62,8 +72,11 @@ func New(tb testing.TB, cfg Config) *Rig {
 	if len(cfg.ShardIDs) == 0 {
 		cfg.ShardIDs, cfg.ShardCount = []int{0}, 1
 	}
-	srv := discordtest.NewServer(cfg.Discord)
-	tb.Cleanup(srv.Close)
+	srv := cfg.Server
+	if srv == nil {
+		srv = discordtest.NewServer(cfg.Discord)
+		tb.Cleanup(srv.Close)
+	}
 	tokenFile := filepath.Join(tb.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(srv.Options().Token), 0o600); err != nil {
 		tb.Fatal(err)
@@ -84,7 +97,7 @@ func New(tb testing.TB, cfg Config) *Rig {
 		ShardIDs: cfg.ShardIDs, ShardCount: cfg.ShardCount, TokenFile: tokenFile,
 		Intents:    []shardkeeperv1.Intent{"GUILDS", "GUILD_MESSAGES"},
 		GatewayURL: srv.URL(), APIURL: srv.APIURL(), MaxConcurrency: 1, IdentifyInterval: 10 * time.Millisecond,
-		Compression: cfg.Compression,
+		Compression: cfg.Compression, ResumeStateFile: cfg.ResumeStateFile,
 	}, botruntime.WithRawEvents(), botruntime.WithWorkers(1), botruntime.WithCollectors(p.Collectors()...))
 	if err != nil {
 		tb.Fatal(err)
@@ -96,10 +109,18 @@ func New(tb testing.TB, cfg Config) *Rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = rt.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
 	hs := httptest.NewServer(p)
-	tb.Cleanup(hs.Close)
-	return &Rig{Discord: srv, Runtime: rt, Proxy: p, HTTP: hs}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			hs.CloseClientConnections()
+			hs.Close()
+		})
+	}
+	tb.Cleanup(stop)
+	return &Rig{Discord: srv, Runtime: rt, Proxy: p, HTTP: hs, Stop: stop}
 }
 
 // Conn is a raw gateway connection, to the proxy or to the fake, that undoes the
