@@ -241,7 +241,8 @@ func ping(ctx context.Context, c *localcluster.Cluster, ns string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	const guild, channel = 1<<22 | 1, 1
+	// The emulator's guilds have one text channel, whose ID is the guild's.
+	const guild, channel = 1<<22 | 1, 1<<22 | 1
 	if err := em.SendMessage(ctx, guild, channel, "!ping"); err != nil {
 		return "", err
 	}
@@ -278,7 +279,7 @@ Try next:
 		fmt.Printf(`
   # play a Discord user through the emulator's control API
   kubectl port-forward -n %[1]s svc/discord-emulator 8090:8090 &
-  curl -s localhost:8090/control/messages -d '{"guild": 4194305, "channel": 1, "content": "!ping"}'
+  curl -s localhost:8090/control/messages -d '{"guild": 4194305, "channel": 4194305, "content": "!ping"}'
   curl -s localhost:8090/control/replies
   curl -s localhost:8090/control/stats
 
@@ -289,16 +290,16 @@ Try next:
   kubectl get discordbots -n %[1]s -o wide -w
 
   # the Python bot (examples/python-bot) behind the gateway proxy; its emulator closes a
-  # session that misses heartbeats for 10 s (4009), as Discord does after 41.25 s
+  # session that misses heartbeats for 5 s (4009), as Discord does after 41.25 s
   kubectl port-forward -n %[4]s svc/discord-emulator 8091:8090 &
-  # block its event loop for 30 s, then ask: the answer comes after the block, and the
+  # block its event loop for 15 s (3 heartbeat intervals), then ask: the answer comes after the block, and the
   # stats show one connection and one identify (the proxy kept the session)
-  curl -s localhost:8091/control/messages -d '{"guild": 4194305, "channel": 1, "content": "!block 30"}'
-  curl -s localhost:8091/control/messages -d '{"guild": 4194305, "channel": 1, "content": "!ping"}'
+  curl -s localhost:8091/control/messages -d '{"guild": 4194305, "channel": 4194305, "content": "!block 15"}'
+  curl -s localhost:8091/control/messages -d '{"guild": 4194305, "channel": 4194305, "content": "!ping"}'
   curl -s localhost:8091/control/replies; curl -s localhost:8091/control/stats
-  # freeze the Python process: after 30 s without its heartbeats the kubelet restarts the
-  # bot container alone (RESTARTS of the pod's bot container; the proxy stays up), and
-  # what was said meanwhile is answered when it is back
+  # freeze the Python process: 30 s without its heartbeats (then the 30 s of grace a
+  # stopped process cannot use) and the kubelet restarts the bot container alone
+  # (RESTARTS of the pod; the proxy stays up); what was said meanwhile is answered after
   id=$(kubectl get pod %[5]s-0 -n %[4]s -o jsonpath='{.status.containerStatuses[0].containerID}')
   ctr --address %[3]s -n k8s.io tasks kill --signal SIGSTOP ${id#containerd://}
   kubectl get pods -n %[4]s -w

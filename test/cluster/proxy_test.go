@@ -34,7 +34,7 @@ func TestPythonBotBehindTheProxy(t *testing.T) {
 		clientTolerance = 30 * time.Second
 	)
 	d := newPythonDemo(ctx, t, func(m string) string {
-		return strings.Replace(m, "--heartbeat-interval=10s", "--heartbeat-interval="+upstreamHeartbeat.String(), 1)
+		return strings.Replace(m, "--heartbeat-interval=5s", "--heartbeat-interval="+upstreamHeartbeat.String(), 1)
 	})
 	start := time.Now()
 	d.waitReady(ctx, t, 3*time.Minute)
@@ -124,7 +124,7 @@ func TestPythonBotProxyFrozen(t *testing.T) {
 	ctx := suite(t)
 	const leaseSeconds = 10
 	d := newPythonDemo(ctx, t, func(m string) string {
-		m = strings.Replace(m, "--heartbeat-interval=10s", "--heartbeat-interval=41.25s", 1)
+		m = strings.Replace(m, "--heartbeat-interval=5s", "--heartbeat-interval=41.25s", 1)
 		return strings.Replace(m, "leaseDurationSeconds: 20", "leaseDurationSeconds: "+strconv.Itoa(leaseSeconds), 1)
 	})
 	d.waitReady(ctx, t, 3*time.Minute)
