@@ -85,7 +85,7 @@ envtest-assets: ## Build kube-apiserver and etcd for envtest from Go modules (ca
 	@hack/envtest-assets.sh >/dev/null
 
 .PHONY: test
-test: verify-large-files lint vet verify-generated envtest-assets helm promtool ## Every check, then every test (builds missing envtest binaries and tools first).
+test: verify-large-files lint vet verify-generated envtest-assets helm promtool image-deps ## Every check, then every test (builds missing envtest binaries and tools first).
 	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" HELM=$(HELM) PROMTOOL=$(PROMTOOL) CONTROLLER_GEN=$(CONTROLLER_GEN) go test ./... -count=1 -race -timeout 20m
 
 .PHONY: test-e2e
@@ -110,8 +110,12 @@ build: ## Build the operator, bot and gateway proxy binaries into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/bot ./cmd/bot
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/gateway-proxy ./cmd/gateway-proxy
 
+.PHONY: image-deps
+image-deps: ## Install what the images of Debian packages need (npm; apt's package lists), when missing (root).
+	@hack/install-image-deps.sh
+
 .PHONY: images
-images: ## Build every image without Docker (Go binaries; Python and Node runtimes from Debian packages): bin/images/*.tar, for ctr import or docker load.
+images: image-deps ## Build every image without Docker (Go binaries; Python and Node runtimes from Debian packages): bin/images/*.tar, for ctr import or docker load.
 	go run ./hack/images --out $(LOCALBIN)/images --repository-prefix $(IMAGE_REPOSITORY_PREFIX) --tag $(IMAGE_TAG) --version $(VERSION)
 
 .PHONY: bench
