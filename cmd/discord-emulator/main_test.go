@@ -122,12 +122,7 @@ func TestASlashCommandReachesTheBotAndItsAnswerIsListed(t *testing.T) {
 	guild := uint64(1)<<22 | 1
 	srv, control := startEmulator(t, "--guilds", "1")
 	ws := dialGateway(t, srv)
-	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
-		"token": discordtest.DefaultToken, "intents": 1, "shard": []int{0, 1},
-		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	identifyShard0(t, ws)
 	if err := srv.WaitConnected(t.Context(), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -310,12 +305,7 @@ func TestEnforcedHeartbeatsAndStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
-		"token": discordtest.DefaultToken, "intents": 1, "shard": []int{0, 1},
-		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	identifyShard0(t, ws)
 	start := time.Now()
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var closeErr *websocket.CloseError
@@ -480,12 +470,7 @@ func dialGateway(t *testing.T, srv *discordtest.Server) *websocket.Conn {
 func TestEnforcedSendLimitAndWhatEachConnectionSent(t *testing.T) {
 	srv, control := startEmulator(t, "--enforce-send-limit", "--guilds", "0")
 	ws := dialGateway(t, srv)
-	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
-		"token": discordtest.DefaultToken, "intents": 1, "shard": []int{0, 1},
-		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	identifyShard0(t, ws)
 	var sessionID string
 	for sessionID == "" {
 		var f gatewayFrame
@@ -543,5 +528,16 @@ func TestEnforcedSendLimitAndWhatEachConnectionSent(t *testing.T) {
 	jsonShard := raw["shards"].(map[string]any)["0"].(map[string]any)
 	if jsonShard["resumesUnanswered"] != 1.0 || jsonShard["opsReceived"].([]any)[1].(map[string]any)["6"] != 1.0 {
 		t.Fatalf("shards.0 = %v", jsonShard)
+	}
+}
+
+// identifyShard0 identifies as shard 0 of 1 with the emulator's token.
+func identifyShard0(t *testing.T, ws *websocket.Conn) {
+	t.Helper()
+	if err := ws.WriteJSON(map[string]any{"op": 2, "d": map[string]any{
+		"token": discordtest.DefaultToken, "intents": 1, "shard": []int{0, 1},
+		"properties": map[string]string{"os": "linux", "browser": "test", "device": "test"},
+	}}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -171,20 +171,7 @@ func TestImages(t *testing.T) {
 	}
 
 	t.Run("rebuilding gives the same digests and bytes", func(t *testing.T) {
-		again := o
-		again.OutDir = t.TempDir()
-		rebuilt, err := imagebuild.Build(context.Background(), again)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, r := range rebuilt {
-			if r.Digest != results[i].Digest {
-				t.Errorf("%s: digest %s, first build %s", r.Image.Name, r.Digest, results[i].Digest)
-			}
-			if a, b := fileSHA256(t, results[i].Path), fileSHA256(t, r.Path); a != b {
-				t.Errorf("%s: tarball sha256 %x, first build %x", r.Image.Name, b, a)
-			}
-		}
+		checkRebuild(t, o, results)
 	})
 
 	t.Run("the created time is the one given", func(t *testing.T) {
@@ -496,19 +483,28 @@ func TestDebianImages(t *testing.T) {
 		})
 	}
 
-	t.Run("rebuilding gives the same digests", func(t *testing.T) {
-		again := o
-		again.OutDir = t.TempDir()
-		rebuilt, err := imagebuild.Build(context.Background(), again)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, r := range rebuilt {
-			if r.Digest != results[i].Digest {
-				t.Errorf("%s: digest %s, first build %s", r.Image.Name, r.Digest, results[i].Digest)
-			}
-		}
+	t.Run("rebuilding gives the same digests and bytes", func(t *testing.T) {
+		checkRebuild(t, o, results)
 	})
+}
+
+// checkRebuild builds o's images again and fails unless each has the digest and the
+// tarball bytes of the first build.
+func checkRebuild(t *testing.T, o imagebuild.Options, first []imagebuild.Result) {
+	t.Helper()
+	o.OutDir = t.TempDir()
+	rebuilt, err := imagebuild.Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rebuilt {
+		if r.Digest != first[i].Digest {
+			t.Errorf("%s: digest %s, first build %s", r.Image.Name, r.Digest, first[i].Digest)
+		}
+		if a, b := fileSHA256(t, first[i].Path), fileSHA256(t, r.Path); a != b {
+			t.Errorf("%s: tarball sha256 %x, first build %x", r.Image.Name, b, a)
+		}
+	}
 }
 
 // writeTree writes an image's flattened filesystem under root.
