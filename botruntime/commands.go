@@ -13,6 +13,10 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// ErrNotResumedSession is StartNewSession's answer for a shard that is not up on a session
+// a previous process started.
+var ErrNotResumedSession = errors.New("botruntime: not on a resumed session of another process")
+
 // ErrNotConnected is returned for a gateway command the shard cannot take now: it is not
 // Ready or Resumed (connecting, resuming, reconnecting, stopped), or its connection ended
 // before the command went out. The command was not sent; send it again once the shard is
@@ -145,17 +149,19 @@ func (s *session) command(ctx context.Context, payload any) error {
 // previous process started: what Discord replayed on the resume has been dispatched, but
 // the READY and the guilds that came with the session never reached this process, and
 // only a new session sends them again. Closing with 1000 tells Discord the session is
-// over. It returns ErrNotConnected when the shard has no connection to end.
+// over. It does that only while the shard is up on a session this process did not
+// identify: once it has identified one (after this call, or after Discord refused the
+// resume), there is nothing to do, and it says so with ErrNotResumedSession.
 func (r *Runtime) StartNewSession(shard int) error {
 	for _, s := range r.sessions {
 		if s.shard != shard {
 			continue
 		}
 		s.mu.Lock()
-		link := s.link
+		link, state, generation := s.link, s.state, s.generation
 		s.mu.Unlock()
-		if link.c == nil {
-			return fmt.Errorf("%w: shard %d", ErrNotConnected, shard)
+		if link.c == nil || state != StateResumed || generation != 0 {
+			return fmt.Errorf("%w: shard %d is %s, on a session this process identified: %v", ErrNotResumedSession, shard, state, generation != 0)
 		}
 		link.c.end(websocket.CloseNormalClosure, "new session", outcome{reason: "new_session"})
 		return nil

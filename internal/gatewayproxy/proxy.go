@@ -110,9 +110,10 @@ type Proxy struct {
 	// readyChanged is closed, and replaced, when a shard gets a READY.
 	readyChanged chan struct{}
 	// held are, per shard, the events Discord replayed when this process resumed a
-	// session a previous one started: they reach the buffer once the new session's
-	// guilds are in, so that no client gets a message before its guild's GUILD_CREATE.
-	held map[int][]entry
+	// session a previous one started, then the live events of the new session until its
+	// guilds are in: they reach the buffer after its GUILD_CREATEs, so that no client
+	// gets an event before its guild's GUILD_CREATE (heldEvents).
+	held map[int]*heldEvents
 
 	mu       sync.Mutex
 	sessions map[string]*clientSession
@@ -165,7 +166,7 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		opts: opts, hub: newHub(opts.ShardIDs, opts.ReplayEvents, opts.ReplayBytes),
 		log: opts.Log, clock: opts.Clock, metrics: newMetrics(), started: opts.Clock.Now(),
-		caches: map[int]Cache{}, ready: map[int]json.RawMessage{}, readyChanged: make(chan struct{}), held: map[int][]entry{},
+		caches: map[int]Cache{}, ready: map[int]json.RawMessage{}, readyChanged: make(chan struct{}), held: map[int]*heldEvents{},
 		sessions: map[string]*clientSession{}, beats: map[int]time.Time{}, attachedTo: map[int]int{},
 		leftAt: map[int]time.Time{}, nonces: map[string]*clientSession{},
 	}
@@ -202,6 +203,17 @@ func (p *Proxy) HandleEvent(_ context.Context, ev botruntime.Event) {
 		p.ready[ev.Shard] = ev.Raw
 		close(p.readyChanged)
 		p.readyChanged = make(chan struct{})
+		if h := p.held[ev.Shard]; h != nil {
+			// A guild that stays unavailable (an outage) must not hold the rest forever.
+			go func(after <-chan time.Time) {
+				<-after
+				p.stateMu.Lock()
+				defer p.stateMu.Unlock()
+				if p.held[ev.Shard] == h {
+					p.releaseHeld(ev.Shard)
+				}
+			}(p.clock.After(heldBound))
+		}
 		p.releaseHeldOnceGuildsAreIn(ev.Shard, cache)
 		return
 	case string(gateway.EventTypeResumed):
@@ -212,7 +224,10 @@ func (p *Proxy) HandleEvent(_ context.Context, ev botruntime.Event) {
 		if p.ready[ev.Shard] == nil && p.up != nil {
 			p.log.Info("resumed the previous process's session; starting a new one for its guilds, the replayed events kept", "shard", ev.Shard)
 			go func(up Upstream, shard int) {
-				if err := up.StartNewSession(shard); err != nil {
+				switch err := up.StartNewSession(shard); {
+				case errors.Is(err, botruntime.ErrNotResumedSession):
+					// Gone already, or identified anew: a READY is on its way.
+				case err != nil:
 					p.log.Error(err, "cannot start a new upstream session; the client waits for the next READY", "shard", shard)
 				}
 			}(p.up, ev.Shard)
@@ -250,11 +265,24 @@ func (p *Proxy) HandleEvent(_ context.Context, ev botruntime.Event) {
 		}
 	}
 	if p.ready[ev.Shard] == nil {
-		p.held[ev.Shard] = append(p.held[ev.Shard], e)
+		h := p.held[ev.Shard]
+		if h == nil {
+			h = &heldEvents{}
+			p.held[ev.Shard] = h
+		}
+		// GUILD_CREATE and GUILD_DELETE Discord replays are superseded by the new
+		// session's READY and GUILD_CREATEs; the rest is what the bot missed.
+		if t != string(gateway.EventTypeGuildCreate) && t != string(gateway.EventTypeGuildDelete) {
+			h.replayed = append(h.replayed, e)
+		}
 		return
 	}
-	if t != string(gateway.EventTypeGuildCreate) {
-		p.releaseHeld(ev.Shard) // live events come after what was replayed
+	if h := p.held[ev.Shard]; h != nil && t != string(gateway.EventTypeGuildCreate) {
+		h.live = append(h.live, e) // after what was replayed, and after the guilds
+		if len(h.live) >= p.opts.ReplayEvents {
+			p.releaseHeld(ev.Shard)
+		}
+		return
 	}
 	p.hub.add(e)
 	if t == string(gateway.EventTypeGuildCreate) {
@@ -263,20 +291,35 @@ func (p *Proxy) HandleEvent(_ context.Context, ev botruntime.Event) {
 	p.evictLagging(ev.Shard)
 }
 
+// heldBound is how long held events wait for the new session's guilds at most.
+const heldBound = 30 * time.Second
+
+// heldEvents are a shard's events kept back while this process, having resumed the
+// session a previous one started, waits for a new session's READY and GUILD_CREATEs.
+type heldEvents struct {
+	replayed []entry // what Discord replayed on the resume
+	live     []entry // the new session's events, but its GUILD_CREATEs, until its guilds are in
+}
+
 // releaseHeldOnceGuildsAreIn buffers the shard's held events once none of its guilds
 // waits for its GUILD_CREATE.
 func (p *Proxy) releaseHeldOnceGuildsAreIn(shard int, cache Cache) {
-	if len(p.held[shard]) == 0 || slices.ContainsFunc(cache.Guilds(), func(g guildcache.Guild) bool { return g.Unavailable }) {
+	if p.held[shard] == nil || slices.ContainsFunc(cache.Guilds(), func(g guildcache.Guild) bool { return g.Unavailable }) {
 		return
 	}
 	p.releaseHeld(shard)
 }
 
 func (p *Proxy) releaseHeld(shard int) {
-	for _, e := range p.held[shard] {
+	h := p.held[shard]
+	if h == nil {
+		return
+	}
+	for _, e := range append(h.replayed, h.live...) {
 		p.hub.add(e)
 	}
 	delete(p.held, shard)
+	p.evictLagging(shard)
 }
 
 // evictLagging disconnects the clients of the shard that are more than ClientQueue

@@ -1,18 +1,24 @@
 package gatewayproxy_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/disgoorg/disgo/gateway"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/shardkeeper/shardkeeper/botruntime"
+	"github.com/shardkeeper/shardkeeper/internal/gatewayproxy/guildcache"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/shardkeeper/shardkeeper/internal/discordtest"
@@ -675,5 +681,84 @@ func TestAReplacementProxyResumesThenStartsANewSessionForTheGuilds(t *testing.T)
 	}
 	if st := second.Discord.Stats(); st.Resumes != 1 || st.Identifies != 2 {
 		t.Errorf("upstream resumes %d, identifies %d; want the resume, then a new session", st.Resumes, st.Identifies)
+	}
+	// On the session it identified itself, there is nothing to start anew.
+	if err := second.Runtime.StartNewSession(0); !errors.Is(err, botruntime.ErrNotResumedSession) {
+		t.Errorf("StartNewSession on an identified session: %v, want ErrNotResumedSession", err)
+	}
+}
+
+// fakeUpstream is an Upstream whose sessions the test plays by calling HandleEvent.
+type fakeUpstream struct{ newSessions chan int }
+
+func (f *fakeUpstream) SendRawCommand(context.Context, int, gateway.Opcode, json.RawMessage) error {
+	return nil
+}
+func (f *fakeUpstream) Shards() []botruntime.ShardStatus {
+	return []botruntime.ShardStatus{{ID: 0, State: botruntime.StateReady}}
+}
+func (f *fakeUpstream) StartNewSession(shard int) error { f.newSessions <- shard; return nil }
+
+// What Discord replays to a replacement proxy reaches its client after the new session's
+// guilds, and so do the new session's own events until those are in; the replayed
+// GUILD_CREATEs, older than the new session's, are dropped. The client here connects
+// between the new READY and its GUILD_CREATEs, where a busy bot's client often does.
+func TestReplayedAndEarlyEventsComeAfterTheNewSessionsGuilds(t *testing.T) {
+	up := &fakeUpstream{newSessions: make(chan int, 4)}
+	p, err := gatewayproxy.New(gatewayproxy.Options{
+		ShardIDs: []int{0}, ShardCount: 1, ClientToken: proxytest.ClientToken, RealToken: "real", APIURL: "http://127.0.0.1:1/api/v10",
+		NewCache: func(int) gatewayproxy.Cache { return guildcache.New(guildcache.Options{}) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetUpstream(up)
+	g1, g2 := guildOnShard(1, 0, 1), guildOnShard(2, 0, 1)
+	guild := func(id uint64, name string) string {
+		return fmt.Sprintf(`{"id":"%d","name":%q,"channels":[],"roles":[],"members":[],"emojis":[],"stickers":[],"threads":[],"voice_states":[]}`, id, name)
+	}
+	message := func(id, g uint64, content string) string {
+		return fmt.Sprintf(`{"id":"%d","channel_id":"%d","guild_id":"%d","content":%q,"author":{"id":"9","username":"u"}}`, id, g, g, content)
+	}
+	feed := func(events ...[2]string) {
+		for _, ev := range events {
+			p.HandleEvent(context.Background(), botruntime.Event{Shard: 0, Type: gateway.EventType(ev[0]), Raw: json.RawMessage(ev[1])})
+		}
+	}
+	feed(
+		[2]string{"MESSAGE_CREATE", message(101, g2, "replayed")},
+		[2]string{"GUILD_CREATE", guild(g2, "old name")},
+		[2]string{"RESUMED", `{}`},
+	)
+	select {
+	case <-up.newSessions:
+	case <-time.After(waitLimit):
+		t.Fatal("the proxy never asked for a new session after resuming another process's")
+	}
+	feed([2]string{"READY", fmt.Sprintf(`{"v":10,"session_id":"s2","resume_gateway_url":"ws://x","user":{"id":"1","username":"bot"},"application":{"id":"1","flags":0},"guilds":[{"id":"%d","unavailable":true},{"id":"%d","unavailable":true}]}`, g1, g2)})
+
+	hs := httptest.NewServer(p)
+	t.Cleanup(hs.Close)
+	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), gatewaycompress.None)
+	c.identify(nil)
+	if f := c.nextDispatch(); f.T != "READY" {
+		t.Fatalf("first %s, want READY", f.T)
+	}
+	feed(
+		[2]string{"GUILD_CREATE", guild(g1, "one")},
+		[2]string{"MESSAGE_CREATE", message(102, g1, "live during the burst")},
+		[2]string{"GUILD_CREATE", guild(g2, "new name")},
+		[2]string{"MESSAGE_CREATE", message(103, g1, "live after")},
+	)
+	want := []string{"GUILD_CREATE one", "GUILD_CREATE new name", "MESSAGE_CREATE replayed", "MESSAGE_CREATE live during the burst", "MESSAGE_CREATE live after"}
+	var got []string
+	for len(got) < len(want) {
+		f := c.nextDispatch()
+		var d struct{ Name, Content string }
+		_ = json.Unmarshal(f.D, &d)
+		got = append(got, f.T+" "+d.Name+d.Content)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after READY: %q, want %q", got, want)
 	}
 }
