@@ -75,7 +75,7 @@ ENTRYPOINT ["/discord-emulator"]
 
 # Runtimes for bots in other languages, behind the gateway proxy (docs/gateway-proxy.md):
 # Debian's packages, as `make images` unpacks them (same packages, user, entrypoint,
-# working directory and environment; make images leaves out the package manager).
+# working directory and environment; make images leaves out apt and what it alone needs).
 FROM debian:bookworm-slim AS python-runtime
 ARG VERSION=dev
 LABEL org.opencontainers.image.source="https://github.com/shardkeeper/shardkeeper" \

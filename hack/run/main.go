@@ -243,7 +243,7 @@ func ping(ctx context.Context, c *localcluster.Cluster, ns string) (string, erro
 	}
 	// The emulator's guilds have one text channel, whose ID is the guild's.
 	const guild, channel = 1<<22 | 1, 1<<22 | 1
-	if err := em.SendMessage(ctx, guild, channel, "!ping"); err != nil {
+	if _, err := em.SendMessage(ctx, guild, channel, "!ping"); err != nil {
 		return "", err
 	}
 	answer := ""
@@ -290,7 +290,8 @@ Try next:
   kubectl get discordbots -n %[1]s -o wide -w
 
   # the Python bot (examples/python-bot) behind the gateway proxy; its emulator closes a
-  # session that misses heartbeats for 5 s (4009), as Discord does after 41.25 s
+  # session that sends no heartbeat for 11 s (4009, 2 intervals of 5 s and a second), as
+  # Discord closes one whose heartbeats stop
   kubectl port-forward -n %[4]s svc/discord-emulator 8091:8090 &
   # block its event loop for 15 s (3 heartbeat intervals), then ask: the answer comes after the block, and the
   # stats show one connection and one identify (the proxy kept the session)

@@ -3,6 +3,7 @@ package imagebuild
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,30 +22,46 @@ const AppDir = "/app"
 
 func hostGOARCH() string { return runtime.GOARCH }
 
-// skippedAppFile says which files of an App directory stay out of its image: what a
-// developer's own run leaves there (installed node_modules, bytecode caches, the install
-// stamp of hack/install-client-deps.sh). The image installs its own node_modules.
-func skippedAppFile(rel string) bool {
-	base := path.Base(rel)
-	return rel == "node_modules" || base == "__pycache__" || strings.HasSuffix(base, ".pyc")
-}
-
-// appLayer copies the module's directory dir to AppDir, owned by root and read-only to
-// the user the image runs as. A directory with a package-lock.json gets its production
-// dependencies installed exactly as the lock file says (npm ci), with no install scripts:
-// they would build native code for the host's Node, not the image's.
+// appLayer copies the files git tracks in the module's directory dir to AppDir, owned by
+// root and read-only to the user the image runs as: only what is committed, never what a
+// developer's run or a token file left beside it. A directory with a package-lock.json gets
+// its production dependencies installed exactly as the lock file says (npm ci), with no
+// install scripts: they would build native code for the host's Node, not the image's.
 func (o Options) appLayer(ctx context.Context, dir string, modTime time.Time) (v1.Layer, error) {
 	src := filepath.Join(o.ModuleDir, dir)
-	if info, err := os.Stat(src); err != nil || !info.IsDir() {
-		return nil, fmt.Errorf("app directory %s: not a directory (%v)", src, err)
+	if info, err := os.Stat(src); err != nil {
+		return nil, fmt.Errorf("app directory: %w", err)
+	} else if !info.IsDir() {
+		return nil, fmt.Errorf("app directory %s is a file, not a directory", src)
+	}
+	files, err := trackedFiles(ctx, o.ModuleDir, dir)
+	if err != nil {
+		return nil, err
 	}
 	work, err := os.MkdirTemp("", "shardkeeper-app-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	if err := os.CopyFS(work, appFS{os.DirFS(src)}); err != nil {
-		return nil, fmt.Errorf("copying %s: %w", src, err)
+	for _, rel := range files {
+		info, err := os.Lstat(filepath.Join(src, rel))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, rel), err)
+		}
+		if !info.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s is not a regular file: an app directory holds files and directories only", filepath.Join(dir, rel))
+		}
+		contents, err := os.ReadFile(filepath.Join(src, rel))
+		if err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(work, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(dst, contents, info.Mode().Perm()|0o600); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := os.Stat(filepath.Join(work, "package-lock.json")); err == nil {
 		if err := npmCI(ctx, work); err != nil {
@@ -68,7 +85,7 @@ func (o Options) appLayer(ctx context.Context, dir string, modTime time.Time) (v
 		switch {
 		case d.IsDir():
 			e.dir, e.mode = true, 0o755
-		case info.Mode()&fs.ModeSymlink != 0:
+		case info.Mode()&fs.ModeSymlink != 0: // npm's node_modules/.bin links
 			if e.symlink, err = os.Readlink(p); err != nil {
 				return err
 			}
@@ -93,26 +110,32 @@ func (o Options) appLayer(ctx context.Context, dir string, modTime time.Time) (v
 	return layerOf(modTime, entries...)
 }
 
-// appFS is an App directory without the files skippedAppFile names.
-type appFS struct{ fs.FS }
-
-func (a appFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	all, err := fs.ReadDir(a.FS, name)
+// trackedFiles lists the files git tracks under dir, relative to it.
+func trackedFiles(ctx context.Context, moduleDir, dir string) ([]string, error) {
+	cmd := exec.CommandContext(ctx, "git", "-C", moduleDir, "ls-files", "-z", "--", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing the files git tracks in %s (an image holds only those; build from a git checkout): %w\n%s", dir, err, bytes.TrimSpace(stderr.Bytes()))
 	}
-	kept := all[:0]
-	for _, d := range all {
-		if !skippedAppFile(path.Join(name, d.Name())) {
-			kept = append(kept, d)
+	var files []string
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		rel, err := filepath.Rel(dir, filepath.FromSlash(f))
+		if f == "" || err != nil || strings.HasPrefix(rel, "..") {
+			continue
 		}
+		files = append(files, rel)
 	}
-	return kept, nil
+	if len(files) == 0 {
+		return nil, fmt.Errorf("git tracks no file in %s: commit the app's files (git add) before building its image", dir)
+	}
+	return files, nil
 }
 
 func npmCI(ctx context.Context, dir string) error {
 	if _, err := exec.LookPath("npm"); err != nil {
-		return fmt.Errorf("installing the lock file's packages needs npm (apt-get install npm): %w", err)
+		return fmt.Errorf("installing the lock file's packages needs npm (make image-deps, or apt-get install npm): %w", err)
 	}
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
 	cmd.Dir = dir
@@ -120,6 +143,11 @@ func npmCI(ctx context.Context, dir string) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("npm ci: %w\n%s", err, bytes.TrimSpace(out.Bytes()))
+	}
+	// npm's record of what it installed: Node never reads it, and its contents depend on
+	// the npm version that ran, which would make the digest depend on the host.
+	if err := os.Remove(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

@@ -459,8 +459,13 @@ func TestDebianImages(t *testing.T) {
 				if f.hdr.Mode&0o6000 != 0 {
 					t.Errorf("%s has mode %o: setuid or setgid", p, f.hdr.Mode)
 				}
-				if strings.HasPrefix(p, "app/") && (f.hdr.Uid != 0 || f.hdr.Mode&0o022 != 0) {
+				// Only /tmp and the nonroot user's home are the user's to write.
+				writable := f.hdr.Mode&0o002 != 0 && f.hdr.Typeflag != tar.TypeSymlink
+				if p != "tmp" && p != "home/nonroot" && (writable || f.hdr.Uid != 0) {
 					t.Errorf("%s (uid %d, mode %o) is writable by others than root", p, f.hdr.Uid, f.hdr.Mode)
+				}
+				if strings.HasPrefix(p, "app/") && f.hdr.Mode&0o022 != 0 && f.hdr.Typeflag != tar.TypeSymlink {
+					t.Errorf("%s (mode %o) is group-writable in /app", p, f.hdr.Mode)
 				}
 			}
 			if os.Geteuid() != 0 {

@@ -142,7 +142,7 @@ func (a apt) download(ctx context.Context, closure []debianPackage) error {
 		return nil
 	}
 	if _, err := a.run(ctx, append([]string{"--download-only", "--yes", "install"}, missing...)...); err != nil {
-		return err
+		return fmt.Errorf("%w\n(a 404 means the package lists name versions the mirror no longer has: run `apt-get update`)", err)
 	}
 	for _, p := range closure {
 		if _, err := os.Stat(filepath.Join(a.archive, p.fileName())); err != nil {
@@ -241,7 +241,7 @@ func debianFiles(ctx context.Context, deb string) ([]entry, error) {
 func (o Options) debianLayer(ctx context.Context, pkgs []string, modTime time.Time) (v1.Layer, []debianPackage, error) {
 	arch, ok := debianArchs[o.GOARCH]
 	if !ok || o.GOARCH != hostGOARCH() {
-		return nil, nil, fmt.Errorf("images of Debian packages are built for this host's architecture (%s) only, not %s", hostGOARCH(), o.GOARCH)
+		return nil, nil, fmt.Errorf("images of Debian packages are built for this host's architecture (%s) only, not %s: build them on a %s host, or with the Dockerfile (docker buildx --platform), or leave them out (--only)", hostGOARCH(), o.GOARCH, o.GOARCH)
 	}
 	a, cleanup, err := newApt(o.DebCache)
 	if err != nil {

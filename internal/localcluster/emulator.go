@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/shardkeeper/shardkeeper/internal/emulatorapi"
@@ -43,18 +44,49 @@ func (r EmulatorReply) Content() string {
 	return m.Data.Content
 }
 
-// SendMessage makes a user post content in a guild's channel.
-func (e Emulator) SendMessage(ctx context.Context, guild, channel uint64, content string) error {
+// InReplyTo is the ID of what a reply answers: the message it references, or the
+// interaction whose callback it is; "" when it answers nothing.
+func (r EmulatorReply) InReplyTo() string {
+	var m struct {
+		Reference struct {
+			MessageID string `json:"message_id"`
+		} `json:"message_reference"`
+	}
+	_ = json.Unmarshal(r.Body, &m)
+	if m.Reference.MessageID != "" {
+		return m.Reference.MessageID
+	}
+	if rest, ok := strings.CutPrefix(r.Path, "/interactions/"); ok {
+		id, _, _ := strings.Cut(rest, "/")
+		return id
+	}
+	return ""
+}
+
+// SendMessage makes a user post content in a guild's channel and returns the message's
+// ID, which a reply to it names (EmulatorReply.InReplyTo).
+func (e Emulator) SendMessage(ctx context.Context, guild, channel uint64, content string) (string, error) {
 	body, _ := json.Marshal(map[string]any{"guild": guild, "channel": channel, "content": content})
-	return e.do(ctx, http.MethodPost, "/control/messages", body, nil)
+	return e.created(ctx, "/control/messages", body)
 }
 
 // SendSlashCommand makes a user run a slash command (its name, without the slash) in a
-// guild's "general" channel; the bot's answer shows up in Replies, its Content the
-// interaction response's data.content.
-func (e Emulator) SendSlashCommand(ctx context.Context, guild uint64, command string) error {
+// guild's "general" channel and returns the interaction's ID; the bot's answer shows up
+// in Replies, its Content the interaction response's data.content.
+func (e Emulator) SendSlashCommand(ctx context.Context, guild uint64, command string) (string, error) {
 	body, _ := json.Marshal(map[string]any{"guild": guild, "command": command})
-	return e.do(ctx, http.MethodPost, "/control/interactions", body, nil)
+	return e.created(ctx, "/control/interactions", body)
+}
+
+// created posts to a control endpoint that answers {"id": ...} (a number or a string).
+func (e Emulator) created(ctx context.Context, path string, body []byte) (string, error) {
+	var out struct {
+		ID json.Number `json:"id"`
+	}
+	if err := e.do(ctx, http.MethodPost, path, body, &out); err != nil {
+		return "", err
+	}
+	return out.ID.String(), nil
 }
 
 // Replies lists what bots sent, oldest first.

@@ -36,13 +36,14 @@ func TestSendSlashCommand(t *testing.T) {
 	defer control.Close()
 	e := Emulator{URL: control.URL}
 
-	if err := e.SendSlashCommand(t.Context(), 4194305, "ping"); err != nil {
-		t.Fatal(err)
+	id, err := e.SendSlashCommand(t.Context(), 4194305, "ping")
+	if err != nil || id != "99" {
+		t.Fatalf("SendSlashCommand: %q, %v; want the emulator's ID 99", id, err)
 	}
 	if got.Guild != 4194305 || got.Command != "ping" {
 		t.Fatalf("the emulator was sent %+v, want guild 4194305 and command ping", got)
 	}
-	err := e.SendSlashCommand(t.Context(), 42, "ping")
+	_, err = e.SendSlashCommand(t.Context(), 42, "ping")
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "not in guild 42") {
 		t.Fatalf("a refused command: %v, want the status and the emulator's reason", err)
 	}
@@ -58,6 +59,21 @@ func TestReplyContent(t *testing.T) {
 	} {
 		if got := (EmulatorReply{Body: json.RawMessage(body)}).Content(); got != want {
 			t.Errorf("Content of %s = %q, want %q", body, got, want)
+		}
+	}
+}
+
+func TestInReplyTo(t *testing.T) {
+	for _, tt := range []struct {
+		reply EmulatorReply
+		want  string
+	}{
+		{EmulatorReply{Path: "/channels/1/messages", Body: []byte(`{"content":"pong","message_reference":{"message_id":"123"}}`)}, "123"},
+		{EmulatorReply{Path: "/interactions/456/tok/callback", Body: []byte(`{"type":4,"data":{"content":"pong"}}`)}, "456"},
+		{EmulatorReply{Path: "/channels/1/messages", Body: []byte(`{"content":"hello"}`)}, ""},
+	} {
+		if got := tt.reply.InReplyTo(); got != tt.want {
+			t.Errorf("InReplyTo of %s %s = %q, want %q", tt.reply.Path, tt.reply.Body, got, tt.want)
 		}
 	}
 }

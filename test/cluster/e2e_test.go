@@ -43,7 +43,7 @@ func TestSampleBotRunsAndAnswers(t *testing.T) {
 
 	// Both shards answer: a user says !ping in a guild of each.
 	for _, g := range []uint64{guildOnShard0, guildOnShard1} {
-		if err := d.emulator.SendMessage(ctx, g, 1, "!ping"); err != nil {
+		if _, err := d.emulator.SendMessage(ctx, g, 1, "!ping"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,7 +148,7 @@ func TestFailingLivenessProbeRestartsTheContainer(t *testing.T) {
 
 	// The bot's own liveness check fails from now on; its shards stay connected and its
 	// Lease stays fresh, so only the kubelet's probe (every 10 s, 3 failures) can act.
-	if err := d.emulator.SendMessage(ctx, guildOnShard0, 1, "!wedge"); err != nil {
+	if _, err := d.emulator.SendMessage(ctx, guildOnShard0, 1, "!wedge"); err != nil {
 		t.Fatal(err)
 	}
 	wedgedAt := time.Now()

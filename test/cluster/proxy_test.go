@@ -49,25 +49,19 @@ func TestPythonBotBehindTheProxy(t *testing.T) {
 	}
 
 	t.Run("!ping and /ping answered", func(t *testing.T) {
-		d.sayAndWait(ctx, t, "!ping", isPong, 30*time.Second)
-		pongs := d.countReplies(ctx, t, isPong)
-		if err := d.emulator.SendSlashCommand(ctx, pythonGuild, "ping"); err != nil {
-			t.Fatal(err)
-		}
-		d.waitReplies(ctx, t, "the /ping answer", isPong, pongs+1, 30*time.Second)
+		d.sayAndWait(ctx, t, "!ping", 30*time.Second)
+		d.slashPing(ctx, t)
 	})
 
 	t.Run("the event loop blocked for 3 heartbeat intervals", func(t *testing.T) {
 		before := d.stats(ctx, t)
 		block := 3 * upstreamHeartbeat
-		if err := d.emulator.SendMessage(ctx, pythonGuild, pythonGuild, "!block "+strconv.Itoa(int(block.Seconds()))); err != nil {
-			t.Fatal(err)
-		}
+		d.say(ctx, t, "!block "+strconv.Itoa(int(block.Seconds())))
 		// The !ping comes while the loop is blocked (the bot reads nothing meanwhile);
 		// its pong can only come after the block.
 		time.Sleep(2 * time.Second)
 		pingAt := time.Now()
-		d.sayAndWait(ctx, t, "!ping", isPong, block+30*time.Second)
+		d.sayAndWait(ctx, t, "!ping", block+30*time.Second)
 		if waited := time.Since(pingAt); waited < block-3*time.Second {
 			t.Errorf("the !ping sent during the block was answered after %s: was the loop blocked?", waited)
 		} else {
@@ -84,10 +78,7 @@ func TestPythonBotBehindTheProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		frozenAt := time.Now()
-		pongs := d.countReplies(ctx, t, isPong)
-		if err := d.emulator.SendMessage(ctx, pythonGuild, pythonGuild, "!ping"); err != nil {
-			t.Fatal(err)
-		}
+		ping := d.say(ctx, t, "!ping")
 		// The proxy's liveness probe fails after the tolerance (+ 2 probes of 5 s); the
 		// kubelet stops the container (30 s of grace: the frozen process ignores SIGTERM).
 		var restartedAt time.Time
@@ -104,7 +95,7 @@ func TestPythonBotBehindTheProxy(t *testing.T) {
 			return false, "bot container restarts " + itoa(int(n))
 		})
 		t.Logf("bot container restarted %s after the freeze (client tolerance %s)", restartedAt.Sub(frozenAt).Round(time.Second), clientTolerance)
-		d.waitReplies(ctx, t, "the !ping sent while the bot was frozen answered", isPong, pongs+1, 2*time.Minute)
+		d.waitAnswer(ctx, t, "the !ping sent while the bot was frozen", ping, 2*time.Minute)
 		t.Logf("the !ping sent while frozen answered %s after the container restarted", time.Since(restartedAt).Round(100*time.Millisecond))
 		if p := d.onlyPod(ctx, t); p.UID != pod.UID || containerRestarts(p, proxyContainer) != containerRestarts(pod, proxyContainer) {
 			t.Errorf("pod uid %s -> %s, proxy restarts %d -> %d: want the same pod and proxy", pod.UID, p.UID,
@@ -112,7 +103,29 @@ func TestPythonBotBehindTheProxy(t *testing.T) {
 		}
 		sameUpstreamSession(t, before, d.stats(ctx, t))
 		d.waitReady(ctx, t, time.Minute)
+		// The restarted process is given again what the proxy sent the frozen one after
+		// its last heartbeat: at-least-once, so a message handled just before the freeze
+		// may be answered twice (docs/gateway-proxy.md).
+		t.Logf("messages answered more than once over the test: %d", d.answeredTwice(ctx, t))
 	})
+}
+
+// answeredTwice counts the messages and interactions the bot answered more than once.
+func (d demo) answeredTwice(ctx context.Context, t *testing.T) int {
+	t.Helper()
+	replies, err := d.emulator.Replies(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, twice := map[string]int{}, 0
+	for _, r := range replies {
+		if id := r.InReplyTo(); id != "" {
+			if seen[id]++; seen[id] == 2 {
+				twice++
+			}
+		}
+	}
+	return twice
 }
 
 // TestPythonBotProxyFrozen freezes the gateway proxy of a Python bot: its Lease goes
@@ -128,7 +141,7 @@ func TestPythonBotProxyFrozen(t *testing.T) {
 		return strings.Replace(m, "leaseDurationSeconds: 20", "leaseDurationSeconds: "+strconv.Itoa(leaseSeconds), 1)
 	})
 	d.waitReady(ctx, t, 3*time.Minute)
-	d.sayAndWait(ctx, t, "!ping", isPong, 30*time.Second)
+	d.sayAndWait(ctx, t, "!ping", 30*time.Second)
 	// The proxy keeps its resume state on its Lease, as botruntime does; wait until it is there.
 	pod := d.onlyPod(ctx, t)
 	waitFor(ctx, t, "resume state on the Lease of "+pod.Name, time.Minute, func() (bool, string) {
@@ -143,10 +156,7 @@ func TestPythonBotProxyFrozen(t *testing.T) {
 	frozenAt := time.Now()
 	// Said while the proxy is frozen: Discord replays it to the resumed session, and the
 	// new proxy hands it to the new pod's bot process.
-	pongs := d.countReplies(ctx, t, isPong)
-	if err := d.emulator.SendMessage(ctx, pythonGuild, pythonGuild, "!ping"); err != nil {
-		t.Fatal(err)
-	}
+	ping := d.say(ctx, t, "!ping")
 	bound := time.Duration(leaseSeconds)*time.Second + 10*time.Second + 30*time.Second + 60*time.Second
 	waitFor(ctx, t, "the pod replaced by a Ready one", bound, func() (bool, string) {
 		for _, p := range d.pods(ctx, t) {
@@ -167,12 +177,12 @@ func TestPythonBotProxyFrozen(t *testing.T) {
 		st := d.stats(ctx, t)
 		return st.Identifies == before.Identifies+1, "identifies " + itoa(st.Identifies)
 	})
-	d.waitReplies(ctx, t, "the !ping said while the proxy was frozen answered", isPong, pongs+1, 30*time.Second)
+	d.waitAnswer(ctx, t, "the !ping said while the proxy was frozen", ping, 30*time.Second)
 	bot := d.waitReady(ctx, t, time.Minute)
 	if bot.Status.Restarts <= restartsBefore || bot.Status.LastRestartReason != shardkeeperv1.ReasonLeaseStale {
 		t.Errorf("status restarts %d -> %d, last reason %q; want the LeaseStale restart counted", restartsBefore, bot.Status.Restarts, bot.Status.LastRestartReason)
 	}
-	d.sayAndWait(ctx, t, "!ping", isPong, 30*time.Second)
+	d.sayAndWait(ctx, t, "!ping", 30*time.Second)
 }
 
 // TestNodeBotBehindTheProxy runs examples/node-bot (discord.js, on Debian's Node) in the
@@ -188,48 +198,57 @@ func TestNodeBotBehindTheProxy(t *testing.T) {
 	if img := d.onlyPod(ctx, t).Spec.Containers[0].Image; !strings.Contains(img, "/node-bot:") {
 		t.Fatalf("bot container runs %s, want the node bot", img)
 	}
-	d.sayAndWait(ctx, t, "!ping", isPong, 30*time.Second)
-	pongs := d.countReplies(ctx, t, isPong)
-	if err := d.emulator.SendSlashCommand(ctx, pythonGuild, "ping"); err != nil {
-		t.Fatal(err)
-	}
-	d.waitReplies(ctx, t, "the /ping answer", isPong, pongs+1, 30*time.Second)
+	d.sayAndWait(ctx, t, "!ping", 30*time.Second)
+	d.slashPing(ctx, t)
 }
 
-func isPong(content string) bool { return content == "pong" }
-
-// sayAndWait has a user say content in the demo's guild and waits for one more reply that
-// match accepts.
-func (d demo) sayAndWait(ctx context.Context, t *testing.T, content string, match func(string) bool, timeout time.Duration) {
+// say has a user say content in the demo's guild and returns the message's ID.
+func (d demo) say(ctx context.Context, t *testing.T, content string) string {
 	t.Helper()
-	n := d.countReplies(ctx, t, match)
-	if err := d.emulator.SendMessage(ctx, pythonGuild, pythonGuild, content); err != nil {
-		t.Fatal(err)
-	}
-	d.waitReplies(ctx, t, "the answer to "+content, match, n+1, timeout)
-}
-
-func (d demo) countReplies(ctx context.Context, t *testing.T, match func(string) bool) int {
-	t.Helper()
-	replies, err := d.emulator.Replies(ctx)
+	id, err := d.emulator.SendMessage(ctx, pythonGuild, pythonGuild, content)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, r := range replies {
-		if match(r.Content()) {
-			n++
-		}
-	}
-	return n
+	return id
 }
 
-func (d demo) waitReplies(ctx context.Context, t *testing.T, what string, match func(string) bool, want int, timeout time.Duration) {
+// sayAndWait has a user say content and waits for the bot's "pong" to that message.
+func (d demo) sayAndWait(ctx context.Context, t *testing.T, content string, timeout time.Duration) {
 	t.Helper()
-	waitFor(ctx, t, what, timeout, func() (bool, string) {
-		n := d.countReplies(ctx, t, match)
-		return n >= want, itoa(n) + " of " + itoa(want) + " replies"
+	d.waitAnswer(ctx, t, "the answer to "+content, d.say(ctx, t, content), timeout)
+}
+
+// slashPing runs /ping and waits for its "pong".
+func (d demo) slashPing(ctx context.Context, t *testing.T) {
+	t.Helper()
+	id, err := d.emulator.SendSlashCommand(ctx, pythonGuild, "ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.waitAnswer(ctx, t, "the answer to /ping", id, 30*time.Second)
+}
+
+// waitAnswer waits until the bot answered the message or interaction id with "pong", and
+// fails if it answered it more than once: nothing the proxy replays may be handled twice.
+func (d demo) waitAnswer(ctx context.Context, t *testing.T, what, id string, timeout time.Duration) {
+	t.Helper()
+	var answers []string
+	waitFor(ctx, t, what+" ("+id+")", timeout, func() (bool, string) {
+		replies, err := d.emulator.Replies(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		answers = answers[:0]
+		for _, r := range replies {
+			if r.InReplyTo() == id {
+				answers = append(answers, r.Content())
+			}
+		}
+		return len(answers) > 0, strconv.Itoa(len(replies)) + " replies, none to it"
 	})
+	if len(answers) != 1 || answers[0] != "pong" {
+		t.Errorf("%s: answered %q, want one pong", what, answers)
+	}
 }
 
 // onlyPod is the bot's one pod (the demo has one shard), not the one being deleted.
