@@ -49,12 +49,13 @@ func (r EmulatorReply) Content() string {
 func (r EmulatorReply) InReplyTo() string {
 	var m struct {
 		Reference struct {
-			MessageID string `json:"message_id"`
+			// A snowflake: discord.js sends a string, discord.py a number.
+			MessageID json.Number `json:"message_id"`
 		} `json:"message_reference"`
 	}
 	_ = json.Unmarshal(r.Body, &m)
 	if m.Reference.MessageID != "" {
-		return m.Reference.MessageID
+		return m.Reference.MessageID.String()
 	}
 	if rest, ok := strings.CutPrefix(r.Path, "/interactions/"); ok {
 		id, _, _ := strings.Cut(rest, "/")

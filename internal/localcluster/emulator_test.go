@@ -69,6 +69,7 @@ func TestInReplyTo(t *testing.T) {
 		want  string
 	}{
 		{EmulatorReply{Path: "/channels/1/messages", Body: []byte(`{"content":"pong","message_reference":{"message_id":"123"}}`)}, "123"},
+		{EmulatorReply{Path: "/channels/1/messages", Body: []byte(`{"content":"pong","message_reference":{"message_id":1577217877365227520}}`)}, "1577217877365227520"},
 		{EmulatorReply{Path: "/interactions/456/tok/callback", Body: []byte(`{"type":4,"data":{"content":"pong"}}`)}, "456"},
 		{EmulatorReply{Path: "/channels/1/messages", Body: []byte(`{"content":"hello"}`)}, ""},
 	} {
