@@ -491,6 +491,19 @@ func TestDebianImages(t *testing.T) {
 	t.Run("rebuilding gives the same digests and bytes", func(t *testing.T) {
 		checkRebuild(t, o, results)
 	})
+
+	t.Run("a damaged package in the cache is fetched again", func(t *testing.T) {
+		debs, _ := filepath.Glob(filepath.Join(imagebuild.DefaultDebCache(), "python3-discord_*.deb"))
+		if len(debs) != 1 {
+			t.Fatalf("cached python3-discord packages: %v, want one", debs)
+		}
+		if err := os.WriteFile(debs[0], []byte("not a Debian package"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		again := o
+		again.Only = []string{"python-runtime"}
+		checkRebuild(t, again, results[:1])
+	})
 }
 
 // checkRebuild builds o's images again and fails unless each has the digest and the

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -49,8 +52,11 @@ type apt struct {
 	archive string
 }
 
+// newApt prepares apt's private state and takes the package cache for this build: two
+// builds at once (make images beside make test) wait for each other rather than write
+// the same file.
 func newApt(cacheDir string) (apt, func(), error) {
-	for _, tool := range []string{"apt-get", "dpkg-deb"} {
+	for _, tool := range []string{"apt-get", "apt-cache", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return apt{}, nil, fmt.Errorf("images of Debian packages need %s (a Debian or Ubuntu host): %w", tool, err)
 		}
@@ -58,16 +64,26 @@ func newApt(cacheDir string) (apt, func(), error) {
 	if err := os.MkdirAll(filepath.Join(cacheDir, "partial"), 0o755); err != nil {
 		return apt{}, nil, fmt.Errorf("package cache: %w", err)
 	}
+	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return apt{}, nil, fmt.Errorf("package cache: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return apt{}, nil, fmt.Errorf("locking the package cache %s: %w", cacheDir, err)
+	}
 	tmp, err := os.MkdirTemp("", "shardkeeper-apt-")
 	if err != nil {
+		lock.Close()
 		return apt{}, nil, err
 	}
+	cleanup := func() { os.RemoveAll(tmp); lock.Close() } // closing releases the lock
 	a := apt{status: filepath.Join(tmp, "status"), archive: cacheDir}
 	if err := os.WriteFile(a.status, nil, 0o644); err != nil {
-		os.RemoveAll(tmp)
+		cleanup()
 		return apt{}, nil, err
 	}
-	return a, func() { os.RemoveAll(tmp) }, nil
+	return a, cleanup, nil
 }
 
 func (a apt) run(ctx context.Context, args ...string) ([]byte, error) {
@@ -130,11 +146,18 @@ func (a apt) resolve(ctx context.Context, arch string, pkgs []string) ([]debianP
 }
 
 // download fetches the closure's files that the cache lacks, exactly at the resolved
-// versions; apt checks each file against the repository's hashes.
+// versions, and checks every file, cached or new, against the SHA256 the repository's
+// signed lists give it: a cached file that does not match is fetched again.
 func (a apt) download(ctx context.Context, closure []debianPackage) error {
+	want, err := a.sha256s(ctx, closure)
+	if err != nil {
+		return err
+	}
 	var missing []string
 	for _, p := range closure {
-		if _, err := os.Stat(filepath.Join(a.archive, p.fileName())); err != nil {
+		path := filepath.Join(a.archive, p.fileName())
+		if fileSHA256(path) != want[p.fileName()] {
+			_ = os.Remove(path)
 			missing = append(missing, p.name+"="+p.version)
 		}
 	}
@@ -145,11 +168,57 @@ func (a apt) download(ctx context.Context, closure []debianPackage) error {
 		return fmt.Errorf("%w\n(a 404 means the package lists name versions the mirror no longer has: run `apt-get update`)", err)
 	}
 	for _, p := range closure {
-		if _, err := os.Stat(filepath.Join(a.archive, p.fileName())); err != nil {
-			return fmt.Errorf("apt-get downloaded no %s into %s", p.fileName(), a.archive)
+		if got := fileSHA256(filepath.Join(a.archive, p.fileName())); got != want[p.fileName()] {
+			return fmt.Errorf("%s in %s: sha256 %q after apt-get's download, the package lists say %s", p.fileName(), a.archive, got, want[p.fileName()])
 		}
 	}
 	return nil
+}
+
+// sha256s are the SHA256s the package lists give the closure's files, by file name, from
+// one apt-cache call (each call reads the whole package cache).
+func (a apt) sha256s(ctx context.Context, closure []debianPackage) (map[string]string, error) {
+	args := []string{"show"}
+	for _, p := range closure {
+		args = append(args, p.name+"="+p.version)
+	}
+	out, err := exec.CommandContext(ctx, "apt-cache", args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("apt-cache show: %w", err)
+	}
+	sums := map[string]string{}
+	for stanza := range strings.SplitSeq(string(out), "\n\n") {
+		fields := map[string]string{}
+		for line := range strings.Lines(stanza) {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), ": "); ok {
+				fields[k] = v
+			}
+		}
+		p := debianPackage{name: fields["Package"], version: fields["Version"], arch: fields["Architecture"]}
+		if _, seen := sums[p.fileName()]; !seen && fields["SHA256"] != "" {
+			sums[p.fileName()] = fields["SHA256"]
+		}
+	}
+	for _, p := range closure {
+		if sums[p.fileName()] == "" {
+			return nil, fmt.Errorf("the package lists give %s %s (%s) no SHA256", p.name, p.version, p.arch)
+		}
+	}
+	return sums, nil
+}
+
+// fileSHA256 is a file's SHA256 in hex, "" when it cannot be read.
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // dropped says whether a packaged path stays out of images: documentation nobody reads in
