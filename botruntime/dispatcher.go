@@ -438,8 +438,11 @@ func (d *dispatcher) drain(ctx context.Context) map[int]int {
 		d.log.Info("shutdown deadline reached with events unhandled; the saved resume point is before the first of them, so a process that resumes gets them again",
 			"backlog", d.depth.Load())
 	}
+	// The resume point first: a handler the cancel stops has not handled its event, and
+	// once stopped its worker would count it done (and race through the rest).
+	left := d.resumePoints()
 	d.cancelHandler()
-	return d.resumePoints()
+	return left
 }
 
 // resumePoints returns, per shard with events in flight, the sequence number before its
