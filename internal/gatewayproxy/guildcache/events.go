@@ -431,12 +431,7 @@ func (c *Cache) threadMemberUpdate(data json.RawMessage) error {
 	}
 	delete(o, "guild_id")
 	member := json.RawMessage(o.encode())
-	c.inGuild(gid, func(g *guild) {
-		ts := g.list(threads)
-		if old, ok := ts.get(id); ok {
-			ts.put(id, merge(old, object{"member": member}))
-		}
-	})
+	c.updateThread(gid, id, object{"member": member})
 	return nil
 }
 
@@ -454,13 +449,19 @@ func (c *Cache) threadMembersUpdate(data json.RawMessage) error {
 	if !ok {
 		return nil
 	}
+	c.updateThread(gid, id, object{"member_count": count})
+	return nil
+}
+
+// updateThread merges fields into a thread the guild's cache holds; one it does not hold
+// (archived, or not yet seen) stays out.
+func (c *Cache) updateThread(gid, id uint64, fields object) {
 	c.inGuild(gid, func(g *guild) {
 		ts := g.list(threads)
 		if old, ok := ts.get(id); ok {
-			ts.put(id, merge(old, object{"member_count": count}))
+			ts.put(id, merge(old, fields))
 		}
 	})
-	return nil
 }
 
 // roleDelete drops the role, and takes it off every member that had it, as Discord
